@@ -1,0 +1,127 @@
+//! WAV decoding (16/24/32-bit integer and 32-bit float, any channel count) and 24-bit writing.
+
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// Decoded mono audio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    pub samples: Vec<f32>,
+    pub sample_rate: u32,
+    /// Channel count of the file when it had more than one (mixed down to mono by averaging,
+    /// as the DCASE loaders do); `None` for mono files.
+    pub mixed_from_channels: Option<u16>,
+}
+
+/// Reads a WAV file to mono f32 in [-1, 1]. Corrupt, empty or non-WAV files are input errors
+/// naming the file.
+pub fn read_wav(path: &Path) -> Result<Audio> {
+    let reader = hound::WavReader::open(path).map_err(|e| describe(path, e))?;
+    let spec = reader.spec();
+    if spec.channels == 0 {
+        return Err(Error::file(path, "WAV header declares 0 channels"));
+    }
+    let interleaved: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Float => {
+            if spec.bits_per_sample != 32 {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "{}-bit float WAV is not supported (32-bit float is)",
+                        spec.bits_per_sample
+                    ),
+                ));
+            }
+            reader
+                .into_samples::<f32>()
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| describe(path, e))?
+        }
+        hound::SampleFormat::Int => {
+            let bits = spec.bits_per_sample;
+            if !matches!(bits, 8 | 16 | 24 | 32) {
+                return Err(Error::file(
+                    path,
+                    format!("{bits}-bit integer WAV is not supported"),
+                ));
+            }
+            let scale = 1.0 / (1u64 << (bits - 1)) as f64;
+            reader
+                .into_samples::<i32>()
+                .map(|s| s.map(|v| (v as f64 * scale) as f32))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| describe(path, e))?
+        }
+    };
+    if interleaved.is_empty() {
+        return Err(Error::file(path, "WAV file contains no samples"));
+    }
+    let channels = spec.channels as usize;
+    if interleaved.len() % channels != 0 {
+        return Err(Error::file(
+            path,
+            "WAV data ends in the middle of a frame (truncated file?)",
+        ));
+    }
+    let (samples, mixed_from_channels) = if channels == 1 {
+        (interleaved, None)
+    } else {
+        let mono = interleaved
+            .chunks_exact(channels)
+            .map(|frame| frame.iter().sum::<f32>() / channels as f32)
+            .collect();
+        (mono, Some(spec.channels))
+    };
+    if samples.iter().any(|s| !s.is_finite()) {
+        return Err(Error::file(
+            path,
+            "WAV file contains NaN or infinite samples",
+        ));
+    }
+    Ok(Audio {
+        samples,
+        sample_rate: spec.sample_rate,
+        mixed_from_channels,
+    })
+}
+
+fn describe(path: &Path, e: hound::Error) -> Error {
+    match e {
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            Error::io(path, io)
+        }
+        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Error::file(path, "WAV file is truncated (unexpected end of file)")
+        }
+        hound::Error::IoError(io) => Error::io(path, io),
+        hound::Error::FormatError(what) => {
+            Error::file(path, format!("not a valid WAV file: {what}"))
+        }
+        hound::Error::Unsupported => Error::file(path, "unsupported WAV encoding"),
+        other => Error::file(path, format!("cannot decode WAV: {other}")),
+    }
+}
+
+/// Writes mono samples as 24-bit PCM WAV (the TAU format). Samples are clipped to [-1, 1].
+/// The file is written to a temporary name and renamed, so a crash never leaves half a WAV.
+pub fn write_wav_24(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate,
+        bits_per_sample: 24,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let tmp = path.with_extension("wav.partial");
+    let io = |e: hound::Error| match e {
+        hound::Error::IoError(io) => Error::io(&tmp, io),
+        other => Error::msg(format!("{}: {other}", tmp.display())),
+    };
+    let mut writer = hound::WavWriter::create(&tmp, spec).map_err(io)?;
+    const FULL: f64 = 8_388_607.0; // 2^23 - 1
+    for &s in samples {
+        let v = (s.clamp(-1.0, 1.0) as f64 * FULL).round() as i32;
+        writer.write_sample(v).map_err(io)?;
+    }
+    writer.finalize().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}

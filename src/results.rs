@@ -1,0 +1,180 @@
+//! Plain result records that cross module boundaries: produced by compress/eval/train, stored by
+//! the runner as JSON, rendered by the report. Data only; no behaviour beyond small accessors.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One row of a torchinfo-style per-layer complexity table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerComplexity {
+    /// Dotted module name, e.g. `stage1.block0.freq_dw`.
+    pub name: String,
+    /// Layer kind, e.g. `Conv2d`, `BatchNorm2d`, `AdaResNorm`, `MaxPool2d`.
+    pub kind: String,
+    /// Input shape without the batch dimension (C, F, T).
+    pub input: Vec<usize>,
+    /// Output shape without the batch dimension.
+    pub output: Vec<usize>,
+    pub params: u64,
+    pub macs: u64,
+}
+
+/// Complexity of a model at one input shape, counted with torchinfo's convention
+/// (see `../shared/reference/complexity.tsv`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Complexity {
+    /// Input shape without batch (C, F, T).
+    pub input: Vec<usize>,
+    pub layers: Vec<LayerComplexity>,
+    pub params: u64,
+    pub macs: u64,
+}
+
+impl Complexity {
+    /// Parameter memory in bytes at `bits` per parameter.
+    pub fn param_bytes(&self, bits: u32) -> u64 {
+        self.params * bits as u64 / 8
+    }
+}
+
+/// DCASE task 1 limits (2024/2025 editions): parameter memory and MACs per 1-second clip.
+pub const LIMIT_PARAM_BYTES: u64 = 128_000;
+pub const LIMIT_MACS: u64 = 30_000_000;
+
+/// Evaluation of one system on one test set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// Number of test clips.
+    pub clips: usize,
+    /// Plain accuracy (correct / clips).
+    pub accuracy: f64,
+    /// Mean of the class-wise accuracies (the DCASE "macro average").
+    pub macro_accuracy: f64,
+    /// Mean negative log-likelihood of the true class.
+    pub log_loss: f64,
+    /// Class-wise accuracy (recall), in `labels::CLASSES` order.
+    pub class_accuracy: Vec<f64>,
+    /// Device-wise accuracy, keyed by device id, only for devices present in the test set.
+    pub device_accuracy: BTreeMap<String, DeviceScore>,
+    /// Confusion matrix, rows = true class, columns = predicted class, `labels::CLASSES` order.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceScore {
+    pub clips: usize,
+    pub accuracy: f64,
+    /// Mean of the class-wise accuracies within this device.
+    pub macro_accuracy: f64,
+}
+
+/// One epoch of a training curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub lr: f64,
+    pub train_loss: f64,
+    pub train_accuracy: f64,
+    /// Loss and accuracy on the held-out set, when the recipe asks for per-epoch validation.
+    pub val_loss: Option<f64>,
+    pub val_accuracy: Option<f64>,
+}
+
+/// Everything a report shows about one run. Produced by the runner, rendered by `report`;
+/// it must hold only deterministic values (no wall-clock times) so the report is reproducible.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub recipe_id: String,
+    pub title: String,
+    /// Full citation of the technical report the recipe reproduces.
+    pub citation: String,
+    pub profile: String,
+    /// What the profile changes relative to the report (shown next to every reproduced figure).
+    pub profile_note: String,
+    pub identity: RunIdentity,
+    pub stages: Vec<StageRecord>,
+    pub systems: Vec<SystemRecord>,
+    pub published: Vec<PublishedRow>,
+    /// Published complexity figures recomputed from the architecture each row describes.
+    pub complexity_checks: Vec<ComplexityCheck>,
+    pub findings: Vec<Finding>,
+    /// The recipe exactly as read.
+    pub recipe_text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunIdentity {
+    /// Hash of everything below; names the run.
+    pub run_hash: String,
+    /// SHA-256 of the normalised recipe.
+    pub recipe_hash: String,
+    /// Manifest hash of every dataset the run read, keyed by dataset name.
+    pub data: BTreeMap<String, String>,
+    pub code_version: String,
+    /// Numeric platform: libtorch version, threads, CPU capability, architecture, OS.
+    pub platform: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub id: String,
+    pub kind: String,
+    /// Content hash identifying the stage's inputs (its cache key).
+    pub hash: String,
+    /// Upstream stage ids.
+    pub needs: Vec<String>,
+    /// SHA-256 of each output artefact, keyed by file name.
+    pub outputs: BTreeMap<String, String>,
+}
+
+/// One evaluated system (a trained or compressed model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemRecord {
+    /// The stage id that produced it.
+    pub id: String,
+    pub label: String,
+    /// Model description, e.g. `tfsepnet23 C=12 AdaResNorm`.
+    pub model: String,
+    /// What training did: augmentations, distillation, epochs.
+    pub training: String,
+    /// `fp32` or `int8`.
+    pub precision: String,
+    pub complexity: Complexity,
+    pub evaluation: Evaluation,
+    /// Per-epoch curve; empty for systems not trained in their own stage (e.g. quantized).
+    pub curve: Vec<EpochLog>,
+    pub notes: Vec<String>,
+}
+
+/// One row of a table the report published, transcribed in the recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedRow {
+    /// e.g. `Table 3`.
+    pub table: String,
+    pub label: String,
+    /// Published values by column id: device ids (`a` … `s6`), `accuracy`, `macs_m`, `params_k`.
+    pub values: BTreeMap<String, f64>,
+    /// The system id that reproduces this row in this profile, if any.
+    pub reproduced_by: Option<String>,
+}
+
+/// A published complexity figure against our count of the architecture the row describes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComplexityCheck {
+    pub label: String,
+    pub model: String,
+    pub published_params_k: Option<f64>,
+    pub published_macs_m: Option<f64>,
+    /// None when the architecture is not available to count.
+    pub params: Option<u64>,
+    pub macs: Option<u64>,
+    /// `match`, `mismatch` or `not counted: <why>`.
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `contradiction` (a published figure our recomputation refutes) or `note`.
+    pub kind: String,
+    pub text: String,
+}
