@@ -1,4 +1,8 @@
 fn main() {
-    let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
-    t.print();
+    // Die quietly on a closed pipe (`ascrepro ... | head`), as command-line tools do.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    std::process::exit(ascrepro::cli::main());
 }

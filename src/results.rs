@@ -178,3 +178,14 @@ pub struct Finding {
     pub kind: String,
     pub text: String,
 }
+
+/// Wall-clock record of one stage in one invocation. Never part of the checksummed report:
+/// it differs between runs by nature.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTiming {
+    pub id: String,
+    /// Seconds spent in this invocation (near zero when cached).
+    pub seconds: f64,
+    /// True when the stage's outputs came from the cache.
+    pub cached: bool,
+}

@@ -1,4 +1,8 @@
 //! Audio: WAV decoding, resampling, front ends (log-mel features) and augmentations.
 
+pub mod augment;
 pub mod conv;
+pub mod features;
+pub mod frontend;
+pub mod resample;
 pub mod wav;

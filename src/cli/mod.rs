@@ -1,1 +1,298 @@
-//! cli
+//! The command line: a thin layer over the library modules.
+
+use crate::compress::complexity::{count, CountOptions};
+use crate::data::{manifest::Manifest, synth};
+use crate::error::{Error, Result};
+use crate::recipe::{model_spec, ModelSpec};
+use crate::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
+use crate::runner::{self, platform, RunOptions};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "ascrepro",
+    version,
+    about = "Regenerates published results of low-complexity acoustic scene classification systems from recipes"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a recipe's profile end to end (cached by content) and writes its report.
+    Run {
+        /// Recipe YAML, e.g. recipes/cai2023_tfsepnet.yaml.
+        recipe: PathBuf,
+        /// `demo` (synthetic data, minutes on a CPU) or `paper` (the report's settings on real data).
+        #[arg(long, default_value = "demo")]
+        profile: String,
+        /// Report directory [default: reports/<recipe id>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Stage cache [default: .cache/ascrepro].
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Root of the real datasets [default: data].
+        #[arg(long)]
+        data_root: Option<PathBuf>,
+        /// libtorch threads; part of the platform identity (results are bit-identical only for equal counts).
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// No progress output.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Creates or verifies a data manifest (every file's path, size and SHA-256).
+    Manifest {
+        #[command(subcommand)]
+        action: ManifestAction,
+    },
+    /// Generates the synthetic TAU-like dataset (44.1 kHz 24-bit WAV, meta.csv, split CSVs, device IRs).
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2022)]
+        seed: u64,
+    },
+    /// Re-checks a report directory against its SHA256SUMS.
+    Verify { dir: PathBuf },
+    /// Counts parameters and MACs of a model (torchinfo's convention) against the challenge limits.
+    Complexity {
+        /// Architecture, e.g. tfsepnet23.
+        model: String,
+        #[arg(long)]
+        width: Option<i64>,
+        /// resnorm or adaresnorm.
+        #[arg(long)]
+        norm: Option<String>,
+        /// ResNorm's lambda.
+        #[arg(long, default_value_t = 0.1)]
+        resnorm_lambda: f64,
+        /// Input shape CxFxT, e.g. 1x128x44.
+        #[arg(long)]
+        input: String,
+        /// Count after folding every BatchNorm into the conv before it.
+        #[arg(long)]
+        fold_bn: bool,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ManifestAction {
+    /// Hashes every file under DATA_DIR into a manifest.
+    Create {
+        data_dir: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Dataset name recorded in the manifest [default: the directory's name].
+        #[arg(long)]
+        dataset: Option<String>,
+        #[arg(long, default_value = "tau2022-mobile")]
+        layout: String,
+        /// Store only the file count and a hash of the sorted file list (for very large datasets).
+        #[arg(long)]
+        summary: bool,
+    },
+    /// Checks every file under --root against the manifest; names the first that differs.
+    Verify {
+        manifest: PathBuf,
+        #[arg(long)]
+        root: PathBuf,
+    },
+}
+
+/// Parses the command line and runs it; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match execute(cli.command) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+fn execute(cmd: Command) -> Result<()> {
+    match cmd {
+        Command::Run {
+            recipe,
+            profile,
+            out,
+            cache,
+            data_root,
+            threads,
+            quiet,
+        } => {
+            if threads == 0 {
+                return Err(Error::msg("--threads must be at least 1"));
+            }
+            runner::run(&RunOptions {
+                recipe,
+                profile,
+                out,
+                cache,
+                data_root,
+                threads,
+                quiet,
+            })?;
+            Ok(())
+        }
+        Command::Manifest {
+            action:
+                ManifestAction::Create {
+                    data_dir,
+                    out,
+                    dataset,
+                    layout,
+                    summary,
+                },
+        } => {
+            let name = dataset.unwrap_or_else(|| {
+                data_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "dataset".into())
+            });
+            let m = if summary {
+                Manifest::create_summary(&data_dir, &name, &layout)?
+            } else {
+                Manifest::create(&data_dir, &name, &layout)?
+            };
+            m.save(&out)?;
+            println!(
+                "{}: {} files, manifest hash {}",
+                out.display(),
+                m.file_count(),
+                m.hash()
+            );
+            Ok(())
+        }
+        Command::Manifest {
+            action: ManifestAction::Verify { manifest, root },
+        } => {
+            let m = Manifest::load(&manifest)?;
+            m.verify(&root)?;
+            println!("{}: all {} files match", root.display(), m.file_count());
+            Ok(())
+        }
+        Command::Synth { out, seed } => {
+            let cfg = synth::SynthConfig {
+                seed,
+                ..Default::default()
+            };
+            synth::generate(&cfg, &out, None)?;
+            println!("{}: synthetic dataset written (seed {seed})", out.display());
+            Ok(())
+        }
+        Command::Verify { dir } => {
+            crate::report::verify(&dir)?;
+            println!("{}: every file matches SHA256SUMS", dir.display());
+            Ok(())
+        }
+        Command::Complexity {
+            model,
+            width,
+            norm,
+            resnorm_lambda,
+            input,
+            fold_bn,
+            json,
+        } => {
+            platform::pin(1);
+            let spec = ModelSpec {
+                arch: model,
+                width,
+                resnorm_lambda: (norm.as_deref() == Some("resnorm")).then_some(resnorm_lambda),
+                norm,
+                dropout: None,
+                shuffle_groups: None,
+            };
+            let cfg = model_spec::to_config(&spec).map_err(|(field, msg)| {
+                Error::msg(format!(
+                    "{}{msg}",
+                    field
+                        .map(|f| format!("--{}: ", f.replace('_', "-")))
+                        .unwrap_or_default()
+                ))
+            })?;
+            let shape = parse_shape(&input)?;
+            let c = count(&cfg, shape, &CountOptions { fold_bn })?;
+            if json {
+                let v = serde_json::json!({
+                    "model": cfg.describe(),
+                    "input": c.input,
+                    "params": c.params,
+                    "macs": c.macs,
+                    "param_bytes": {"fp32": c.param_bytes(32), "fp16": c.param_bytes(16), "int8": c.param_bytes(8)},
+                    "layers": c.layers,
+                });
+                println!("{v}");
+            } else {
+                print_complexity(&cfg.describe(), &c);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_shape(s: &str) -> Result<[i64; 3]> {
+    let parts: Vec<i64> = s
+        .split('x')
+        .map(|p| p.trim().parse::<i64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| Error::msg(format!("--input `{s}`: expected CxFxT, e.g. 1x128x44")))?;
+    match parts.as_slice() {
+        [c, f, t] if *c > 0 && *f > 0 && *t > 0 => Ok([*c, *f, *t]),
+        _ => Err(Error::msg(format!(
+            "--input `{s}`: expected three positive sizes CxFxT, e.g. 1x128x44"
+        ))),
+    }
+}
+
+fn print_complexity(name: &str, c: &crate::results::Complexity) {
+    println!("{name}, input {:?}", c.input);
+    println!(
+        "{:<40} {:<14} {:>16} {:>16} {:>10} {:>12}",
+        "layer", "kind", "input", "output", "params", "MACs"
+    );
+    for l in &c.layers {
+        println!(
+            "{:<40} {:<14} {:>16} {:>16} {:>10} {:>12}",
+            l.name,
+            l.kind,
+            format!("{:?}", l.input),
+            format!("{:?}", l.output),
+            l.params,
+            l.macs
+        );
+    }
+    println!("total params {}  MACs {}", c.params, c.macs);
+    for (label, bits) in [("fp32", 32), ("fp16", 16), ("int8", 8)] {
+        let b = c.param_bytes(bits);
+        println!(
+            "  parameter memory at {label}: {b} bytes ({:.1} kB) {}",
+            b as f64 / 1000.0,
+            if b <= LIMIT_PARAM_BYTES {
+                "within 128 kB"
+            } else {
+                "OVER 128 kB"
+            }
+        );
+    }
+    println!(
+        "  MACs {} {}",
+        c.macs,
+        if c.macs <= LIMIT_MACS {
+            "within 30 M"
+        } else {
+            "OVER 30 M"
+        }
+    );
+}

@@ -1,1 +1,329 @@
-//! models
+//! Models: one file per architecture (a config struct, a constructor, a forward), building blocks
+//! shared in [`blocks`], and the safetensors weight format every run stage reads and writes.
+//!
+//! Every model implements [`Net`]: a forward pass driven by a [`blocks::Ctx`] (train/eval plus an
+//! optional probe) and a visitor over its conv units. Complexity counting, BatchNorm folding and
+//! quantization (in `crate::compress`) work through those two methods only, so a new model is
+//! counted, folded and quantized without model-specific code there.
+
+pub mod blocks;
+pub mod tfsepnet23;
+
+use crate::error::{Error, IoContext, Result};
+use blocks::{ConvBn, Ctx, NormKind, Vb};
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::Path;
+use tch::{nn, Device, Kind, Tensor};
+
+/// Header-metadata key holding the model configuration (JSON) in a weights file.
+pub const WEIGHTS_CONFIG_KEY: &str = "ascrepro.model";
+
+/// An architecture and its hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "arch", rename_all = "snake_case")]
+pub enum ModelConfig {
+    Tfsepnet23(tfsepnet23::Config),
+}
+
+impl ModelConfig {
+    /// Short human-readable description, e.g. `tfsepnet23 C=12 AdaResNorm`.
+    pub fn describe(&self) -> String {
+        match self {
+            ModelConfig::Tfsepnet23(c) => c.describe(),
+        }
+    }
+
+    /// The `arch` tag.
+    pub fn arch(&self) -> &'static str {
+        match self {
+            ModelConfig::Tfsepnet23(_) => "tfsepnet23",
+        }
+    }
+
+    pub fn num_classes(&self) -> i64 {
+        match self {
+            ModelConfig::Tfsepnet23(c) => c.num_classes,
+        }
+    }
+
+    /// Checks the configuration describes a buildable network; the error names the field.
+    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
+        match self {
+            ModelConfig::Tfsepnet23(c) => c.validate(),
+        }
+    }
+
+    /// [`check`](Self::check) as a crate error.
+    pub fn validate(&self) -> Result<()> {
+        self.check().map_err(|(field, msg)| {
+            Error::msg(format!(
+                "model `{}`: field `{field}`: {msg}",
+                self.describe()
+            ))
+        })
+    }
+
+    /// Builds a typed configuration from a recipe's model entry. Errors carry the offending
+    /// field (a key of the entry) when there is one.
+    pub fn from_spec(
+        m: &crate::recipe::ModelSpec,
+    ) -> std::result::Result<ModelConfig, (Option<&'static str>, String)> {
+        match m.arch.as_str() {
+            "tfsepnet23" => {
+                let width = m.width.ok_or((
+                    Some("width"),
+                    "tfsepnet23 needs `width` (the paper's C, e.g. 12)".to_string(),
+                ))?;
+                let norm_name = m.norm.as_deref().ok_or((
+                    Some("norm"),
+                    "tfsepnet23 needs `norm`: `resnorm` or `adaresnorm`".to_string(),
+                ))?;
+                let norm = match norm_name.to_ascii_lowercase().replace('_', "").as_str() {
+                    "resnorm" => NormKind::ResNorm {
+                        lambda: m.resnorm_lambda.unwrap_or(0.1),
+                    },
+                    "adaresnorm" => {
+                        if m.resnorm_lambda.is_some() {
+                            return Err((
+                                Some("resnorm_lambda"),
+                                "`resnorm_lambda` applies only to `norm: resnorm`".to_string(),
+                            ));
+                        }
+                        NormKind::AdaResNorm
+                    }
+                    other => {
+                        return Err((
+                            Some("norm"),
+                            format!("unknown norm `{other}`: expected `resnorm` or `adaresnorm`"),
+                        ))
+                    }
+                };
+                let cfg = ModelConfig::Tfsepnet23(tfsepnet23::Config {
+                    width,
+                    norm,
+                    dropout: m.dropout.unwrap_or(0.0),
+                    shuffle_groups: m.shuffle_groups,
+                    num_classes: crate::labels::CLASSES.len() as i64,
+                });
+                cfg.check().map_err(|(f, msg)| (Some(f), msg))?;
+                Ok(cfg)
+            }
+            other => Err((
+                Some("arch"),
+                format!("unknown architecture `{other}`: expected one of: tfsepnet23"),
+            )),
+        }
+    }
+}
+
+/// A classifier mapping a batch of features [B, 1, F, T] to logits [B, num_classes].
+pub trait AscModel: std::fmt::Debug + Send {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor;
+}
+
+/// What every architecture implements beyond [`AscModel`]; `crate::compress` works through it.
+pub trait Net: AscModel {
+    /// The forward pass, with the mode and probe in `ctx`.
+    fn forward_ctx(&self, xs: &Tensor, ctx: &Ctx) -> Tensor;
+    /// Calls `f` on every conv unit (conv + optional BatchNorm + optional ReLU), in forward order.
+    fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn));
+}
+
+/// Builds the network for `cfg` with variables under `vb`; fails if `cfg` is invalid.
+pub fn build_net(vb: &Vb, cfg: &ModelConfig) -> Result<Box<dyn Net>> {
+    cfg.validate()?;
+    Ok(match cfg {
+        ModelConfig::Tfsepnet23(c) => Box::new(tfsepnet23::TfSepNet23::new(vb, c)),
+    })
+}
+
+/// Builds the model with PyTorch's default initialisation (uses torch's global generator).
+pub fn try_build(vs: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn AscModel>> {
+    Ok(build_net(&Vb::new(vs), cfg)? as Box<dyn AscModel>)
+}
+
+/// Builds the model with PyTorch's default initialisation (uses torch's global generator).
+///
+/// # Panics
+/// If `cfg` fails [`ModelConfig::validate`]; configurations from [`ModelConfig::from_spec`] and
+/// [`load_weights`] are validated. Use [`try_build`] for unchecked configurations.
+pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Box<dyn AscModel> {
+    match try_build(vs, cfg) {
+        Ok(m) => m,
+        Err(e) => panic!("invalid model configuration: {e}"),
+    }
+}
+
+fn dtype_of(kind: Kind) -> Option<(Dtype, usize)> {
+    match kind {
+        Kind::Float => Some((Dtype::F32, 4)),
+        Kind::Double => Some((Dtype::F64, 8)),
+        _ => None,
+    }
+}
+
+fn kind_of(dtype: Dtype) -> Option<Kind> {
+    match dtype {
+        Dtype::F32 => Some(Kind::Float),
+        Dtype::F64 => Some(Kind::Double),
+        _ => None,
+    }
+}
+
+/// Little-endian bytes of a float tensor (safetensors' layout).
+fn tensor_bytes(t: &Tensor, elem: usize) -> Vec<u8> {
+    let t = t.detach().to_device(Device::Cpu).contiguous();
+    let n = t.numel();
+    let mut buf = vec![0u8; n * elem];
+    t.copy_data_u8(&mut buf, n);
+    if cfg!(target_endian = "big") {
+        for chunk in buf.chunks_mut(elem) {
+            chunk.reverse();
+        }
+    }
+    buf
+}
+
+/// safetensors file holding every variable of `vs` (trainable and BatchNorm running stats) plus
+/// the model config as JSON in the header metadata (key "ascrepro.model"); deterministic bytes
+/// (tensors sorted by name, fixed metadata); atomic write (temporary file, then rename).
+pub fn save_weights(vs: &nn::VarStore, cfg: &ModelConfig, path: &Path) -> Result<()> {
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    let mut blobs = Vec::with_capacity(vars.len());
+    for (name, t) in &vars {
+        let (dtype, elem) = dtype_of(t.kind()).ok_or_else(|| {
+            Error::msg(format!(
+                "{}: cannot save variable `{name}` of type {:?} (only f32/f64)",
+                path.display(),
+                t.kind()
+            ))
+        })?;
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        blobs.push((name.clone(), dtype, shape, tensor_bytes(t, elem)));
+    }
+    let views = blobs
+        .iter()
+        .map(|(name, dtype, shape, data)| {
+            TensorView::new(*dtype, shape.clone(), data)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::msg(format!("{}: tensor `{name}`: {e}", path.display())))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let json = serde_json::to_string(cfg).map_err(|e| Error::msg(e.to_string()))?;
+    let meta = HashMap::from([(WEIGHTS_CONFIG_KEY.to_string(), json)]);
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
+
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
+    tmp.write_all(&bytes).at(tmp.path())?;
+    tmp.as_file().sync_all().at(tmp.path())?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Reads a file written by [`save_weights`]: builds the model from the embedded config on
+/// `device` and loads every tensor; errors name the file and the first missing, mis-shaped
+/// or unexpected tensor.
+pub fn load_weights(
+    path: &Path,
+    device: Device,
+) -> Result<(nn::VarStore, ModelConfig, Box<dyn AscModel>)> {
+    let (vs, cfg, net) = load_net(path, device)?;
+    Ok((vs, cfg, net as Box<dyn AscModel>))
+}
+
+/// [`load_weights`] returning the [`Net`] interface.
+pub fn load_net(path: &Path, device: Device) -> Result<(nn::VarStore, ModelConfig, Box<dyn Net>)> {
+    let bytes = std::fs::read(path).at(path)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        Error::file(
+            path,
+            format!("not a readable safetensors weights file ({e})"),
+        )
+    })?;
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::file(path, format!("unreadable safetensors header ({e})")))?;
+    let json = header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(WEIGHTS_CONFIG_KEY))
+        .ok_or_else(|| {
+            Error::file(
+                path,
+                format!(
+                    "no `{WEIGHTS_CONFIG_KEY}` entry in the header metadata: not an ascrepro weights file \
+                     (released checkpoints are imported, not loaded)"
+                ),
+            )
+        })?;
+    let cfg: ModelConfig = serde_json::from_str(json)
+        .map_err(|e| Error::file(path, format!("model configuration in the header: {e}")))?;
+    cfg.check().map_err(|(field, msg)| {
+        Error::file(
+            path,
+            format!("model configuration in the header: field `{field}`: {msg}"),
+        )
+    })?;
+
+    let vs = nn::VarStore::new(device);
+    let net = build_net(&Vb::constant(&vs.root()), &cfg)?;
+    let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
+    for (name, var) in &vars {
+        let view = st.tensor(name).map_err(|_| {
+            Error::file(
+                path,
+                format!(
+                    "missing tensor `{name}` (shape {:?}) for model `{}`",
+                    var.size(),
+                    cfg.describe()
+                ),
+            )
+        })?;
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        if shape != var.size() {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor `{name}` has shape {shape:?}, model `{}` expects {:?}",
+                    cfg.describe(),
+                    var.size()
+                ),
+            ));
+        }
+        let kind = kind_of(view.dtype()).ok_or_else(|| {
+            Error::file(
+                path,
+                format!("tensor `{name}` has unsupported type {:?}", view.dtype()),
+            )
+        })?;
+        let mut data = view.data().to_vec();
+        if cfg!(target_endian = "big") {
+            let elem = dtype_of(kind).map(|(_, e)| e).unwrap_or(4);
+            for chunk in data.chunks_mut(elem) {
+                chunk.reverse();
+            }
+        }
+        let t = Tensor::f_from_data_size(&data, &shape, kind)?;
+        let mut var = var.shallow_clone();
+        tch::no_grad(|| var.f_copy_(&t))?;
+    }
+    let mut names = st.names();
+    names.sort_unstable();
+    if let Some(extra) = names.into_iter().find(|n| !vars.contains_key(*n)) {
+        return Err(Error::file(
+            path,
+            format!(
+                "unexpected tensor `{extra}`: model `{}` has no such variable",
+                cfg.describe()
+            ),
+        ));
+    }
+    Ok((vs, cfg, net))
+}

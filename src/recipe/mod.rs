@@ -1,1 +1,641 @@
-//! recipe
+//! Recipes: loading, validation, and resolution of one profile into a runnable [`Plan`].
+
+mod locate;
+pub mod model_spec;
+pub mod schema;
+
+pub use locate::locate;
+pub use schema::*;
+
+use crate::error::{Error, IoContext, Result};
+use crate::labels::DEVICES;
+use crate::models::ModelConfig;
+use serde_norway::Value;
+use sha2::{Digest, Sha256};
+use std::path::{Component, Path, PathBuf};
+
+/// A recipe resolved for one profile: overrides applied, references checked, models built.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub recipe: Recipe,
+    pub path: PathBuf,
+    /// The recipe file exactly as read.
+    pub text: String,
+    /// SHA-256 of the normalised recipe (all profiles, before overrides).
+    pub recipe_hash: String,
+    pub profile: String,
+    pub profile_spec: ProfileSpec,
+    pub frontend: crate::audio::frontend::FrontendId,
+    pub stages: Vec<PlannedStage>,
+}
+
+#[derive(Debug, Clone)]
+pub enum PlannedStage {
+    Train(TrainStage),
+    Quantize(QuantizeStage),
+}
+
+impl PlannedStage {
+    pub fn id(&self) -> &str {
+        match self {
+            PlannedStage::Train(s) => &s.id,
+            PlannedStage::Quantize(s) => &s.id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TrainStage {
+    pub id: String,
+    pub label: String,
+    pub model_key: String,
+    pub model: ModelConfig,
+    pub training: TrainingSpec,
+    pub distill: Option<DistillSpec>,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct QuantizeStage {
+    pub id: String,
+    pub label: String,
+    pub from: String,
+    pub calibration_clips: usize,
+    pub tolerance: f64,
+}
+
+/// Published-table column ids besides the devices.
+pub const METRIC_COLUMNS: [&str; 3] = ["accuracy", "macs_m", "params_k"];
+
+/// Reads and validates `path`, then resolves `profile`.
+pub fn load(path: &Path, profile: &str) -> Result<Plan> {
+    let text = std::fs::read_to_string(path).at(path)?;
+    let recipe: Recipe = parse(path, &text)?;
+    let recipe_hash = hex::encode(Sha256::digest(
+        serde_json::to_vec(&recipe).map_err(|e| Error::msg(e.to_string()))?,
+    ));
+    let ctx = Ctx { path, text: &text };
+    validate(&ctx, &recipe)?;
+    let Some(spec) = recipe.profiles.get(profile).cloned() else {
+        let known: Vec<_> = recipe.profiles.keys().cloned().collect();
+        return Err(Error::input(
+            path,
+            locate(&text, &["profiles"]),
+            Some("profiles"),
+            format!(
+                "the recipe has no profile `{profile}` (it has: {})",
+                known.join(", ")
+            ),
+        ));
+    };
+    let resolved = apply_overrides(&ctx, &recipe, profile, &spec)?;
+    validate(&ctx, &resolved)?;
+    let frontend = resolved
+        .frontend
+        .parse()
+        .map_err(|e: Error| ctx.err(&["frontend"], e.to_string()))?;
+    let stages = plan_stages(&ctx, &resolved, profile, &spec)?;
+    Ok(Plan {
+        recipe: resolved,
+        path: path.to_path_buf(),
+        text: text.clone(),
+        recipe_hash,
+        profile: profile.to_string(),
+        profile_spec: spec,
+        frontend,
+        stages,
+    })
+}
+
+fn parse(path: &Path, text: &str) -> Result<Recipe> {
+    serde_norway::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line());
+        // serde_norway appends " at line N column M"; the location is shown by us instead.
+        let msg = e.to_string();
+        let msg = match msg.find(" at line ") {
+            Some(i) => msg[..i].to_string(),
+            None => msg,
+        };
+        Error::input(path, line, None, msg)
+    })
+}
+
+struct Ctx<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, field: &[&str], msg: impl Into<String>) -> Error {
+        Error::input(
+            self.path,
+            locate(self.text, field),
+            Some(&field.join(".")),
+            msg,
+        )
+    }
+}
+
+/// A path inside the project or data root: relative, no `..`, not empty.
+pub fn check_inside(path: &str) -> std::result::Result<(), String> {
+    let p = Path::new(path);
+    if path.is_empty() {
+        return Err("path is empty".into());
+    }
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                return Err(format!(
+                    "path `{path}` escapes its root (`..` is not allowed)"
+                ))
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(format!(
+                    "path `{path}` is absolute; give it relative to its root"
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
+    if r.id.is_empty()
+        || !r
+            .id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(ctx.err(
+            &["id"],
+            "must be non-empty and use only letters, digits, `_` and `-`",
+        ));
+    }
+    for (key, m) in &r.models {
+        model_spec::check(m).map_err(|(field, msg)| {
+            let mut at = vec!["models", key.as_str()];
+            at.extend(field);
+            ctx.err(&at, msg)
+        })?;
+    }
+    validate_training(ctx, &["training"], &r.training)?;
+    let mut seen: Vec<&str> = Vec::new();
+    for (i, s) in r.stages.iter().enumerate() {
+        let idx = i.to_string();
+        let f = |name: &'static str| -> Vec<&str> { vec!["stages", &idx, name] };
+        let _ = &f;
+        if seen.contains(&s.id.as_str()) {
+            return Err(ctx.err(
+                &["stages", &idx, "id"],
+                format!("duplicate stage id `{}`", s.id),
+            ));
+        }
+        match s.kind.as_str() {
+            "train" => {
+                let Some(model) = &s.model else {
+                    return Err(ctx.err(
+                        &["stages", &idx],
+                        format!("train stage `{}` needs `model`", s.id),
+                    ));
+                };
+                if !r.models.contains_key(model) {
+                    return Err(ctx.err(
+                        &["stages", &idx, "model"],
+                        format!(
+                            "no model `{model}` in `models` (it has: {})",
+                            keys(&r.models)
+                        ),
+                    ));
+                }
+                stage_training(ctx, r, i)?;
+                if let Some(d) = &s.distill {
+                    let teacher = r.stages.iter().position(|t| t.id == d.teacher);
+                    match teacher {
+                        Some(t) if t < i && r.stages[t].kind == "train" => {}
+                        Some(_) => {
+                            return Err(ctx.err(
+                                &["stages", &idx, "distill", "teacher"],
+                                format!(
+                                    "teacher `{}` must be a train stage listed before `{}`",
+                                    d.teacher, s.id
+                                ),
+                            ))
+                        }
+                        None => {
+                            return Err(ctx.err(
+                                &["stages", &idx, "distill", "teacher"],
+                                format!("no stage `{}`", d.teacher),
+                            ))
+                        }
+                    }
+                    if !matches!(d.form.as_str(), "ce_plus_kl" | "weighted") {
+                        return Err(ctx.err(
+                            &["stages", &idx, "distill", "form"],
+                            format!(
+                                "unknown distillation loss `{}` (use `ce_plus_kl` or `weighted`)",
+                                d.form
+                            ),
+                        ));
+                    }
+                    if d.temperature <= 0.0 || d.lambda < 0.0 {
+                        return Err(ctx.err(
+                            &["stages", &idx, "distill"],
+                            "temperature must be > 0 and lambda >= 0",
+                        ));
+                    }
+                    if d.form == "weighted" && d.lambda > 1.0 {
+                        return Err(ctx.err(
+                            &["stages", &idx, "distill", "lambda"],
+                            "the weighted form needs 0 <= lambda <= 1",
+                        ));
+                    }
+                }
+                for (field, set) in [
+                    ("from", s.from.is_some()),
+                    ("calibration_clips", s.calibration_clips.is_some()),
+                    ("tolerance", s.tolerance.is_some()),
+                ] {
+                    if set {
+                        return Err(ctx.err(
+                            &["stages", &idx, field],
+                            "only quantize stages take this field",
+                        ));
+                    }
+                }
+            }
+            "quantize" => {
+                let Some(from) = &s.from else {
+                    return Err(ctx.err(
+                        &["stages", &idx],
+                        format!("quantize stage `{}` needs `from`", s.id),
+                    ));
+                };
+                match r.stages.iter().position(|t| &t.id == from) {
+                    Some(t) if t < i && r.stages[t].kind == "train" => {}
+                    _ => {
+                        return Err(ctx.err(
+                            &["stages", &idx, "from"],
+                            format!("`{from}` must be a train stage listed before `{}`", s.id),
+                        ))
+                    }
+                }
+                for (field, set) in [
+                    ("model", s.model.is_some()),
+                    ("training", s.training.is_some()),
+                    ("distill", s.distill.is_some()),
+                ] {
+                    if set {
+                        return Err(ctx.err(
+                            &["stages", &idx, field],
+                            "quantize stages do not take this field",
+                        ));
+                    }
+                }
+                if let Some(t) = s.tolerance {
+                    if !(0.0..=1.0).contains(&t) {
+                        return Err(ctx.err(
+                            &["stages", &idx, "tolerance"],
+                            "must be a fraction in [0, 1]",
+                        ));
+                    }
+                }
+            }
+            other => {
+                return Err(ctx.err(
+                    &["stages", &idx, "kind"],
+                    format!("unknown stage kind `{other}` (use `train` or `quantize`)"),
+                ))
+            }
+        }
+        seen.push(&s.id);
+    }
+    for (i, p) in r.published.iter().enumerate() {
+        let idx = i.to_string();
+        if let Some(m) = &p.model {
+            if !r.models.contains_key(m) {
+                return Err(ctx.err(
+                    &["published", &idx, "model"],
+                    format!("no model `{m}` in `models`"),
+                ));
+            }
+        }
+        if let Some(s) = &p.stage {
+            if !r.stages.iter().any(|t| &t.id == s) {
+                return Err(ctx.err(&["published", &idx, "stage"], format!("no stage `{s}`")));
+            }
+        }
+        for k in p.values.keys() {
+            if !DEVICES.contains(&k.as_str()) && !METRIC_COLUMNS.contains(&k.as_str()) {
+                return Err(ctx.err(
+                    &["published", &idx, "values", k],
+                    format!("unknown column `{k}` (use device ids a, b, c, s1–s6, or accuracy, macs_m, params_k)"),
+                ));
+            }
+        }
+    }
+    for (name, p) in &r.profiles {
+        for (j, s) in p.stages.iter().enumerate() {
+            if !r.stages.iter().any(|t| &t.id == s) {
+                return Err(ctx.err(
+                    &["profiles", name, "stages", &j.to_string()],
+                    format!("no stage `{s}`"),
+                ));
+            }
+        }
+        validate_data(ctx, name, &p.data)?;
+    }
+    Ok(())
+}
+
+fn keys<V>(m: &std::collections::BTreeMap<String, V>) -> String {
+    m.keys().cloned().collect::<Vec<_>>().join(", ")
+}
+
+fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
+    let at = |f: &str| {
+        vec![
+            "profiles".to_string(),
+            profile.to_string(),
+            "data".to_string(),
+            f.to_string(),
+        ]
+    };
+    let err = |f: &str, msg: String| {
+        let path = at(f);
+        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
+        ctx.err(&refs, msg)
+    };
+    let paths = [
+        ("root", &d.root),
+        ("manifest", &d.manifest),
+        ("train_split", &d.train_split),
+        ("test_split", &d.test_split),
+        ("irs_root", &d.irs_root),
+        ("irs_manifest", &d.irs_manifest),
+    ];
+    for (field, value) in paths {
+        if let Some(v) = value {
+            check_inside(v).map_err(|m| err(field, m))?;
+        }
+    }
+    match d.kind.as_str() {
+        "tau2022" => {
+            for (field, value) in [
+                ("root", &d.root),
+                ("manifest", &d.manifest),
+                ("train_split", &d.train_split),
+                ("test_split", &d.test_split),
+            ] {
+                if value.is_none() {
+                    return Err(err(field, format!("tau2022 data needs `{field}`")));
+                }
+            }
+            if d.synth.is_some() {
+                return Err(err("synth", "only synth data takes `synth`".into()));
+            }
+        }
+        "synth" => {
+            let Some(cfg) = &d.synth else {
+                return Err(err("synth", "synth data needs a `synth` block".into()));
+            };
+            if let Err((field, msg)) = cfg.check() {
+                let path = at("synth");
+                let mut refs: Vec<&str> = path.iter().map(String::as_str).collect();
+                refs.push(field);
+                return Err(ctx.err(&refs, msg));
+            }
+        }
+        other => {
+            return Err(err(
+                "kind",
+                format!("unknown data kind `{other}` (use `tau2022` or `synth`)"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
+    let field = |f: &str| -> Vec<String> {
+        at.iter()
+            .map(|s| s.to_string())
+            .chain([f.to_string()])
+            .collect()
+    };
+    let err = |f: &str, msg: &str| {
+        let p = field(f);
+        let refs: Vec<&str> = p.iter().map(String::as_str).collect();
+        ctx.err(&refs, msg.to_string())
+    };
+    if t.epochs == 0 {
+        return Err(err("epochs", "must be at least 1"));
+    }
+    if t.batch_size == 0 {
+        return Err(err("batch_size", "must be at least 1"));
+    }
+    if t.optimizer.kind != "adam" {
+        return Err(err(
+            "optimizer",
+            &format!("unknown optimizer `{}` (use `adam`)", t.optimizer.kind),
+        ));
+    }
+    if !(t.optimizer.lr > 0.0) {
+        return Err(err("optimizer", "lr must be > 0"));
+    }
+    match t.schedule.kind.as_str() {
+        "warmup_cosine" => {
+            if t.schedule.warmup_epochs.is_none() {
+                return Err(err("schedule", "warmup_cosine needs `warmup_epochs`"));
+            }
+        }
+        "cosine" => {}
+        "sgdr" => {
+            if t.schedule.t0.unwrap_or(0) == 0 || t.schedule.t_mult.unwrap_or(0) == 0 {
+                return Err(err("schedule", "sgdr needs `t0` >= 1 and `t_mult` >= 1"));
+            }
+        }
+        other => {
+            return Err(err(
+                "schedule",
+                &format!("unknown schedule `{other}` (use `warmup_cosine`, `cosine` or `sgdr`)"),
+            ))
+        }
+    }
+    if let Some(m) = &t.mixup {
+        if !(m.alpha > 0.0) {
+            return Err(err("mixup", "alpha must be > 0"));
+        }
+    }
+    if let Some(m) = &t.freq_mixstyle {
+        if !(m.alpha > 0.0) || !(0.0..=1.0).contains(&m.p) {
+            return Err(err("freq_mixstyle", "needs alpha > 0 and 0 <= p <= 1"));
+        }
+    }
+    if let Some(d) = &t.device_simulation {
+        if d.irs == 0 || d.clips_per_ir == 0 {
+            return Err(err(
+                "device_simulation",
+                "irs and clips_per_ir must be at least 1",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The training settings of stage `i`: the recipe's defaults with the stage's fields replacing them.
+fn stage_training(ctx: &Ctx, r: &Recipe, i: usize) -> Result<TrainingSpec> {
+    let idx = i.to_string();
+    let s = &r.stages[i];
+    let Some(over) = &s.training else {
+        return Ok(r.training.clone());
+    };
+    let mut base = serde_norway::to_value(&r.training).map_err(|e| Error::msg(e.to_string()))?;
+    let Value::Mapping(over) = over else {
+        return Err(ctx.err(
+            &["stages", &idx, "training"],
+            "must be a mapping of training fields",
+        ));
+    };
+    for (k, v) in over {
+        let key = k.as_str().unwrap_or_default().to_string();
+        if let Value::Mapping(b) = &mut base {
+            if !b.contains_key(key.as_str()) && !OPTIONAL_TRAINING_FIELDS.contains(&key.as_str()) {
+                return Err(ctx.err(
+                    &["stages", &idx, "training", &key],
+                    format!("unknown training field `{key}`"),
+                ));
+            }
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    let t: TrainingSpec = serde_norway::from_value(base)
+        .map_err(|e| ctx.err(&["stages", &idx, "training"], e.to_string()))?;
+    validate_training(ctx, &["stages", &idx, "training"], &t)?;
+    Ok(t)
+}
+
+const OPTIONAL_TRAINING_FIELDS: [&str; 4] = [
+    "mixup",
+    "freq_mixstyle",
+    "device_simulation",
+    "validate_every",
+];
+
+/// Converts a recipe model entry into a typed model configuration.
+fn model_config(ctx: &Ctx, key: &str, m: &ModelSpec) -> Result<ModelConfig> {
+    model_spec::to_config(m).map_err(|(field, msg)| {
+        let mut at = vec!["models", key];
+        at.extend(field);
+        ctx.err(&at, msg)
+    })
+}
+
+/// Applies the profile's `set` overrides (dotted paths; a sequence element is addressed by its `id`).
+fn apply_overrides(ctx: &Ctx, r: &Recipe, profile: &str, p: &ProfileSpec) -> Result<Recipe> {
+    let mut v = serde_norway::to_value(r).map_err(|e| Error::msg(e.to_string()))?;
+    for (path, value) in &p.set {
+        let at = ["profiles", profile, "set", path.as_str()];
+        let mut node = &mut v;
+        let segs: Vec<&str> = path.split('.').collect();
+        for (n, seg) in segs.iter().enumerate() {
+            let last = n + 1 == segs.len();
+            node = match node {
+                Value::Mapping(m) => {
+                    if !m.contains_key(*seg) {
+                        if last {
+                            m.insert(Value::String(seg.to_string()), Value::Null);
+                        } else {
+                            return Err(ctx.err(
+                                &at,
+                                format!("`{path}` does not name a recipe value (no `{seg}`)"),
+                            ));
+                        }
+                    }
+                    m.get_mut(*seg).expect("inserted above")
+                }
+                Value::Sequence(items) => {
+                    let found = items
+                        .iter_mut()
+                        .find(|it| it.get("id").and_then(Value::as_str) == Some(seg));
+                    match found {
+                        Some(it) => it,
+                        None => {
+                            return Err(
+                                ctx.err(&at, format!("`{path}`: no element with id `{seg}`"))
+                            )
+                        }
+                    }
+                }
+                _ => return Err(ctx.err(&at, format!("`{path}` does not name a recipe value"))),
+            };
+        }
+        *node = value.clone();
+    }
+    serde_norway::from_value(v).map_err(|e| {
+        ctx.err(
+            &["profiles", profile, "set"],
+            format!("after overrides: {e}"),
+        )
+    })
+}
+
+fn plan_stages(ctx: &Ctx, r: &Recipe, profile: &str, p: &ProfileSpec) -> Result<Vec<PlannedStage>> {
+    let mut out: Vec<PlannedStage> = Vec::new();
+    for (j, id) in p.stages.iter().enumerate() {
+        let at_j = j.to_string();
+        let i = r
+            .stages
+            .iter()
+            .position(|s| &s.id == id)
+            .expect("validated");
+        let s = &r.stages[i];
+        let needs: Vec<&String> = s
+            .distill
+            .iter()
+            .map(|d| &d.teacher)
+            .chain(s.from.iter())
+            .collect();
+        for need in needs {
+            if !out.iter().any(|o| o.id() == need) {
+                return Err(ctx.err(
+                    &["profiles", profile, "stages", &at_j],
+                    format!(
+                        "stage `{id}` needs `{need}`, which this profile does not run before it"
+                    ),
+                ));
+            }
+        }
+        out.push(match s.kind.as_str() {
+            "train" => {
+                let key = s.model.clone().expect("validated");
+                PlannedStage::Train(TrainStage {
+                    id: s.id.clone(),
+                    label: s.label.clone(),
+                    model: model_config(ctx, &key, &r.models[&key])?,
+                    model_key: key,
+                    training: stage_training(ctx, r, i)?,
+                    distill: s.distill.clone(),
+                    seed: derive_seed(r.seed, &s.id),
+                })
+            }
+            _ => PlannedStage::Quantize(QuantizeStage {
+                id: s.id.clone(),
+                label: s.label.clone(),
+                from: s.from.clone().expect("validated"),
+                calibration_clips: s.calibration_clips.unwrap_or(1024),
+                tolerance: s.tolerance.unwrap_or(0.01),
+            }),
+        });
+    }
+    Ok(out)
+}
+
+/// A stage's own seed: independent of the other stages, so adding a stage changes nothing else.
+pub fn derive_seed(seed: u64, stage: &str) -> u64 {
+    let h = Sha256::new()
+        .chain_update(seed.to_le_bytes())
+        .chain_update(stage.as_bytes())
+        .finalize();
+    u64::from_le_bytes(h[..8].try_into().expect("32-byte digest"))
+}

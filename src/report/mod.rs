@@ -1,1 +1,373 @@
-//! report
+//! The HTML report of a run and its checksums.
+//!
+//! As in mdBook, the Rust side builds a view model and the templates (in `templates/`, compiled
+//! into the binary) only lay it out. Every table is a polars DataFrame first: it is written to
+//! `results/<name>.csv` and `.parquet` and shown through one generic table layout. Plots are
+//! plotly divs with inline JSON and fixed ids over one local copy of plotly.js, so the report
+//! works offline and the same record always gives byte-identical files.
+//!
+//! Layout of a rendered report:
+//! `index.html`, `results.json` (the run record), `results/*.csv|parquet`,
+//! `assets/plotly.min.js`, `SHA256SUMS` (all of the above), and `timings.json` +
+//! `timings.html` (wall-clock, deliberately outside `SHA256SUMS`).
+
+mod content;
+mod plots;
+mod sums;
+mod tables;
+
+use crate::error::{Error, IoContext, Result};
+use crate::results::{RunRecord, StageTiming, SystemRecord};
+use minijinja::{AutoEscape, Environment, Value};
+use serde::Serialize;
+use std::fs;
+use std::path::Path;
+use tables::{write_table, Table, TableView};
+
+/// Where plotly.js goes inside a report.
+const PLOTLY_ASSET: &str = "assets/plotly.min.js";
+
+/// Renders `record` into `out_dir` (created if needed): index.html, results.json, tables as CSV and parquet
+/// (one file per table under results/), the plotly.js asset, and SHA256SUMS covering every file above.
+/// Deterministic: the same record gives byte-identical files. Writes into a temp dir next to out_dir and swaps it in,
+/// so an interrupted render never leaves a half-written report.
+/// `timings` go to timings.json + timings.html, which are NOT listed in SHA256SUMS (wall-clock differs run to run);
+/// index.html links to timings.html and says why it is excluded.
+pub fn render(record: &RunRecord, timings: &[StageTiming], out_dir: &Path) -> Result<()> {
+    let name = out_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::file(out_dir, "a report directory needs a name"))?;
+    let parent = match out_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    fs::create_dir_all(&parent).at(&parent)?;
+    if out_dir.exists() && !out_dir.is_dir() {
+        return Err(Error::file(
+            out_dir,
+            "exists and is not a directory; the report needs a directory of its own",
+        ));
+    }
+    sums::remove_stale(&parent, &name)?;
+    let tmp = sums::temp_dir(&parent, &name)?;
+    write_report(record, timings, tmp.path())?;
+    sums::write_sums(tmp.path())?;
+    sums::swap_in(tmp, &parent, &name, out_dir)
+}
+
+/// Re-checks SHA256SUMS in `dir`: every listed file exists and hashes the same; no unlisted file other than timings.*.
+/// Errors name the first file that changed/went missing/was added.
+pub fn verify(dir: &Path) -> Result<()> {
+    sums::verify(dir)
+}
+
+#[derive(Serialize)]
+struct IndexView {
+    title: String,
+    citation: String,
+    recipe_id: String,
+    profile: String,
+    profile_note: String,
+    is_demo: bool,
+    generator: String,
+    plotly_js: &'static str,
+    identity: Vec<TableView>,
+    complexity: TableView,
+    checks: TableView,
+    systems: Vec<SystemView>,
+    device_wise: TableView,
+    class_wise: TableView,
+    device_plot: String,
+    curve_plots: Option<(String, String)>,
+    curves_csv: String,
+    curves_parquet: String,
+    comparisons: Vec<TableView>,
+    comparison_csv: String,
+    comparison_parquet: String,
+    contradictions: Vec<String>,
+    notes: Vec<String>,
+    recipe_text: String,
+}
+
+#[derive(Serialize)]
+struct SystemView {
+    anchor: String,
+    id: String,
+    label: String,
+    model: String,
+    training: String,
+    precision: String,
+    notes: Vec<String>,
+    params: String,
+    macs: String,
+    macs_m: String,
+    layer_count: usize,
+    /// Set when the per-layer rows do not add up to the totals.
+    layer_sum_note: Option<String>,
+    layers: TableView,
+    confusion: TableView,
+    confusion_plot: String,
+}
+
+#[derive(Serialize)]
+struct TimingsView {
+    title: String,
+    recipe_id: String,
+    rows: Vec<TimingRow>,
+    total: String,
+    cached: usize,
+}
+
+#[derive(Serialize)]
+struct TimingRow {
+    id: String,
+    seconds: String,
+    cached: bool,
+}
+
+fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
+    fs::write(path, bytes).at(path)
+}
+
+fn json_err(what: &str, e: serde_json::Error) -> Error {
+    Error::msg(format!("report: serialising {what}: {e}"))
+}
+
+/// Writes every file of the report into `root` (an empty directory).
+fn write_report(record: &RunRecord, timings: &[StageTiming], root: &Path) -> Result<()> {
+    for sub in ["results", "assets"] {
+        let dir = root.join(sub);
+        fs::create_dir_all(&dir).at(&dir)?;
+    }
+    write(&root.join(PLOTLY_ASSET), plots::plotly_js()?)?;
+
+    let mut record_json =
+        serde_json::to_string_pretty(record).map_err(|e| json_err("results.json", e))?;
+    record_json.push('\n');
+    write(&root.join("results.json"), record_json)?;
+
+    let mut tables_written = |mut t: Table| write_table(root, &mut t);
+
+    let mut identity_tables = content::identity_tables(record)?;
+    identity_tables.push(content::systems_table(&record.systems)?);
+    let identity = identity_tables
+        .into_iter()
+        .map(&mut tables_written)
+        .collect::<Result<Vec<_>>>()?;
+    let complexity = tables_written(content::complexity_summary(&record.systems)?)?;
+    let checks = tables_written(content::complexity_checks(record)?)?;
+    let device_wise = tables_written(content::device_wise(&record.systems, &record.profile)?)?;
+    let class_wise = tables_written(content::class_wise(&record.systems, &record.profile)?)?;
+    let curves = tables_written(content::curves(&record.systems)?)?;
+
+    let slugs = content::system_slugs(&record.systems);
+    let mut systems = Vec::with_capacity(record.systems.len());
+    for (i, (s, slug)) in record.systems.iter().zip(&slugs).enumerate() {
+        systems.push(system_view(s, slug, i, &mut tables_written)?);
+    }
+
+    let (comparisons, comparison_files) = comparison_views(record, &mut tables_written)?;
+
+    let contradictions: Vec<String> = record
+        .findings
+        .iter()
+        .filter(|f| f.kind == "contradiction")
+        .map(|f| f.text.clone())
+        .collect();
+    let notes: Vec<String> = record
+        .findings
+        .iter()
+        .filter(|f| f.kind != "contradiction")
+        .map(|f| f.text.clone())
+        .collect();
+
+    let view = IndexView {
+        title: record.title.clone(),
+        citation: record.citation.clone(),
+        recipe_id: record.recipe_id.clone(),
+        profile: record.profile.clone(),
+        profile_note: record.profile_note.clone(),
+        is_demo: record.profile != "paper",
+        generator: format!("ascrepro {}", env!("CARGO_PKG_VERSION")),
+        plotly_js: PLOTLY_ASSET,
+        identity,
+        complexity,
+        checks,
+        systems,
+        device_wise,
+        class_wise,
+        device_plot: plots::device_bars(&record.systems, "plot-device-bars"),
+        curve_plots: plots::curves(&record.systems, "plot-curves-loss", "plot-curves-accuracy"),
+        curves_csv: curves.csv.clone().unwrap_or_default(),
+        curves_parquet: curves.parquet.clone().unwrap_or_default(),
+        comparisons,
+        comparison_csv: comparison_files.0,
+        comparison_parquet: comparison_files.1,
+        contradictions,
+        notes,
+        recipe_text: record.recipe_text.clone(),
+    };
+
+    let env = environment()?;
+    write(
+        &root.join("index.html"),
+        render_template(&env, "index.html", &view)?,
+    )?;
+
+    let mut timings_json =
+        serde_json::to_string_pretty(timings).map_err(|e| json_err("timings.json", e))?;
+    timings_json.push('\n');
+    write(&root.join("timings.json"), timings_json)?;
+    let timings_view = TimingsView {
+        title: record.title.clone(),
+        recipe_id: record.recipe_id.clone(),
+        rows: timings
+            .iter()
+            .map(|t| TimingRow {
+                id: t.id.clone(),
+                seconds: format!("{:.2}", t.seconds),
+                cached: t.cached,
+            })
+            .collect(),
+        total: format!("{:.2}", timings.iter().map(|t| t.seconds).sum::<f64>()),
+        cached: timings.iter().filter(|t| t.cached).count(),
+    };
+    write(
+        &root.join("timings.html"),
+        render_template(&env, "timings.html", &timings_view)?,
+    )
+}
+
+fn system_view(
+    s: &SystemRecord,
+    slug: &str,
+    index: usize,
+    tables_written: &mut impl FnMut(Table) -> Result<TableView>,
+) -> Result<SystemView> {
+    let c = &s.complexity;
+    let (param_sum, mac_sum) = content::layer_sums(c);
+    let layer_sum_note = (!c.layers.is_empty() && (param_sum != c.params || mac_sum != c.macs))
+        .then(|| {
+            format!(
+                "the per-layer rows add up to {} params and {} MACs, not the totals above",
+                tables::thousands(param_sum),
+                tables::thousands(mac_sum)
+            )
+        });
+    Ok(SystemView {
+        anchor: format!("system-{index}"),
+        id: s.id.clone(),
+        label: s.label.clone(),
+        model: s.model.clone(),
+        training: s.training.clone(),
+        precision: s.precision.clone(),
+        notes: s.notes.clone(),
+        params: tables::thousands(c.params),
+        macs: tables::thousands(c.macs),
+        macs_m: format!("{:.3}", c.macs as f64 / 1e6),
+        layer_count: c.layers.len(),
+        layer_sum_note,
+        layers: tables_written(content::layers(s, slug)?)?,
+        confusion: tables_written(content::confusion(s, slug)?)?,
+        confusion_plot: plots::confusion(s, &format!("plot-confusion-{index}")),
+    })
+}
+
+/// One comparison table per published table (`Table 3`, …) for the page; one combined file.
+fn comparison_views(
+    record: &RunRecord,
+    tables_written: &mut impl FnMut(Table) -> Result<TableView>,
+) -> Result<(Vec<TableView>, (String, String))> {
+    let all: Vec<_> = record.published.iter().collect();
+    let combined = tables_written(content::published_vs_reproduced(
+        "published_vs_reproduced",
+        "Published vs reproduced",
+        &all,
+        &record.systems,
+    )?)?;
+    let files = (
+        combined.csv.clone().unwrap_or_default(),
+        combined.parquet.clone().unwrap_or_default(),
+    );
+    let mut names: Vec<&str> = Vec::new();
+    for row in &record.published {
+        if !names.contains(&row.table.as_str()) {
+            names.push(&row.table);
+        }
+    }
+    let mut views = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let rows: Vec<_> = record
+            .published
+            .iter()
+            .filter(|r| r.table == *name)
+            .collect();
+        let caption = format!(
+            "{name}: published (as printed in the report) vs reproduced in profile `{}`; difference = reproduced − published (accuracies in %, the reproduced value rounded as the report prints; MACs/params: our exact count, flagged beyond ±0.01)",
+            record.profile
+        );
+        let t = content::published_vs_reproduced(
+            &format!("published_{i}"),
+            &caption,
+            &rows,
+            &record.systems,
+        )?;
+        let mut v = tables::view(&t.df, &t.spec)?;
+        v.csv = Some(files.0.clone());
+        v.parquet = Some(files.1.clone());
+        views.push(v);
+    }
+    Ok((views, files))
+}
+
+/// Templates compiled into the binary, so it renders from any working directory.
+fn environment() -> Result<Environment<'static>> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_formatter(html_formatter);
+    let templates = [
+        ("macros.html", include_str!("../../templates/macros.html")),
+        ("index.html", include_str!("../../templates/index.html")),
+        ("timings.html", include_str!("../../templates/timings.html")),
+    ];
+    for (name, source) in templates {
+        env.add_template(name, source)
+            .map_err(|e| Error::msg(format!("report template {name}: {e:#}")))?;
+    }
+    Ok(env)
+}
+
+/// Like minijinja's default HTML escaping but leaves `/` alone, so paths and links in the page
+/// source read as written (`/` needs no escaping in HTML text or quoted attributes).
+fn html_formatter(
+    out: &mut minijinja::Output<'_>,
+    state: &minijinja::State<'_, '_>,
+    value: &Value,
+) -> std::result::Result<(), minijinja::Error> {
+    match (state.auto_escape(), value.as_str()) {
+        (AutoEscape::Html, Some(s)) if !value.is_safe() => {
+            let mut escaped = String::with_capacity(s.len());
+            for ch in s.chars() {
+                match ch {
+                    '&' => escaped.push_str("&amp;"),
+                    '<' => escaped.push_str("&lt;"),
+                    '>' => escaped.push_str("&gt;"),
+                    '"' => escaped.push_str("&quot;"),
+                    '\'' => escaped.push_str("&#39;"),
+                    c => escaped.push(c),
+                }
+            }
+            out.write_str(&escaped).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
+            })
+        }
+        _ => minijinja::escape_formatter(out, state, value),
+    }
+}
+
+fn render_template(env: &Environment<'_>, name: &str, ctx: &impl Serialize) -> Result<String> {
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| Error::msg(format!("report template {name}: {e:#}")))
+}

@@ -1,1 +1,889 @@
-//! runner
+//! The runner: turns a recipe's plan into stages (data, features, device simulation, train,
+//! evaluate, quantize, report), each identified by a [`StageHash`] of its inputs and cached by
+//! content, so a re-run recomputes only what changed and an interrupted run resumes.
+
+pub mod cache;
+pub mod platform;
+
+pub use cache::{Cache, StageHash};
+
+use crate::audio::features::{extract_files, extract_samples};
+use crate::audio::frontend::Frontend;
+use crate::audio::{conv::fft_convolve, resample::resample, wav::read_wav};
+use crate::compress::complexity::{count, CountOptions};
+use crate::data::{manifest::Manifest, synth, tau, Dataset};
+use crate::error::{Error, IoContext, Result};
+use crate::eval;
+use crate::labels::device_index;
+use crate::models;
+use crate::recipe::{self, DeviceSimulationSpec, Plan, PlannedStage, QuantizeStage, TrainStage};
+use crate::results::*;
+use crate::train::{fit, FeatureSet, FitOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::index::sample;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tch::{Device, Tensor};
+
+pub struct RunOptions {
+    pub recipe: PathBuf,
+    pub profile: String,
+    /// Report directory; default `reports/<recipe id>`.
+    pub out: Option<PathBuf>,
+    /// Cache directory; default `.cache/ascrepro` under the project.
+    pub cache: Option<PathBuf>,
+    /// Root of real datasets; default `data` under the project.
+    pub data_root: Option<PathBuf>,
+    /// libtorch intra-op threads (part of the platform: results are identical only for equal counts).
+    pub threads: usize,
+    pub quiet: bool,
+}
+
+pub struct RunOutcome {
+    pub out_dir: PathBuf,
+    pub record: RunRecord,
+    pub timings: Vec<StageTiming>,
+    pub computed: usize,
+    pub cached: usize,
+}
+
+/// Runs the recipe's profile end to end and writes the report.
+pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
+    let started = Instant::now();
+    let platform = platform::pin(opts.threads).clone();
+    let plan = recipe::load(&opts.recipe, &opts.profile)?;
+    let project = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let cache = Cache::open(
+        &opts
+            .cache
+            .clone()
+            .unwrap_or_else(|| project.join(".cache/ascrepro")),
+    )?;
+    let data_root = opts
+        .data_root
+        .clone()
+        .unwrap_or_else(|| project.join("data"));
+    let out_dir = opts
+        .out
+        .clone()
+        .unwrap_or_else(|| project.join("reports").join(&plan.recipe.id));
+    let mut r = Runner {
+        plan: &plan,
+        cache,
+        platform,
+        device: platform::device(),
+        code: platform::code_version(),
+        records: Vec::new(),
+        timings: Vec::new(),
+        hashes: BTreeMap::new(),
+        quiet: opts.quiet,
+        computed: 0,
+    };
+    r.say(&format!(
+        "ascrepro: {} (profile {}) on {}, {} thread(s)",
+        plan.recipe.id, plan.profile, r.platform["device"], r.platform["threads"]
+    ));
+    let data = r.prepare_data(&project, &data_root)?;
+    let fe = Frontend::new(plan.frontend);
+    let (train, test, features_hash) = r.features(&data, &fe)?;
+
+    // Device-simulated clips by configuration: stages sharing one share the clips.
+    let mut simulated: BTreeMap<String, (FeatureSet, String)> = BTreeMap::new();
+    let mut systems = Vec::new();
+    let mut evaluations: BTreeMap<String, Evaluation> = BTreeMap::new();
+    let input = [1i64, test.x.size()[2], test.x.size()[3]];
+    for stage in &plan.stages {
+        match stage {
+            PlannedStage::Train(t) => {
+                let sim = match &t.training.device_simulation {
+                    Some(spec) => {
+                        let key = serde_json::to_string(spec).expect("plain data");
+                        if !simulated.contains_key(&key) {
+                            simulated.insert(key.clone(), r.device_simulation(spec, &data, &fe)?);
+                        }
+                        simulated.get(&key)
+                    }
+                    None => None,
+                };
+                let entry_hash = r.train(t, &train, sim, &test, &features_hash)?;
+                let eval = r.evaluate(&t.id, &entry_hash, &test, &features_hash)?;
+                let curve: Vec<EpochLog> = read_json(
+                    &r.cache
+                        .get("train", &entry_hash)
+                        .expect("just ran")
+                        .path("curve.json"),
+                )?;
+                evaluations.insert(t.id.clone(), eval.clone());
+                systems.push(SystemRecord {
+                    id: t.id.clone(),
+                    label: t.label.clone(),
+                    model: t.model.describe(),
+                    training: describe_training(t),
+                    precision: "fp32".into(),
+                    complexity: count(&t.model, input, &CountOptions { fold_bn: false })?,
+                    evaluation: eval,
+                    curve,
+                    notes: Vec::new(),
+                });
+            }
+            PlannedStage::Quantize(q) => {
+                let from = plan.stages.iter().find_map(|s| match s {
+                    PlannedStage::Train(t) if t.id == q.from => Some(t),
+                    _ => None,
+                });
+                let from = from.expect("plan checks quantize sources");
+                let fp32 = evaluations[&q.from].clone();
+                let (eval, note) = r.quantize(q, &train, &test, &features_hash, &fp32)?;
+                systems.push(SystemRecord {
+                    id: q.id.clone(),
+                    label: q.label.clone(),
+                    model: from.model.describe(),
+                    training: format!(
+                        "post-training static INT8 quantization of `{}` ({} calibration clips)",
+                        q.from, q.calibration_clips
+                    ),
+                    precision: "int8".into(),
+                    complexity: count(&from.model, input, &CountOptions { fold_bn: true })?,
+                    evaluation: eval,
+                    curve: Vec::new(),
+                    notes: vec![note],
+                });
+            }
+        }
+    }
+
+    let record = r.record(&data, systems, input)?;
+    let report_hash = StageHash::new("report")
+        .json("record", &record)
+        .part("code", &r.code)
+        .finish();
+    r.report(&record, &report_hash, &out_dir)?;
+    let cached = r.timings.iter().filter(|t| t.cached).count();
+    let total = r.timings.len();
+    if r.computed == 0 {
+        r.say(&format!(
+            "All {total} stages were cached: nothing recomputed ({:.1} s). Report: {}",
+            started.elapsed().as_secs_f64(),
+            out_dir.display()
+        ));
+    } else {
+        r.say(&format!(
+            "{} of {total} stages computed, {cached} cached ({:.1} s). Report: {}",
+            r.computed,
+            started.elapsed().as_secs_f64(),
+            out_dir.display()
+        ));
+    }
+    Ok(RunOutcome {
+        out_dir,
+        record,
+        timings: r.timings,
+        computed: r.computed,
+        cached,
+    })
+}
+
+struct Runner<'a> {
+    plan: &'a Plan,
+    cache: Cache,
+    platform: BTreeMap<String, String>,
+    device: Device,
+    code: String,
+    records: Vec<StageRecord>,
+    timings: Vec<StageTiming>,
+    /// Stage id → stage hash.
+    hashes: BTreeMap<String, String>,
+    quiet: bool,
+    computed: usize,
+}
+
+/// The data a run reads: the dataset, its manifest identity, and the impulse responses for
+/// device simulation.
+struct PreparedData {
+    dataset: Dataset,
+    name: String,
+    manifest_hash: String,
+    irs: Option<(PathBuf, String)>,
+}
+
+impl Runner<'_> {
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    fn progress(&self, what: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "  {prefix:<22} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta}) {msg}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        pb.set_prefix(what.to_string());
+        pb
+    }
+
+    /// Looks the stage up in the cache or runs `produce` into a fresh entry; records and times it.
+    fn stage(
+        &mut self,
+        kind: &str,
+        id: &str,
+        hash: &str,
+        needs: Vec<String>,
+        produce: impl FnOnce(&Self, &Path) -> Result<()>,
+    ) -> Result<cache::Entry> {
+        let t0 = Instant::now();
+        let (entry, cached) = match self.cache.get(kind, hash) {
+            Some(e) => (e, true),
+            None => {
+                let e = self.cache.put(kind, hash, |dir| produce(self, dir))?;
+                (e, false)
+            }
+        };
+        let seconds = t0.elapsed().as_secs_f64();
+        self.say(&format!(
+            "  {:<9} {:<22} {}",
+            kind,
+            id,
+            if cached {
+                "cached".to_string()
+            } else {
+                format!("computed in {seconds:.1} s")
+            }
+        ));
+        if !cached {
+            self.computed += 1;
+        }
+        self.records.push(StageRecord {
+            id: id.to_string(),
+            kind: kind.to_string(),
+            hash: hash.to_string(),
+            needs,
+            outputs: entry.output_hashes()?,
+        });
+        self.timings.push(StageTiming {
+            id: id.to_string(),
+            seconds,
+            cached,
+        });
+        self.hashes.insert(format!("{kind}:{id}"), hash.to_string());
+        Ok(entry)
+    }
+
+    fn prepare_data(&mut self, project: &Path, data_root: &Path) -> Result<PreparedData> {
+        let spec = &self.plan.profile_spec.data;
+        let recipe_path = &self.plan.path;
+        let text = &self.plan.text;
+        let field = |f: &str| {
+            let at = ["profiles", self.plan.profile.as_str(), "data", f];
+            (
+                recipe::locate(text, &at),
+                format!("profiles.{}.data.{f}", self.plan.profile),
+            )
+        };
+        if spec.kind == "synth" {
+            let cfg = spec.synth.clone().expect("validated");
+            let hash = StageHash::new("synth")
+                .json("config", &cfg)
+                .part("code", &self.code)
+                .finish();
+            if let Some(e) = self.cache.get("synth", &hash) {
+                // Reuse only while the files still match their manifest; otherwise regenerate.
+                let m = Manifest::load(&e.path("manifest.yaml"))?;
+                if let Err(err) = m.verify(&e.path("data")) {
+                    self.say(&format!(
+                        "  synthetic data changed since generation ({err}); regenerating"
+                    ));
+                    std::fs::remove_dir_all(&e.dir).at(&e.dir)?;
+                }
+            }
+            let entry = self.stage("data", "synth", &hash, vec![], |r, dir| {
+                let pb = r.progress("synthesising clips");
+                synth::generate(&cfg, &dir.join("data"), Some(&pb))?;
+                pb.finish_and_clear();
+                Manifest::create(&dir.join("data"), "synthetic-tau2022", "tau2022-mobile")?
+                    .save(&dir.join("manifest.yaml"))
+            })?;
+            let manifest = Manifest::load(&entry.path("manifest.yaml"))?;
+            let root = entry.path("data");
+            let dataset = tau::load(
+                &root,
+                "evaluation_setup/fold1_train.csv",
+                "evaluation_setup/fold1_evaluate.csv",
+            )?;
+            let mh = manifest.hash();
+            return Ok(PreparedData {
+                dataset,
+                name: "synthetic-tau2022".into(),
+                irs: Some((root.join("irs"), mh.clone())),
+                manifest_hash: mh,
+            });
+        }
+        // Real data: the manifest lives in the project, the files under the data root.
+        let manifest_rel = spec.manifest.clone().expect("validated");
+        let manifest_path = project.join(&manifest_rel);
+        if !manifest_path.is_file() {
+            let (line, f) = field("manifest");
+            return Err(Error::input(
+                recipe_path,
+                line,
+                Some(&f),
+                format!(
+                    "data manifest `{manifest_rel}` does not exist; create it from your copy of the data with `ascrepro manifest create DATA_DIR --out {manifest_rel}`"
+                ),
+            ));
+        }
+        let manifest = Manifest::load(&manifest_path)?;
+        let root = data_root.join(spec.root.as_deref().expect("validated"));
+        let t0 = Instant::now();
+        manifest.verify(&root)?;
+        self.say(&format!(
+            "  data      {:<22} verified against {} in {:.1} s",
+            manifest.dataset,
+            manifest_rel,
+            t0.elapsed().as_secs_f64()
+        ));
+        let dataset = tau::load(
+            &root,
+            spec.train_split.as_deref().expect("validated"),
+            spec.test_split.as_deref().expect("validated"),
+        )?;
+        let irs = match (&spec.irs_root, &spec.irs_manifest) {
+            (Some(ir_root), Some(ir_manifest)) => {
+                let m = Manifest::load(&project.join(ir_manifest))?;
+                let dir = data_root.join(ir_root);
+                m.verify(&dir)?;
+                Some((dir, m.hash()))
+            }
+            _ => None,
+        };
+        Ok(PreparedData {
+            dataset,
+            name: manifest.dataset.clone(),
+            manifest_hash: manifest.hash(),
+            irs,
+        })
+    }
+
+    fn features(
+        &mut self,
+        data: &PreparedData,
+        fe: &Frontend,
+    ) -> Result<(FeatureSet, FeatureSet, String)> {
+        let hash = StageHash::new("features")
+            .part("frontend", &fe.fingerprint())
+            .part("data", &data.manifest_hash)
+            .json(
+                "splits",
+                &(
+                    &self.plan.profile_spec.data.train_split,
+                    &self.plan.profile_spec.data.test_split,
+                ),
+            )
+            .part("code", &self.code)
+            .finish();
+        let ds = &data.dataset;
+        let entry = self.stage(
+            "features",
+            &fe.id().to_string(),
+            &hash,
+            vec!["data".into()],
+            |r, dir| {
+                for (name, clips) in [("train", &ds.train), ("test", &ds.test)] {
+                    let paths: Vec<PathBuf> = clips.iter().map(|c| ds.root.join(&c.file)).collect();
+                    let pb = r.progress(&format!("{} features ({name})", fe.id()));
+                    pb.set_length(paths.len() as u64);
+                    let feats = extract_files(&paths, fe, Some(&pb))?;
+                    pb.finish_and_clear();
+                    let y = clips.iter().map(|c| c.scene as i64).collect();
+                    let d = clips.iter().map(|c| c.device as i64).collect();
+                    FeatureSet::from_features(&feats, y, d)?
+                        .save(&dir.join(format!("{name}.safetensors")))?;
+                }
+                Ok(())
+            },
+        )?;
+        let train = FeatureSet::load(&entry.path("train.safetensors"))?;
+        let test = FeatureSet::load(&entry.path("test.safetensors"))?;
+        Ok((train, test, hash))
+    }
+
+    /// Offline device simulation: `clips_per_ir` random device-a training clips convolved with
+    /// each of the first `irs` impulse responses (sorted by name), rescaled to the clip's RMS so
+    /// the IR changes the colour of the sound, not its level.
+    fn device_simulation(
+        &mut self,
+        spec: &DeviceSimulationSpec,
+        data: &PreparedData,
+        fe: &Frontend,
+    ) -> Result<(FeatureSet, String)> {
+        let Some((ir_dir, ir_hash)) = &data.irs else {
+            return Err(Error::input(
+                &self.plan.path,
+                recipe::locate(&self.plan.text, &["profiles", &self.plan.profile, "data"]),
+                Some(&format!("profiles.{}.data.irs_root", self.plan.profile)),
+                "device simulation needs impulse responses: give `irs_root` and `irs_manifest`",
+            ));
+        };
+        let seed = recipe::derive_seed(self.plan.recipe.seed, "device_simulation");
+        let hash = StageHash::new("devsim")
+            .json("spec", spec)
+            .part("data", &data.manifest_hash)
+            .part("irs", ir_hash)
+            .part("frontend", &fe.fingerprint())
+            .part("seed", &seed.to_string())
+            .part("code", &self.code)
+            .finish();
+        let id = format!("devsim-{}x{}", spec.irs, spec.clips_per_ir);
+        let ds = &data.dataset;
+        let entry = self.stage("devsim", &id, &hash, vec!["data".into()], |r, dir| {
+            let mut irs: Vec<PathBuf> = std::fs::read_dir(ir_dir)
+                .at(ir_dir)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("wav")))
+                .collect();
+            irs.sort();
+            if irs.len() < spec.irs {
+                return Err(Error::msg(format!(
+                    "device simulation asks for {} impulse responses but {} has only {}",
+                    spec.irs,
+                    ir_dir.display(),
+                    irs.len()
+                )));
+            }
+            let a = device_index("a").expect("device a exists") ;
+            let pool: Vec<usize> = (0..ds.train.len()).filter(|&i| ds.train[i].device == a).collect();
+            if pool.len() < spec.clips_per_ir {
+                return Err(Error::msg(format!(
+                    "device simulation asks for {} device-a clips per impulse response but the training split has {}",
+                    spec.clips_per_ir,
+                    pool.len()
+                )));
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut jobs = Vec::new();
+            for ir in irs.iter().take(spec.irs) {
+                for k in sample(&mut rng, pool.len(), spec.clips_per_ir) {
+                    jobs.push((ir.clone(), pool[k]));
+                }
+            }
+            let pb = r.progress("device simulation");
+            pb.set_length(jobs.len() as u64);
+            let feats: Vec<_> = jobs
+                .par_iter()
+                .map(|(ir_path, clip)| {
+                    let clip = &ds.train[*clip];
+                    let audio = read_wav(&ds.root.join(&clip.file))?;
+                    let ir = read_wav(ir_path)?;
+                    let h = resample(&ir.samples, ir.sample_rate, audio.sample_rate)?;
+                    let mut y = fft_convolve(&audio.samples, &h);
+                    let rms = |v: &[f32]| (v.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
+                    let (a, b) = (rms(&audio.samples), rms(&y));
+                    if b > 0.0 {
+                        let g = (a / b) as f32;
+                        y.iter_mut().for_each(|s| *s *= g);
+                    }
+                    let f = extract_samples(&y, audio.sample_rate, fe);
+                    pb.inc(1);
+                    f
+                })
+                .collect::<Result<_>>()?;
+            pb.finish_and_clear();
+            let y = jobs.iter().map(|(_, c)| ds.train[*c].scene as i64).collect();
+            let d = jobs.iter().map(|_| a as i64).collect();
+            FeatureSet::from_features(&feats, y, d)?.save(&dir.join("devsim.safetensors"))
+        })?;
+        Ok((FeatureSet::load(&entry.path("devsim.safetensors"))?, hash))
+    }
+
+    fn train(
+        &mut self,
+        t: &TrainStage,
+        train: &FeatureSet,
+        sim: Option<&(FeatureSet, String)>,
+        test: &FeatureSet,
+        features_hash: &str,
+    ) -> Result<String> {
+        let mut h = StageHash::new("train")
+            .json("stage", t)
+            .part("features", features_hash)
+            .part("code", &self.code)
+            .json("platform", &self.platform);
+        let mut needs = vec!["features".to_string()];
+        if let Some((_, sh)) = sim {
+            h = h.part("devsim", sh);
+            needs.push("devsim".into());
+        }
+        let teacher = t.distill.as_ref().map(|d| d.teacher.clone());
+        if let Some(teacher) = &teacher {
+            h = h.part("teacher", &self.hashes[&format!("train:{teacher}")]);
+            needs.push(teacher.clone());
+        }
+        let hash = h.finish();
+        let partial = self.cache.partial_dir("train", &hash);
+        self.stage("train", &t.id, &hash, needs, |r, dir| {
+            let set = match sim {
+                Some((s, _)) => FeatureSet::concat(&[train, s]),
+                None => FeatureSet::concat(&[train]),
+            };
+            let teacher_logits = match &teacher {
+                Some(tid) => {
+                    let entry = r
+                        .cache
+                        .get("train", &r.hashes[&format!("train:{tid}")])
+                        .expect("teacher ran first");
+                    let (_vs, _cfg, model) =
+                        models::load_weights(&entry.path("model.safetensors"), r.device)?;
+                    Some(eval::predict(model.as_ref(), &set, 256, r.device))
+                }
+                None => None,
+            };
+            let pb = r.progress(&format!("train {}", t.id));
+            let fitted = fit(
+                &FitOptions {
+                    stage: t,
+                    device: r.device,
+                    checkpoint_dir: &partial,
+                    progress: Some(&pb),
+                },
+                &set,
+                teacher_logits.as_ref(),
+                Some(test),
+            )?;
+            pb.finish_and_clear();
+            models::save_weights(&fitted.vs, &t.model, &dir.join("model.safetensors"))?;
+            write_json(&dir.join("curve.json"), &fitted.curve)
+        })?;
+        Ok(hash)
+    }
+
+    fn evaluate(
+        &mut self,
+        id: &str,
+        model_hash: &str,
+        test: &FeatureSet,
+        features_hash: &str,
+    ) -> Result<Evaluation> {
+        let hash = StageHash::new("evaluate")
+            .part("model", model_hash)
+            .part("features", features_hash)
+            .part("code", &self.code)
+            .json("platform", &self.platform)
+            .finish();
+        let entry = self.stage("evaluate", id, &hash, vec![id.to_string()], |r, dir| {
+            let model_entry = r
+                .cache
+                .get("train", model_hash)
+                .expect("model stage ran first");
+            let (_vs, _cfg, model) =
+                models::load_weights(&model_entry.path("model.safetensors"), r.device)?;
+            let logits = eval::predict(model.as_ref(), test, 256, r.device);
+            write_json(
+                &dir.join("evaluation.json"),
+                &eval::metrics(&logits, &test.y, &test.device),
+            )
+        })?;
+        read_json(&entry.path("evaluation.json"))
+    }
+
+    fn quantize(
+        &mut self,
+        q: &QuantizeStage,
+        train: &FeatureSet,
+        test: &FeatureSet,
+        features_hash: &str,
+        fp32: &Evaluation,
+    ) -> Result<(Evaluation, String)> {
+        let from_hash = self.hashes[&format!("train:{}", q.from)].clone();
+        let hash = StageHash::new("quantize")
+            .json("stage", q)
+            .part("model", &from_hash)
+            .part("features", features_hash)
+            .part("code", &self.code)
+            .json("platform", &self.platform)
+            .finish();
+        let seed = recipe::derive_seed(self.plan.recipe.seed, &q.id);
+        let entry = self.stage("quantize", &q.id, &hash, vec![q.from.clone()], |r, dir| {
+            let model_entry = r
+                .cache
+                .get("train", &from_hash)
+                .expect("model stage ran first");
+            let (vs, cfg, _model) =
+                models::load_weights(&model_entry.path("model.safetensors"), r.device)?;
+            // Calibration clips: a seeded random subset of the (non-augmented) training split.
+            let n = q.calibration_clips.min(train.len());
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            let mut idx: Vec<i64> = sample(&mut rng, train.len(), n)
+                .into_iter()
+                .map(|i| i as i64)
+                .collect();
+            idx.sort_unstable();
+            let batches: Vec<Tensor> = idx.chunks(64).map(|c| train.batch(c, r.device).0).collect();
+            let int8 = crate::compress::quantize::quantize_int8(&vs, &cfg, &batches)?;
+            let logits = eval::predict(&int8, test, 256, r.device);
+            write_json(
+                &dir.join("evaluation.json"),
+                &eval::metrics(&logits, &test.y, &test.device),
+            )
+        })?;
+        let e: Evaluation = read_json(&entry.path("evaluation.json"))?;
+        let loss = fp32.macro_accuracy - e.macro_accuracy;
+        let verdict = if loss <= q.tolerance {
+            "accepted"
+        } else {
+            "REJECTED"
+        };
+        let note = format!(
+            "INT8 {verdict}: macro accuracy {:.2}% vs {:.2}% in fp32 (loss {:.2} points; tolerance {:.2})",
+            100.0 * e.macro_accuracy,
+            100.0 * fp32.macro_accuracy,
+            100.0 * loss,
+            100.0 * q.tolerance
+        );
+        Ok((e, note))
+    }
+
+    fn record(
+        &self,
+        data: &PreparedData,
+        systems: Vec<SystemRecord>,
+        input: [i64; 3],
+    ) -> Result<RunRecord> {
+        let r = &self.plan.recipe;
+        let mut data_hashes = BTreeMap::new();
+        data_hashes.insert(data.name.clone(), data.manifest_hash.clone());
+        let run_hash = StageHash::new("run")
+            .part("recipe", &self.plan.recipe_hash)
+            .part("profile", &self.plan.profile)
+            .json("data", &data_hashes)
+            .part("code", &self.code)
+            .json("platform", &self.platform)
+            .finish();
+        let ran: Vec<&str> = systems.iter().map(|s| s.id.as_str()).collect();
+        let published: Vec<PublishedRow> = r
+            .published
+            .iter()
+            .map(|p| PublishedRow {
+                table: p.table.clone(),
+                label: p.label.clone(),
+                values: p.values.clone(),
+                reproduced_by: p.stage.clone().filter(|s| ran.contains(&s.as_str())),
+            })
+            .collect();
+        let mut findings = Vec::new();
+        let mut checks = Vec::new();
+        for p in &r.published {
+            let Some(key) = &p.model else { continue };
+            let cfg = recipe::model_spec::to_config(&r.models[key]).map_err(|(_, why)| why);
+            let pp = p.values.get("params_k").copied();
+            let pm = p.values.get("macs_m").copied();
+            let (params, macs, status) = match cfg
+                .as_ref()
+                .map(|c| count(c, input, &CountOptions { fold_bn: false }))
+            {
+                Ok(Ok(c)) => {
+                    let ok_p = pp.is_none_or(|v| rounds_to(c.params as f64 / 1e3, v));
+                    let ok_m = pm.is_none_or(|v| rounds_to(c.macs as f64 / 1e6, v));
+                    let status = if ok_p && ok_m {
+                        "match".to_string()
+                    } else {
+                        "mismatch".to_string()
+                    };
+                    if !ok_p || !ok_m {
+                        findings.push(Finding {
+                            kind: "contradiction".into(),
+                            text: format!(
+                                "{} ({}): the report prints {} params / {} MMACs, but the architecture it describes counts {} params / {} MACs ({:.2}K / {:.2}M) at input {}x{}x{}.",
+                                p.label,
+                                p.table,
+                                pp.map(|v| format!("{v}K")).unwrap_or("–".into()),
+                                pm.map(|v| format!("{v}")).unwrap_or("–".into()),
+                                c.params,
+                                c.macs,
+                                c.params as f64 / 1e3,
+                                c.macs as f64 / 1e6,
+                                input[0],
+                                input[1],
+                                input[2]
+                            ),
+                        });
+                    }
+                    (Some(c.params), Some(c.macs), status)
+                }
+                Ok(Err(e)) => (None, None, format!("not counted: {e}")),
+                Err(why) => (None, None, format!("not counted: {why}")),
+            };
+            checks.push(ComplexityCheck {
+                label: p.label.clone(),
+                model: r.models[key].arch.clone() + &describe_spec(&r.models[key]),
+                published_params_k: pp,
+                published_macs_m: pm,
+                params,
+                macs,
+                status,
+            });
+        }
+        for s in &systems {
+            for n in &s.notes {
+                if n.contains("REJECTED") {
+                    findings.push(Finding {
+                        kind: "note".into(),
+                        text: format!("{}: {n}", s.label),
+                    });
+                }
+            }
+        }
+        Ok(RunRecord {
+            recipe_id: r.id.clone(),
+            title: r.title.clone(),
+            citation: r.citation.clone(),
+            profile: self.plan.profile.clone(),
+            profile_note: self.plan.profile_spec.note.clone(),
+            identity: RunIdentity {
+                run_hash,
+                recipe_hash: self.plan.recipe_hash.clone(),
+                data: data_hashes,
+                code_version: self.code.clone(),
+                platform: self.platform.clone(),
+            },
+            stages: self.records.clone(),
+            systems,
+            published,
+            complexity_checks: checks,
+            findings,
+            recipe_text: self.plan.text.clone(),
+        })
+    }
+
+    /// Renders the report unless `out_dir` already holds exactly this report.
+    fn report(&mut self, record: &RunRecord, hash: &str, out_dir: &Path) -> Result<()> {
+        let sums_now = std::fs::read(out_dir.join("SHA256SUMS")).ok();
+        if let Some(e) = self.cache.get("report", hash) {
+            let cached_sums = std::fs::read(e.path("SHA256SUMS")).ok();
+            if sums_now.is_some()
+                && sums_now == cached_sums
+                && crate::report::verify(out_dir).is_ok()
+            {
+                self.timings.push(StageTiming {
+                    id: "report".into(),
+                    seconds: 0.0,
+                    cached: true,
+                });
+                self.say(&format!("  {:<9} {:<22} cached", "report", "index.html"));
+                return Ok(());
+            }
+        }
+        let t0 = Instant::now();
+        // Timings include this stage's own entry only after rendering; it is the last one.
+        let mut timings = self.timings.clone();
+        timings.push(StageTiming {
+            id: "report".into(),
+            seconds: 0.0,
+            cached: false,
+        });
+        crate::report::render(record, &timings, out_dir)?;
+        let sums = out_dir.join("SHA256SUMS");
+        self.cache.put("report", hash, |dir| {
+            std::fs::copy(&sums, dir.join("SHA256SUMS"))
+                .map(|_| ())
+                .at(&sums)
+        })?;
+        let seconds = t0.elapsed().as_secs_f64();
+        self.computed += 1;
+        self.timings.push(StageTiming {
+            id: "report".into(),
+            seconds,
+            cached: false,
+        });
+        self.say(&format!(
+            "  {:<9} {:<22} rendered in {seconds:.1} s",
+            "report", "index.html"
+        ));
+        Ok(())
+    }
+}
+
+/// True when `exact` printed at the precision of `printed` gives `printed`.
+fn rounds_to(exact: f64, printed: f64) -> bool {
+    // Digits after the decimal point in the printed figure (up to 4).
+    let mut decimals = 0;
+    while decimals < 4
+        && ((printed * 10f64.powi(decimals)).round() - printed * 10f64.powi(decimals)).abs() > 1e-6
+    {
+        decimals += 1;
+    }
+    let scale = 10f64.powi(decimals);
+    ((exact * scale).round() - (printed * scale).round()).abs() < 0.5
+}
+
+fn describe_spec(m: &recipe::ModelSpec) -> String {
+    let mut s = String::new();
+    if let Some(w) = m.width {
+        s += &format!(" C={w}");
+    }
+    if let Some(n) = &m.norm {
+        s += &format!(" {n}");
+    }
+    s
+}
+
+fn describe_training(t: &TrainStage) -> String {
+    let tr = &t.training;
+    let mut parts = vec![format!(
+        "{} epochs, batch {}, Adam lr {} ({}{})",
+        tr.epochs,
+        tr.batch_size,
+        tr.optimizer.lr,
+        tr.schedule.kind,
+        tr.schedule
+            .warmup_epochs
+            .map(|w| format!(", warm-up {w} epochs"))
+            .unwrap_or_default()
+    )];
+    if let Some(m) = &tr.mixup {
+        parts.push(format!("Mixup α={}", m.alpha));
+    }
+    if let Some(m) = &tr.freq_mixstyle {
+        parts.push(format!("Freq-MixStyle α={} p={}", m.alpha, m.p));
+    }
+    if let Some(d) = &tr.device_simulation {
+        parts.push(format!(
+            "device simulation {} IRs × {} clips",
+            d.irs, d.clips_per_ir
+        ));
+    } else {
+        parts.push("no device simulation".into());
+    }
+    if let Some(d) = &t.distill {
+        let form = match d.form.as_str() {
+            "weighted" => format!("{}·CE + (1−{})·T²·KL", d.lambda, d.lambda),
+            _ => format!("CE + {}·KL", d.lambda),
+        };
+        parts.push(format!(
+            "KD from `{}` ({form}, T={})",
+            d.teacher, d.temperature
+        ));
+    }
+    parts.join("; ")
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::msg(e.to_string()))?;
+    std::fs::write(path, text).at(path)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).at(path)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::file(path, format!("corrupt cache entry: {e}")))
+}

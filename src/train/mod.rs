@@ -1,1 +1,13 @@
-//! train
+//! Training: the data module (feature tensors), optimiser, schedules, losses and the loop.
+
+pub mod adam;
+pub mod datamodule;
+pub mod fit;
+pub mod loss;
+pub mod schedule;
+
+pub use adam::Adam;
+pub use datamodule::FeatureSet;
+pub use fit::{fit, FitOptions, Fitted};
+pub use loss::KdLoss;
+pub use schedule::LrSchedule;

@@ -1,0 +1,36 @@
+# Set-up, build, demo and tests. Everything the project needs is installed from here:
+# libtorch comes from PyPI torch==2.11.0 in .venv (what tch 0.24 links against).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+TORCH_VERSION := 2.11.0
+STAMP := $(VENV)/.torch-$(TORCH_VERSION)
+BIN := target/release/ascrepro
+RECIPE := recipes/cai2023_tfsepnet.yaml
+
+.PHONY: setup build demo test bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy
+	touch $@
+
+# .cargo/config.toml points LIBTORCH at this link; build.rs embeds its lib/ as the binary's rpath.
+.libtorch: $(STAMP)
+	ln -sfn "$$($(PY) -c 'import os, torch; print(os.path.dirname(torch.__file__))')" $@
+
+setup: .libtorch
+
+build: setup
+	cargo build --release --locked
+
+demo: build
+	$(BIN) run $(RECIPE) --profile demo
+
+test: build
+	cargo test --release --locked
+
+clean:
+	rm -rf target .cache

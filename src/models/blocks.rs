@@ -1,0 +1,606 @@
+//! Building blocks shared by every model, and the two pieces of plumbing every block uses:
+//! [`Vb`] (where a block's variables live and how they start) and [`Ctx`] (how a forward pass
+//! runs: train or eval, and an optional [`Probe`] that observes it).
+//!
+//! The probe is what lets one forward implementation serve training, complexity counting
+//! (a probe that records every layer) and post-training quantization (a probe that observes,
+//! then fake-quantizes, every point PyTorch's eager quantization would quantize). A model
+//! therefore describes its structure exactly once, in its `forward`.
+
+use serde::{Deserialize, Serialize};
+use tch::{nn, Kind, Tensor};
+
+/// Builds variables under a VarStore path (the role of candle's `VarBuilder`).
+///
+/// `random == false` gives every variable a constant start instead of drawing from torch's
+/// global generator: complexity counting and checkpoint loading build throw-away or
+/// soon-overwritten models and must not shift the random stream a seeded training run relies on.
+#[derive(Debug, Clone)]
+pub struct Vb<'a> {
+    path: nn::Path<'a>,
+    random: bool,
+}
+
+impl<'a> Vb<'a> {
+    /// Variables start as PyTorch's defaults (random where PyTorch's are).
+    pub fn new(path: &nn::Path<'a>) -> Self {
+        Vb {
+            path: path.clone(),
+            random: true,
+        }
+    }
+
+    /// Variables start as constants; no random numbers are drawn.
+    pub fn constant(path: &nn::Path<'a>) -> Self {
+        Vb {
+            path: path.clone(),
+            random: false,
+        }
+    }
+
+    pub fn sub(&self, name: &str) -> Vb<'a> {
+        Vb {
+            path: self.path.sub(name),
+            random: self.random,
+        }
+    }
+
+    /// Dotted name of this path (`stage1.block0.freq_dw`); empty at the root.
+    pub fn name(&self) -> String {
+        self.path.components().collect::<Vec<_>>().join(".")
+    }
+
+    /// Dotted name of a child of this path.
+    pub fn child_name(&self, child: &str) -> String {
+        let base = self.name();
+        if base.is_empty() {
+            child.to_string()
+        } else {
+            format!("{base}.{child}")
+        }
+    }
+
+    /// Trainable variable drawn from U(-bound, bound) (0 when not random).
+    pub fn uniform(&self, name: &str, dims: &[i64], bound: f64) -> Tensor {
+        let init = if self.random {
+            nn::Init::Uniform {
+                lo: -bound,
+                up: bound,
+            }
+        } else {
+            nn::Init::Const(0.)
+        };
+        self.path.var(name, dims, init)
+    }
+
+    /// Trainable variable filled with `value`.
+    pub fn constant_var(&self, name: &str, dims: &[i64], value: f64) -> Tensor {
+        self.path.var(name, dims, nn::Init::Const(value))
+    }
+
+    /// Non-trainable state (e.g. BatchNorm running statistics) filled with `value`.
+    pub fn buffer(&self, name: &str, dims: &[i64], value: f64) -> Tensor {
+        let t = Tensor::full(dims, value, (self.path.kind(), self.path.device()));
+        self.path.add(name, t, false)
+    }
+}
+
+/// One executed layer, as the complexity probe sees it. Shapes exclude the batch dimension.
+#[derive(Debug, Clone)]
+pub struct LayerRecord<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub input: Vec<i64>,
+    pub output: Vec<i64>,
+    pub params: u64,
+    pub macs: u64,
+}
+
+/// Observes a forward pass. Every method has a pass-through default.
+pub trait Probe {
+    /// A layer ran.
+    fn layer(&self, _layer: &LayerRecord<'_>) {}
+    /// `xs` is a tensor PyTorch's eager static quantization would quantize (the output of a
+    /// fused conv, of a float-only op such as a norm, of a quantized add or cat, or the input).
+    /// Returns the tensor the forward pass continues with.
+    fn activation(&self, _point: &str, xs: Tensor) -> Tensor {
+        xs
+    }
+    /// `xs` comes from an op that keeps its input's quantization parameters (quantized `mean`
+    /// reuses them), the input being activation point `source`.
+    fn same_grid(&self, _source: &str, xs: Tensor) -> Tensor {
+        xs
+    }
+}
+
+/// How a forward pass runs.
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    /// Train mode: BatchNorm uses and updates batch statistics, dropout is active.
+    pub train: bool,
+    pub probe: Option<&'a dyn Probe>,
+}
+
+impl std::fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("train", &self.train)
+            .field("probe", &self.probe.is_some())
+            .finish()
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(train: bool) -> Self {
+        Ctx { train, probe: None }
+    }
+
+    pub fn with_probe(train: bool, probe: &'a dyn Probe) -> Self {
+        Ctx {
+            train,
+            probe: Some(probe),
+        }
+    }
+
+    /// Reports a layer to the probe, if any. `params`/`macs` are only evaluated when observed.
+    pub fn record(
+        &self,
+        name: &str,
+        kind: &str,
+        xs: &Tensor,
+        ys: &Tensor,
+        cost: impl FnOnce() -> (u64, u64),
+    ) {
+        if let Some(probe) = self.probe {
+            let (params, macs) = cost();
+            probe.layer(&LayerRecord {
+                name,
+                kind,
+                input: xs.size().into_iter().skip(1).collect(),
+                output: ys.size().into_iter().skip(1).collect(),
+                params,
+                macs,
+            });
+        }
+    }
+
+    pub fn act(&self, point: &str, xs: Tensor) -> Tensor {
+        match self.probe {
+            Some(p) => p.activation(point, xs),
+            None => xs,
+        }
+    }
+
+    pub fn same_grid(&self, source: &str, xs: Tensor) -> Tensor {
+        match self.probe {
+            Some(p) => p.same_grid(source, xs),
+            None => xs,
+        }
+    }
+}
+
+fn numel(t: &Tensor) -> u64 {
+    t.size().iter().product::<i64>().max(0) as u64
+}
+
+/// Geometry of a 2-D convolution.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConvSpec {
+    pub in_ch: i64,
+    pub out_ch: i64,
+    pub kernel: [i64; 2],
+    pub stride: [i64; 2],
+    pub padding: [i64; 2],
+    pub groups: i64,
+    pub bias: bool,
+}
+
+impl ConvSpec {
+    /// Stride 1, no padding, one group, no bias.
+    pub fn new(in_ch: i64, out_ch: i64, kernel: [i64; 2]) -> Self {
+        ConvSpec {
+            in_ch,
+            out_ch,
+            kernel,
+            stride: [1, 1],
+            padding: [0, 0],
+            groups: 1,
+            bias: false,
+        }
+    }
+    pub fn stride(mut self, stride: [i64; 2]) -> Self {
+        self.stride = stride;
+        self
+    }
+    pub fn padding(mut self, padding: [i64; 2]) -> Self {
+        self.padding = padding;
+        self
+    }
+    pub fn groups(mut self, groups: i64) -> Self {
+        self.groups = groups;
+        self
+    }
+    pub fn bias(mut self, bias: bool) -> Self {
+        self.bias = bias;
+        self
+    }
+}
+
+/// `torch.nn.Conv2d` (zero padding, dilation 1).
+#[derive(Debug)]
+pub struct Conv2d {
+    pub name: String,
+    /// `[out, in / groups, kh, kw]`.
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub stride: [i64; 2],
+    pub padding: [i64; 2],
+    pub groups: i64,
+}
+
+impl Conv2d {
+    /// Variables `weight` (and `bias`) under `vb`, initialised as PyTorch does
+    /// (kaiming_uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), same for bias).
+    pub fn new(vb: &Vb, spec: &ConvSpec) -> Self {
+        let in_per_group = spec.in_ch / spec.groups.max(1);
+        let fan_in = (in_per_group * spec.kernel[0] * spec.kernel[1]).max(1) as f64;
+        let bound = 1.0 / fan_in.sqrt();
+        let weight = vb.uniform(
+            "weight",
+            &[spec.out_ch, in_per_group, spec.kernel[0], spec.kernel[1]],
+            bound,
+        );
+        let bias = spec.bias.then(|| vb.uniform("bias", &[spec.out_ch], bound));
+        Conv2d {
+            name: vb.name(),
+            weight,
+            bias,
+            stride: spec.stride,
+            padding: spec.padding,
+            groups: spec.groups,
+        }
+    }
+
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        let ys = xs.conv2d(
+            &self.weight,
+            self.bias.as_ref(),
+            self.stride,
+            self.padding,
+            [1, 1],
+            self.groups,
+        );
+        ctx.record(&self.name, "Conv2d", xs, &ys, || {
+            let out = ys.size();
+            let (oh, ow) = (out[2] as u64, out[3] as u64);
+            // weight numel = out * in/groups * kh * kw: one MAC per weight per output position.
+            let mut macs = numel(&self.weight) * oh * ow;
+            let mut params = numel(&self.weight);
+            if let Some(b) = &self.bias {
+                macs += numel(b) * oh * ow;
+                params += numel(b);
+            }
+            (params, macs)
+        });
+        ys
+    }
+}
+
+/// `torch.nn.BatchNorm2d` (momentum 0.1, eps 1e-5, affine, tracking running statistics).
+#[derive(Debug)]
+pub struct BatchNorm2d {
+    pub name: String,
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub momentum: f64,
+    pub eps: f64,
+}
+
+impl BatchNorm2d {
+    pub fn new(vb: &Vb, channels: i64) -> Self {
+        BatchNorm2d {
+            name: vb.name(),
+            weight: vb.constant_var("weight", &[channels], 1.0),
+            bias: vb.constant_var("bias", &[channels], 0.0),
+            running_mean: vb.buffer("running_mean", &[channels], 0.0),
+            running_var: vb.buffer("running_var", &[channels], 1.0),
+            momentum: 0.1,
+            eps: 1e-5,
+        }
+    }
+
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        // ATen updates the running statistics in place in train mode (unbiased variance), as PyTorch.
+        let ys = xs.batch_norm(
+            Some(&self.weight),
+            Some(&self.bias),
+            Some(&self.running_mean),
+            Some(&self.running_var),
+            ctx.train,
+            self.momentum,
+            self.eps,
+            false,
+        );
+        ctx.record(&self.name, "BatchNorm2d", xs, &ys, || {
+            let c = numel(&self.weight);
+            (2 * c, 2 * c)
+        });
+        ys
+    }
+}
+
+/// Conv2d, optional BatchNorm2d, optional ReLU: the unit PyTorch's `fuse_modules` fuses and
+/// eager quantization quantizes as one op. Variables live under `<name>.conv` and `<name>.bn`.
+#[derive(Debug)]
+pub struct ConvBn {
+    pub name: String,
+    pub conv: Conv2d,
+    /// `None` when the unit has no BatchNorm or after folding.
+    pub bn: Option<BatchNorm2d>,
+    pub relu: bool,
+}
+
+impl ConvBn {
+    pub fn new(vb: &Vb, spec: &ConvSpec, batch_norm: bool, relu: bool) -> Self {
+        ConvBn {
+            name: vb.name(),
+            conv: Conv2d::new(&vb.sub("conv"), spec),
+            bn: batch_norm.then(|| BatchNorm2d::new(&vb.sub("bn"), spec.out_ch)),
+            relu,
+        }
+    }
+
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        let mut ys = self.conv.forward(xs, ctx);
+        if let Some(bn) = &self.bn {
+            ys = bn.forward(&ys, ctx);
+        }
+        if self.relu {
+            ys = ys.relu();
+        }
+        ctx.act(&self.name, ys)
+    }
+}
+
+/// Which residual normalisation a model uses.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NormKind {
+    /// `lambda * x + FreqIN(x)`, no parameters.
+    ResNorm { lambda: f64 },
+    /// `(rho * x + (1 - rho) * FreqIN(x)) * gamma + beta`, rho/gamma/beta per channel.
+    AdaResNorm,
+}
+
+impl NormKind {
+    pub fn describe(&self) -> String {
+        match self {
+            NormKind::ResNorm { lambda } => format!("ResNorm(lambda={lambda})"),
+            NormKind::AdaResNorm => "AdaResNorm".to_string(),
+        }
+    }
+}
+
+/// Frequency-wise instance normalisation: statistics per (batch item, frequency bin) over
+/// channels and time; unbiased variance (torch.var's default), eps 1e-5.
+pub fn freq_in(xs: &Tensor) -> Tensor {
+    let mean = xs.mean_dim([1i64, 3].as_slice(), true, None::<Kind>);
+    let var = xs.var_dim([1i64, 3].as_slice(), true, true);
+    (xs - mean) / (var + 1e-5).sqrt()
+}
+
+/// ResNorm or AdaResNorm over `channels` channels.
+#[derive(Debug)]
+pub struct Norm {
+    pub name: String,
+    pub kind: NormKind,
+    /// rho, gamma, beta (AdaResNorm only), each `[1, C, 1, 1]`.
+    pub ada: Option<(Tensor, Tensor, Tensor)>,
+}
+
+impl Norm {
+    pub fn new(vb: &Vb, kind: NormKind, channels: i64) -> Self {
+        let ada = match kind {
+            NormKind::ResNorm { .. } => None,
+            NormKind::AdaResNorm => {
+                let dims = [1, channels, 1, 1];
+                Some((
+                    vb.constant_var("rho", &dims, 0.5),
+                    vb.constant_var("gamma", &dims, 1.0),
+                    vb.constant_var("beta", &dims, 0.0),
+                ))
+            }
+        };
+        Norm {
+            name: vb.name(),
+            kind,
+            ada,
+        }
+    }
+
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        let normed = freq_in(xs);
+        let ys = match (&self.kind, &self.ada) {
+            (_, Some((rho, gamma, beta))) => (rho * xs + (1.0 - rho) * normed) * gamma + beta,
+            (NormKind::ResNorm { lambda }, None) => xs * *lambda + normed,
+            // A norm built as AdaResNorm always has its parameters; fall back to plain FreqIN.
+            (NormKind::AdaResNorm, None) => normed,
+        };
+        let kind = match self.kind {
+            NormKind::ResNorm { .. } => "ResNorm",
+            NormKind::AdaResNorm => "AdaResNorm",
+        };
+        ctx.record(&self.name, kind, xs, &ys, || {
+            let params = self
+                .ada
+                .as_ref()
+                .map(|(r, g, b)| numel(r) + numel(g) + numel(b))
+                .unwrap_or(0);
+            (params, 0)
+        });
+        // Not a quantized op in PyTorch: dequantize, run in float, quantize the result.
+        ctx.act(&self.name, ys)
+    }
+}
+
+/// `torch.nn.MaxPool2d(k)` (stride k, no padding, floor mode).
+#[derive(Debug)]
+pub struct MaxPool2d {
+    pub name: String,
+    pub kernel: i64,
+}
+
+impl MaxPool2d {
+    pub fn new(name: String, kernel: i64) -> Self {
+        MaxPool2d { name, kernel }
+    }
+
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        let k = self.kernel;
+        let ys = xs.max_pool2d([k, k], [k, k], [0, 0], [1, 1], false);
+        ctx.record(&self.name, "MaxPool2d", xs, &ys, || (0, 0));
+        // The max of values on a quantization grid stays on that grid: no requantization.
+        ys
+    }
+}
+
+/// Global average pooling over frequency and time: `[B, C, F, T] -> [B, C]`.
+#[derive(Debug)]
+pub struct GlobalAvgPool {
+    pub name: String,
+}
+
+impl GlobalAvgPool {
+    pub fn new(name: String) -> Self {
+        GlobalAvgPool { name }
+    }
+
+    /// `source` names the activation point `xs` was quantized at (quantized mean keeps it).
+    pub fn forward(&self, xs: &Tensor, source: &str, ctx: &Ctx) -> Tensor {
+        let ys = xs.mean_dim([2i64, 3].as_slice(), false, None::<Kind>);
+        ctx.record(&self.name, "AdaptiveAvgPool2d", xs, &ys, || (0, 0));
+        ctx.same_grid(source, ys)
+    }
+}
+
+/// ShuffleNet channel shuffle with `groups` groups:
+/// `x.reshape(b, c/g, g, f, t).permute(0, 2, 1, 3, 4).reshape(b, c, f, t)`.
+#[derive(Debug)]
+pub struct ChannelShuffle {
+    pub name: String,
+    pub groups: i64,
+}
+
+impl ChannelShuffle {
+    pub fn new(name: String, groups: i64) -> Self {
+        ChannelShuffle { name, groups }
+    }
+
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        let (b, c, f, t) = xs.size4().unwrap_or((0, 0, 0, 0));
+        let g = self.groups;
+        let ys = xs
+            .reshape([b, c / g, g, f, t])
+            .permute([0, 2, 1, 3, 4])
+            .reshape([b, c, f, t]);
+        ctx.record(&self.name, "ChannelShuffle", xs, &ys, || (0, 0));
+        ys
+    }
+}
+
+/// Time-frequency separable convolution block (Cai et al., DCASE2023 Fig. 2).
+///
+/// Optional 1x1 conv-BN-ReLU when the width changes; channel shuffle; split in halves; the first
+/// half goes through a (3x1) depthwise conv-BN-ReLU, a mean over frequency, a 1x1 conv-BN-ReLU,
+/// dropout and a residual add; the second half does the same along time; the halves are
+/// concatenated.
+#[derive(Debug)]
+pub struct TfSepConv {
+    pub name: String,
+    pub proj: Option<ConvBn>,
+    pub shuffle: ChannelShuffle,
+    pub freq_dw: ConvBn,
+    pub freq_pw: ConvBn,
+    pub time_dw: ConvBn,
+    pub time_pw: ConvBn,
+    pub dropout: f64,
+    halves: [i64; 2],
+    freq_add: String,
+    time_add: String,
+    cat: String,
+}
+
+impl TfSepConv {
+    /// `shuffle_groups`: `None` means half the output channels.
+    pub fn new(
+        vb: &Vb,
+        in_ch: i64,
+        out_ch: i64,
+        dropout: f64,
+        shuffle_groups: Option<i64>,
+    ) -> Self {
+        let proj = (in_ch != out_ch).then(|| {
+            ConvBn::new(
+                &vb.sub("proj"),
+                &ConvSpec::new(in_ch, out_ch, [1, 1]),
+                true,
+                true,
+            )
+        });
+        let groups = shuffle_groups.unwrap_or(out_ch / 2).max(1);
+        let h1 = out_ch / 2;
+        let h2 = out_ch - h1;
+        let dw = |name: &str, c: i64, kernel: [i64; 2], padding: [i64; 2]| {
+            let spec = ConvSpec::new(c, c, kernel).padding(padding).groups(c);
+            ConvBn::new(&vb.sub(name), &spec, true, true)
+        };
+        let pw = |name: &str, c: i64| {
+            ConvBn::new(&vb.sub(name), &ConvSpec::new(c, c, [1, 1]), true, true)
+        };
+        TfSepConv {
+            name: vb.name(),
+            proj,
+            shuffle: ChannelShuffle::new(vb.child_name("shuffle"), groups),
+            freq_dw: dw("freq_dw", h1, [3, 1], [1, 0]),
+            freq_pw: pw("freq_pw", h1),
+            time_dw: dw("time_dw", h2, [1, 3], [0, 1]),
+            time_pw: pw("time_pw", h2),
+            dropout,
+            halves: [h1, h2],
+            freq_add: vb.child_name("freq_add"),
+            time_add: vb.child_name("time_add"),
+            cat: vb.child_name("cat"),
+        }
+    }
+
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        let x = match &self.proj {
+            Some(p) => p.forward(xs, ctx),
+            None => xs.shallow_clone(),
+        };
+        let x = self.shuffle.forward(&x, ctx);
+        let parts = x.split_with_sizes(self.halves, 1);
+        let branch = |id: &Tensor, dw: &ConvBn, pw: &ConvBn, dim: i64, add: &str| {
+            let y = dw.forward(id, ctx);
+            let y = ctx.same_grid(&dw.name, y.mean_dim([dim].as_slice(), true, None::<Kind>));
+            let y = pw.forward(&y, ctx).dropout(self.dropout, ctx.train);
+            ctx.act(add, y + id)
+        };
+        let f = branch(&parts[0], &self.freq_dw, &self.freq_pw, 2, &self.freq_add);
+        let t = branch(&parts[1], &self.time_dw, &self.time_pw, 3, &self.time_add);
+        ctx.act(&self.cat, Tensor::cat(&[f, t], 1))
+    }
+
+    /// Every conv unit of the block, in forward order.
+    pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
+        if let Some(p) = &mut self.proj {
+            f(p);
+        }
+        f(&mut self.freq_dw);
+        f(&mut self.freq_pw);
+        f(&mut self.time_dw);
+        f(&mut self.time_pw);
+    }
+}

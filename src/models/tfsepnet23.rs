@@ -1,0 +1,220 @@
+//! TF-SepNet as submitted to DCASE2023 task 1 (Cai et al., technical report, Table 1).
+//!
+//! Stem: 5x5 conv, stride 2, to 2C channels (no BatchNorm), then the norm. Four stages of
+//! TF-SepConv blocks at widths C, 1.5C, 2C, 2.5C (2, 2, 2, 3 blocks), each followed by the norm,
+//! the first two by a 2x2 max-pool. Head: 1x1 conv (with bias) to the classes, global average.
+
+use super::blocks::{
+    ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, Vb,
+};
+use super::{AscModel, Net};
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+
+/// Stage layout: (width multiplier of C, blocks, max-pool after the stage).
+const STAGES: [(f64, usize, bool); 4] = [
+    (1.0, 2, true),
+    (1.5, 2, true),
+    (2.0, 2, false),
+    (2.5, 3, false),
+];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The width hyper-parameter C.
+    pub width: i64,
+    pub norm: NormKind,
+    /// Dropout after each block's 1x1 convs (train mode only).
+    pub dropout: f64,
+    /// Channel-shuffle groups in every block; `None`: half of each block's channels.
+    #[serde(default)]
+    pub shuffle_groups: Option<i64>,
+    #[serde(default = "ten")]
+    pub num_classes: i64,
+}
+
+fn ten() -> i64 {
+    10
+}
+
+/// Python's `round` (ties to even), as the reference implementation would compute `m * C`.
+fn scaled(width: i64, m: f64) -> i64 {
+    (m * width as f64).round_ties_even() as i64
+}
+
+impl Config {
+    /// The paper's configuration at width `c`: AdaResNorm, no dropout, default shuffle, 10 classes.
+    pub fn new(width: i64, norm: NormKind) -> Self {
+        Config {
+            width,
+            norm,
+            dropout: 0.0,
+            shuffle_groups: None,
+            num_classes: 10,
+        }
+    }
+
+    /// Channel widths of the four stages.
+    pub fn stage_widths(&self) -> [i64; 4] {
+        STAGES.map(|(m, _, _)| scaled(self.width, m))
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = format!("tfsepnet23 C={} {}", self.width, self.norm.describe());
+        if let Some(g) = self.shuffle_groups {
+            s.push_str(&format!(" shuffle_groups={g}"));
+        }
+        if self.num_classes != 10 {
+            s.push_str(&format!(" classes={}", self.num_classes));
+        }
+        s
+    }
+
+    /// Checks the configuration describes a buildable network. Errors name the field.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.width < 2 {
+            return Err((
+                "width",
+                format!("width C must be at least 2, got {}", self.width),
+            ));
+        }
+        for w in self.stage_widths() {
+            if w % 2 != 0 {
+                return Err((
+                    "width",
+                    format!(
+                        "width C={} gives a stage of {w} channels, which cannot be split into two equal \
+                         halves; choose C so that C, 1.5C, 2C and 2.5C round to even numbers (e.g. a multiple of 4)",
+                        self.width
+                    ),
+                ));
+            }
+            if let Some(g) = self.shuffle_groups {
+                if g < 1 || w % g != 0 {
+                    return Err((
+                        "shuffle_groups",
+                        format!(
+                            "shuffle_groups={g} must divide every stage width {:?}",
+                            self.stage_widths()
+                        ),
+                    ));
+                }
+            }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err((
+                "dropout",
+                format!("dropout must be in [0, 1), got {}", self.dropout),
+            ));
+        }
+        if let NormKind::ResNorm { lambda } = self.norm {
+            if !lambda.is_finite() {
+                return Err((
+                    "resnorm_lambda",
+                    format!("ResNorm lambda must be finite, got {lambda}"),
+                ));
+            }
+        }
+        if self.num_classes < 1 {
+            return Err((
+                "num_classes",
+                format!("num_classes must be at least 1, got {}", self.num_classes),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct Stage {
+    blocks: Vec<TfSepConv>,
+    norm: Norm,
+    pool: Option<MaxPool2d>,
+}
+
+#[derive(Debug)]
+pub struct TfSepNet23 {
+    pub config: Config,
+    stem: ConvBn,
+    stem_norm: Norm,
+    stages: Vec<Stage>,
+    head: ConvBn,
+    pool: GlobalAvgPool,
+}
+
+impl TfSepNet23 {
+    /// Builds the network; `cfg` must pass [`Config::validate`].
+    pub fn new(vb: &Vb, cfg: &Config) -> Self {
+        let c0 = 2 * cfg.width;
+        let stem_spec = ConvSpec::new(1, c0, [5, 5]).stride([2, 2]).padding([2, 2]);
+        let stem = ConvBn::new(&vb.sub("stem"), &stem_spec, false, false);
+        let stem_norm = Norm::new(&vb.sub("stem_norm"), cfg.norm, c0);
+        let mut in_ch = c0;
+        let mut stages = Vec::with_capacity(STAGES.len());
+        for (i, ((_, n_blocks, pool), width)) in STAGES.iter().zip(cfg.stage_widths()).enumerate() {
+            let svb = vb.sub(&format!("stage{}", i + 1));
+            let blocks = (0..*n_blocks)
+                .map(|j| {
+                    TfSepConv::new(
+                        &svb.sub(&format!("block{j}")),
+                        if j == 0 { in_ch } else { width },
+                        width,
+                        cfg.dropout,
+                        cfg.shuffle_groups,
+                    )
+                })
+                .collect();
+            stages.push(Stage {
+                blocks,
+                norm: Norm::new(&svb.sub("norm"), cfg.norm, width),
+                pool: pool.then(|| MaxPool2d::new(svb.child_name("pool"), 2)),
+            });
+            in_ch = width;
+        }
+        let head_spec = ConvSpec::new(in_ch, cfg.num_classes, [1, 1]).bias(true);
+        TfSepNet23 {
+            config: cfg.clone(),
+            stem,
+            stem_norm,
+            stages,
+            head: ConvBn::new(&vb.sub("head"), &head_spec, false, false),
+            pool: GlobalAvgPool::new(vb.child_name("pool")),
+        }
+    }
+}
+
+impl AscModel for TfSepNet23 {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_ctx(xs, &Ctx::new(train))
+    }
+}
+
+impl Net for TfSepNet23 {
+    fn forward_ctx(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        let mut x = ctx.act("input", xs.shallow_clone());
+        x = self.stem.forward(&x, ctx);
+        x = self.stem_norm.forward(&x, ctx);
+        for stage in &self.stages {
+            for block in &stage.blocks {
+                x = block.forward(&x, ctx);
+            }
+            x = stage.norm.forward(&x, ctx);
+            if let Some(pool) = &stage.pool {
+                x = pool.forward(&x, ctx);
+            }
+        }
+        x = self.head.forward(&x, ctx);
+        self.pool.forward(&x, &self.head.name, ctx)
+    }
+
+    fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
+        f(&mut self.stem);
+        for stage in &mut self.stages {
+            for block in &mut stage.blocks {
+                block.visit_convs(f);
+            }
+        }
+        f(&mut self.head);
+    }
+}

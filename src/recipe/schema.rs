@@ -1,0 +1,221 @@
+//! The recipe file format: one YAML per technical report. Every struct denies unknown fields so
+//! a typo is an error naming the field and line, never a silently ignored setting.
+
+use serde::{Deserialize, Serialize};
+use serde_norway::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Identifier: names the report directory (`reports/<id>`).
+    pub id: String,
+    pub title: String,
+    pub citation: String,
+    /// The technical report this recipe transcribes (file name under shared/seeds).
+    pub source: String,
+    /// Front-end id (SPEC.md table), e.g. `cpmel-128`.
+    pub frontend: String,
+    /// Master seed; every stage derives its own from it and its id.
+    pub seed: u64,
+    /// Named model architectures.
+    pub models: BTreeMap<String, ModelSpec>,
+    /// Training defaults every train stage starts from.
+    pub training: TrainingSpec,
+    pub stages: Vec<StageSpec>,
+    #[serde(default)]
+    pub published: Vec<PublishedSpec>,
+    pub profiles: BTreeMap<String, ProfileSpec>,
+}
+
+/// A model architecture with its hyper-parameters; which fields apply depends on `arch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub arch: String,
+    #[serde(default)]
+    pub width: Option<i64>,
+    /// `resnorm` or `adaresnorm`.
+    #[serde(default)]
+    pub norm: Option<String>,
+    /// ResNorm's identity weight lambda.
+    #[serde(default)]
+    pub resnorm_lambda: Option<f64>,
+    #[serde(default)]
+    pub dropout: Option<f64>,
+    #[serde(default)]
+    pub shuffle_groups: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingSpec {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: OptimizerSpec,
+    pub schedule: ScheduleSpec,
+    #[serde(default)]
+    pub mixup: Option<MixupSpec>,
+    #[serde(default)]
+    pub freq_mixstyle: Option<FreqMixStyleSpec>,
+    /// Offline device simulation: device-a training clips convolved with device impulse responses.
+    #[serde(default)]
+    pub device_simulation: Option<DeviceSimulationSpec>,
+    /// Evaluate on the test split every this many epochs for the curves (0: never).
+    #[serde(default = "one")]
+    pub validate_every: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerSpec {
+    /// `adam` (PyTorch defaults unless given).
+    pub kind: String,
+    pub lr: f64,
+    #[serde(default = "adam_betas")]
+    pub betas: [f64; 2],
+    #[serde(default)]
+    pub weight_decay: f64,
+}
+
+fn adam_betas() -> [f64; 2] {
+    [0.9, 0.999]
+}
+
+/// Learning-rate schedule, stepped every optimisation step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// `warmup_cosine` (linear 0 → lr over `warmup_epochs`, then cosine to 0), `cosine`, or
+    /// `sgdr` (cosine annealing with warm restarts, `t0` epochs, period × `t_mult`).
+    pub kind: String,
+    #[serde(default)]
+    pub warmup_epochs: Option<usize>,
+    #[serde(default)]
+    pub t0: Option<usize>,
+    #[serde(default)]
+    pub t_mult: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixupSpec {
+    /// lambda ~ Beta(alpha, alpha).
+    pub alpha: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreqMixStyleSpec {
+    pub alpha: f64,
+    /// Probability of applying it to a batch.
+    pub p: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSimulationSpec {
+    /// How many impulse responses to use (the first N of the IR set, sorted by name).
+    pub irs: usize,
+    /// How many random device-a training clips each impulse response is applied to.
+    pub clips_per_ir: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSpec {
+    pub id: String,
+    /// `train` or `quantize`.
+    pub kind: String,
+    /// Human-readable row label for the report.
+    pub label: String,
+    /// train: key into `models`.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// train: fields replacing those of the recipe's `training` (null removes an augmentation).
+    #[serde(default)]
+    pub training: Option<Value>,
+    /// train: knowledge distillation from another train stage's model.
+    #[serde(default)]
+    pub distill: Option<DistillSpec>,
+    /// quantize: the train stage whose model is quantized.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// quantize: number of training clips used to calibrate activation ranges.
+    #[serde(default)]
+    pub calibration_clips: Option<usize>,
+    /// quantize: largest accepted accuracy loss (fraction, e.g. 0.01) against the fp32 model.
+    #[serde(default)]
+    pub tolerance: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillSpec {
+    /// The train stage providing teacher logits.
+    pub teacher: String,
+    /// `ce_plus_kl`: L = CE + lambda·KL (2023); `weighted`: L = lambda·CE + (1 − lambda)·T²·KL (2024/2025).
+    pub form: String,
+    pub lambda: f64,
+    pub temperature: f64,
+}
+
+/// A row of a published table, transcribed from the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedSpec {
+    pub table: String,
+    pub label: String,
+    /// Key into `models`: the architecture whose complexity the row states.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The stage that reproduces this row, when a profile runs it.
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// Column id → value: device ids a … s6 and `accuracy` in %, `macs_m`, `params_k`.
+    pub values: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileSpec {
+    /// What this profile changes relative to the report; printed beside every reproduced figure.
+    pub note: String,
+    pub data: DataSpec,
+    /// Stage ids this profile runs, in order.
+    pub stages: Vec<String>,
+    /// Dotted-path overrides of recipe values, e.g. `training.epochs: 20`, `models.c160.width: 32`.
+    #[serde(default)]
+    pub set: BTreeMap<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// `tau2022` (real data under the data root) or `synth` (generated from `synth`).
+    pub kind: String,
+    /// tau2022: dataset directory relative to the data root.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// tau2022: manifest file relative to the project root.
+    #[serde(default)]
+    pub manifest: Option<String>,
+    /// Split CSVs relative to the dataset root.
+    #[serde(default)]
+    pub train_split: Option<String>,
+    #[serde(default)]
+    pub test_split: Option<String>,
+    /// Device impulse responses for device simulation: directory relative to the data root
+    /// (tau2022; the synthetic set carries its own `irs/`).
+    #[serde(default)]
+    pub irs_root: Option<String>,
+    #[serde(default)]
+    pub irs_manifest: Option<String>,
+    /// synth: the generator's configuration.
+    #[serde(default)]
+    pub synth: Option<crate::data::synth::SynthConfig>,
+}

@@ -1,0 +1,757 @@
+//! The report's tables, each built from the run record as a DataFrame plus the spec that lays
+//! it out. Accuracies are stored in % (the unit the DCASE reports print), at full precision.
+
+use super::tables::{
+    bool_col, f64_col, frame, opt_str_col, str_col, u64_col, ColSpec, Fmt, Table, TableSpec,
+};
+use crate::error::Result;
+use crate::labels::{CLASSES, DEVICES, UNSEEN_DEVICES};
+use crate::results::{
+    Complexity, PublishedRow, RunRecord, SystemRecord, LIMIT_MACS, LIMIT_PARAM_BYTES,
+};
+
+fn device_group(d: &str) -> &'static str {
+    if UNSEEN_DEVICES.contains(&d) {
+        "Unseen"
+    } else {
+        "Seen"
+    }
+}
+
+fn shape(dims: &[usize]) -> String {
+    dims.iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+/// Bits per parameter at a system's deployed precision.
+pub(crate) fn precision_bits(precision: &str) -> u32 {
+    match precision.to_ascii_lowercase().as_str() {
+        "int8" | "qint8" | "uint8" => 8,
+        "fp16" | "float16" | "half" | "bf16" => 16,
+        _ => 32,
+    }
+}
+
+/// File-name-safe form of a system id.
+pub(crate) fn slug(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// One slug per system, unique (a clash gets the system's position appended).
+pub(crate) fn system_slugs(systems: &[SystemRecord]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(systems.len());
+    for (i, s) in systems.iter().enumerate() {
+        let mut candidate = slug(&s.id);
+        if candidate.is_empty() || out.contains(&candidate) {
+            candidate = format!("{candidate}_{i}");
+        }
+        out.push(candidate);
+    }
+    out
+}
+
+fn key_value(
+    name: &str,
+    caption: &str,
+    headers: [&str; 2],
+    rows: Vec<(String, String)>,
+    value_fmt: Fmt,
+) -> Result<Table> {
+    let (keys, values): (Vec<String>, Vec<String>) = rows.into_iter().unzip();
+    Ok(Table {
+        name: name.to_string(),
+        df: frame(name, vec![str_col("key", keys), str_col("value", values)])?,
+        spec: TableSpec {
+            id: format!("t-{name}"),
+            caption: caption.to_string(),
+            cols: vec![
+                ColSpec::new("key", headers[0], Fmt::Text),
+                ColSpec::new("value", headers[1], value_fmt),
+            ],
+            kind_col: None,
+        },
+    })
+}
+
+/// Run identity, data manifests, platform and the stage graph.
+pub(crate) fn identity_tables(r: &RunRecord) -> Result<Vec<Table>> {
+    let id = &r.identity;
+    let identity = key_value(
+        "identity",
+        "Run identity",
+        ["Item", "Value"],
+        vec![
+            ("recipe".into(), r.recipe_id.clone()),
+            ("profile".into(), r.profile.clone()),
+            ("run hash".into(), id.run_hash.clone()),
+            ("recipe hash".into(), id.recipe_hash.clone()),
+            ("code version".into(), id.code_version.clone()),
+        ],
+        Fmt::Code,
+    )?;
+    let data = key_value(
+        "data_manifests",
+        "Data manifests read by the run",
+        ["Dataset", "Manifest hash"],
+        id.data
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        Fmt::Code,
+    )?;
+    let platform = key_value(
+        "platform",
+        "Numeric platform (part of the run hash)",
+        ["Setting", "Value"],
+        id.platform
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        Fmt::Code,
+    )?;
+    let st = &r.stages;
+    let stages = Table {
+        name: "stages".into(),
+        df: frame(
+            "stages",
+            vec![
+                str_col("id", st.iter().map(|s| s.id.clone()).collect()),
+                str_col("kind", st.iter().map(|s| s.kind.clone()).collect()),
+                str_col("hash", st.iter().map(|s| s.hash.clone()).collect()),
+                str_col("needs", st.iter().map(|s| s.needs.join(", ")).collect()),
+                str_col(
+                    "outputs",
+                    st.iter()
+                        .map(|s| {
+                            s.outputs
+                                .iter()
+                                .map(|(f, h)| format!("{f}\t{h}"))
+                                .collect::<Vec<_>>()
+                                .join("\n")
+                        })
+                        .collect(),
+                ),
+            ],
+        )?,
+        spec: TableSpec {
+            id: "t-stages".into(),
+            caption: "Stages (hash = cache key of the stage's inputs; outputs = SHA-256 per artefact; hover for full hashes)"
+                .into(),
+            cols: vec![
+                ColSpec::new("id", "Stage", Fmt::Code),
+                ColSpec::new("kind", "Kind", Fmt::Text),
+                ColSpec::new("hash", "Hash", Fmt::Hash),
+                ColSpec::new("needs", "Needs", Fmt::Text),
+                ColSpec::new("outputs", "Outputs", Fmt::HashList),
+            ],
+            kind_col: None,
+        },
+    };
+    Ok(vec![identity, data, platform, stages])
+}
+
+/// The evaluated systems and how each was made.
+pub(crate) fn systems_table(systems: &[SystemRecord]) -> Result<Table> {
+    let df = frame(
+        "systems",
+        vec![
+            str_col("id", systems.iter().map(|s| s.id.clone()).collect()),
+            str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
+            str_col("model", systems.iter().map(|s| s.model.clone()).collect()),
+            str_col(
+                "precision",
+                systems.iter().map(|s| s.precision.clone()).collect(),
+            ),
+            str_col(
+                "training",
+                systems.iter().map(|s| s.training.clone()).collect(),
+            ),
+            str_col(
+                "notes",
+                systems.iter().map(|s| s.notes.join("; ")).collect(),
+            ),
+        ],
+    )?;
+    Ok(Table {
+        name: "systems".into(),
+        df,
+        spec: TableSpec {
+            id: "t-systems".into(),
+            caption: "Systems evaluated in this run (id = the stage that produced it)".into(),
+            cols: vec![
+                ColSpec::new("system", "System", Fmt::Text),
+                ColSpec::new("id", "Id", Fmt::Code),
+                ColSpec::new("model", "Model", Fmt::Text),
+                ColSpec::new("precision", "Precision", Fmt::Code),
+                ColSpec::new("training", "Training", Fmt::Text),
+                ColSpec::new("notes", "Notes", Fmt::Text),
+            ],
+            kind_col: None,
+        },
+    })
+}
+
+/// Totals and limits per system.
+pub(crate) fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
+    let c = |f: fn(&SystemRecord) -> u64| systems.iter().map(|s| Some(f(s))).collect::<Vec<_>>();
+    let deployed: Vec<u64> = systems
+        .iter()
+        .map(|s| s.complexity.param_bytes(precision_bits(&s.precision)))
+        .collect();
+    let df = frame(
+        "complexity_summary",
+        vec![
+            str_col("system_id", systems.iter().map(|s| s.id.clone()).collect()),
+            str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
+            str_col("model", systems.iter().map(|s| s.model.clone()).collect()),
+            str_col(
+                "precision",
+                systems.iter().map(|s| s.precision.clone()).collect(),
+            ),
+            str_col(
+                "input",
+                systems.iter().map(|s| shape(&s.complexity.input)).collect(),
+            ),
+            u64_col("params", c(|s| s.complexity.params)),
+            u64_col("macs", c(|s| s.complexity.macs)),
+            u64_col("bytes_fp32", c(|s| s.complexity.param_bytes(32))),
+            u64_col("bytes_fp16", c(|s| s.complexity.param_bytes(16))),
+            u64_col("bytes_int8", c(|s| s.complexity.param_bytes(8))),
+            u64_col(
+                "bytes_deployed",
+                deployed.iter().map(|b| Some(*b)).collect(),
+            ),
+            bool_col(
+                "memory_within_limit",
+                deployed.iter().map(|b| *b <= LIMIT_PARAM_BYTES).collect(),
+            ),
+            bool_col(
+                "macs_within_limit",
+                systems
+                    .iter()
+                    .map(|s| s.complexity.macs <= LIMIT_MACS)
+                    .collect(),
+            ),
+        ],
+    )?;
+    let mem = Fmt::KBytes {
+        limit: Some(LIMIT_PARAM_BYTES),
+    };
+    let macs_limit = Some(LIMIT_MACS);
+    Ok(Table {
+        name: "complexity_summary".into(),
+        df,
+        spec: TableSpec {
+            id: "t-complexity".into(),
+            caption: format!(
+                "Complexity totals (torchinfo convention) against the DCASE limits: parameter memory ≤ {} kB at the deployed precision, MACs ≤ {} M per 1-second clip",
+                LIMIT_PARAM_BYTES / 1000,
+                LIMIT_MACS / 1_000_000
+            ),
+            cols: vec![
+                ColSpec::new("system", "System", Fmt::Text),
+                ColSpec::new("model", "Model", Fmt::Text),
+                ColSpec::new("precision", "Precision", Fmt::Code),
+                ColSpec::new("input", "Input", Fmt::Code),
+                ColSpec::new("params", "Params", Fmt::Int { limit: None }).group("Count"),
+                ColSpec::new("macs", "MACs", Fmt::Int { limit: macs_limit }).group("Count"),
+                ColSpec::new("macs", "MACs (M)", Fmt::Mega { limit: macs_limit }).group("Count"),
+                ColSpec::new("bytes_fp32", "fp32", mem).group("Parameter memory"),
+                ColSpec::new("bytes_fp16", "fp16", mem).group("Parameter memory"),
+                ColSpec::new("bytes_int8", "int8", mem).group("Parameter memory"),
+                ColSpec::new("bytes_deployed", "deployed", mem).group("Parameter memory"),
+                ColSpec::new("memory_within_limit", "≤ 128 kB", Fmt::PassFail).group("Limits"),
+                ColSpec::new("macs_within_limit", "≤ 30 M MACs", Fmt::PassFail).group("Limits"),
+            ],
+            kind_col: None,
+        },
+    })
+}
+
+/// The per-layer table of one system.
+pub(crate) fn layers(system: &SystemRecord, slug: &str) -> Result<Table> {
+    let l = &system.complexity.layers;
+    let name = format!("layers_{slug}");
+    let df = frame(
+        &name,
+        vec![
+            str_col("name", l.iter().map(|x| x.name.clone()).collect()),
+            str_col("kind", l.iter().map(|x| x.kind.clone()).collect()),
+            str_col("input", l.iter().map(|x| shape(&x.input)).collect()),
+            str_col("output", l.iter().map(|x| shape(&x.output)).collect()),
+            u64_col("params", l.iter().map(|x| Some(x.params)).collect()),
+            u64_col("macs", l.iter().map(|x| Some(x.macs)).collect()),
+        ],
+    )?;
+    Ok(Table {
+        name,
+        df,
+        spec: TableSpec {
+            id: format!("t-layers-{slug}"),
+            caption: format!("{}: per-layer complexity", system.label),
+            cols: vec![
+                ColSpec::new("name", "Layer", Fmt::Code),
+                ColSpec::new("kind", "Kind", Fmt::Text),
+                ColSpec::new("input", "Input", Fmt::Code),
+                ColSpec::new("output", "Output", Fmt::Code),
+                ColSpec::new("params", "Params", Fmt::Int { limit: None }),
+                ColSpec::new("macs", "MACs", Fmt::Int { limit: None }),
+            ],
+            kind_col: None,
+        },
+    })
+}
+
+/// Sums of the per-layer rows, to show beside the totals when they disagree.
+pub(crate) fn layer_sums(c: &Complexity) -> (u64, u64) {
+    c.layers
+        .iter()
+        .fold((0, 0), |(p, m), l| (p + l.params, m + l.macs))
+}
+
+/// Published complexity figures against our count.
+pub(crate) fn complexity_checks(r: &RunRecord) -> Result<Table> {
+    let ch = &r.complexity_checks;
+    let diff = |ours: Option<u64>, published: Option<f64>, unit: f64| match (ours, published) {
+        (Some(o), Some(p)) => Some(clean(o as f64 / unit - p)),
+        _ => None,
+    };
+    let df = frame(
+        "complexity_checks",
+        vec![
+            str_col("label", ch.iter().map(|c| c.label.clone()).collect()),
+            str_col("model", ch.iter().map(|c| c.model.clone()).collect()),
+            f64_col(
+                "published_params_k",
+                ch.iter().map(|c| c.published_params_k).collect(),
+            ),
+            u64_col("params", ch.iter().map(|c| c.params).collect()),
+            f64_col(
+                "params_diff_k",
+                ch.iter()
+                    .map(|c| diff(c.params, c.published_params_k, 1e3))
+                    .collect(),
+            ),
+            f64_col(
+                "published_macs_m",
+                ch.iter().map(|c| c.published_macs_m).collect(),
+            ),
+            u64_col("macs", ch.iter().map(|c| c.macs).collect()),
+            f64_col(
+                "macs_diff_m",
+                ch.iter()
+                    .map(|c| diff(c.macs, c.published_macs_m, 1e6))
+                    .collect(),
+            ),
+            str_col("status", ch.iter().map(|c| c.status.clone()).collect()),
+        ],
+    )?;
+    Ok(Table {
+        name: "complexity_checks".into(),
+        df,
+        spec: TableSpec {
+            id: "t-checks".into(),
+            caption: "Published complexity figures recomputed from the architecture each row describes (Δ = ours − published; flagged beyond the 0.01 a two-decimal figure can hide)".into(),
+            cols: vec![
+                ColSpec::new("label", "Published row", Fmt::Text),
+                ColSpec::new("model", "Architecture counted", Fmt::Text),
+                ColSpec::new("published_params_k", "published (K)", Fmt::Fixed(2)).group("Params"),
+                ColSpec::new("params", "ours", Fmt::Int { limit: None }).group("Params"),
+                ColSpec::new("params", "ours (K)", Fmt::Kilo).group("Params"),
+                ColSpec::new("params_diff_k", "Δ (K)", Fmt::DiffPrinted).group("Params"),
+                ColSpec::new("published_macs_m", "published (M)", Fmt::Fixed(2)).group("MACs"),
+                ColSpec::new("macs", "ours", Fmt::Int { limit: None }).group("MACs"),
+                ColSpec::new("macs", "ours (M)", Fmt::Mega { limit: None }).group("MACs"),
+                ColSpec::new("macs_diff_m", "Δ (M)", Fmt::DiffPrinted).group("MACs"),
+                ColSpec::new("status", "Status", Fmt::Status),
+            ],
+            kind_col: Some("status".into()),
+        },
+    })
+}
+
+/// Rounds away binary noise (`0.55 * 100 = 55.00000000000001`) so the CSV files read cleanly;
+/// 1e-10 is far below any figure a report prints.
+fn clean(x: f64) -> f64 {
+    (x * 1e10).round() / 1e10
+}
+
+fn pct(x: f64) -> f64 {
+    clean(100.0 * x)
+}
+
+/// Device-wise accuracy in the DCASE layout.
+pub(crate) fn device_wise(systems: &[SystemRecord], profile: &str) -> Result<Table> {
+    let mut cols = vec![
+        str_col("system_id", systems.iter().map(|s| s.id.clone()).collect()),
+        str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
+    ];
+    let mut spec_cols = vec![ColSpec::new("system", "System", Fmt::Text)];
+    for d in DEVICES {
+        cols.push(f64_col(
+            d,
+            systems
+                .iter()
+                .map(|s| s.evaluation.device_accuracy.get(d).map(|x| pct(x.accuracy)))
+                .collect(),
+        ));
+        spec_cols.push(ColSpec::new(d, d.to_uppercase(), Fmt::Pct1).group(device_group(d)));
+    }
+    cols.push(f64_col(
+        "acc",
+        systems
+            .iter()
+            .map(|s| Some(pct(s.evaluation.macro_accuracy)))
+            .collect(),
+    ));
+    cols.push(f64_col(
+        "log_loss",
+        systems
+            .iter()
+            .map(|s| Some(s.evaluation.log_loss))
+            .collect(),
+    ));
+    cols.push(u64_col(
+        "clips",
+        systems
+            .iter()
+            .map(|s| Some(s.evaluation.clips as u64))
+            .collect(),
+    ));
+    spec_cols.push(ColSpec::new("acc", "Acc", Fmt::Pct1).group("Overall"));
+    spec_cols.push(ColSpec::new("log_loss", "Log loss", Fmt::Fixed(3)).group("Overall"));
+    spec_cols.push(ColSpec::new("clips", "Clips", Fmt::Int { limit: None }).group("Overall"));
+    Ok(Table {
+        name: "device_wise".into(),
+        df: frame("device_wise", cols)?,
+        spec: TableSpec {
+            id: "t-device-wise".into(),
+            caption: format!(
+                "Device-wise accuracy (%), profile `{profile}`. Device columns: accuracy on that device's test clips (– = device absent from the test set); Acc: macro average of the class-wise accuracies; log loss: mean negative log-likelihood of the true class"
+            ),
+            cols: spec_cols,
+            kind_col: None,
+        },
+    })
+}
+
+/// Class-wise accuracy (recall per class) in the DCASE layout.
+pub(crate) fn class_wise(systems: &[SystemRecord], profile: &str) -> Result<Table> {
+    let mut cols = vec![
+        str_col("system_id", systems.iter().map(|s| s.id.clone()).collect()),
+        str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
+    ];
+    let mut spec_cols = vec![ColSpec::new("system", "System", Fmt::Text)];
+    for (i, c) in CLASSES.iter().enumerate() {
+        cols.push(f64_col(
+            c,
+            systems
+                .iter()
+                .map(|s| s.evaluation.class_accuracy.get(i).map(|x| pct(*x)))
+                .collect(),
+        ));
+        spec_cols.push(ColSpec::new(*c, c.replace('_', " "), Fmt::Pct1));
+    }
+    cols.push(f64_col(
+        "acc",
+        systems
+            .iter()
+            .map(|s| Some(pct(s.evaluation.macro_accuracy)))
+            .collect(),
+    ));
+    spec_cols.push(ColSpec::new("acc", "Macro avg", Fmt::Pct1));
+    Ok(Table {
+        name: "class_wise".into(),
+        df: frame("class_wise", cols)?,
+        spec: TableSpec {
+            id: "t-class-wise".into(),
+            caption: format!(
+                "Class-wise accuracy (%), profile `{profile}`: the share of each class's test clips classified correctly"
+            ),
+            cols: spec_cols,
+            kind_col: None,
+        },
+    })
+}
+
+/// Confusion matrix counts of one system (rows = true class).
+pub(crate) fn confusion(system: &SystemRecord, slug: &str) -> Result<Table> {
+    let m = &system.evaluation.confusion;
+    let name = format!("confusion_{slug}");
+    let mut cols = vec![str_col(
+        "true_class",
+        CLASSES.iter().map(|c| c.to_string()).collect(),
+    )];
+    let mut spec_cols = vec![ColSpec::new("true_class", "true \\ predicted", Fmt::Text)];
+    for (j, c) in CLASSES.iter().enumerate() {
+        cols.push(u64_col(
+            c,
+            (0..CLASSES.len())
+                .map(|i| m.get(i).and_then(|row| row.get(j)).copied())
+                .collect(),
+        ));
+        spec_cols.push(ColSpec::new(
+            *c,
+            c.replace('_', " "),
+            Fmt::Int { limit: None },
+        ));
+    }
+    Ok(Table {
+        name,
+        df: frame("confusion", cols)?,
+        spec: TableSpec {
+            id: format!("t-confusion-{slug}"),
+            caption: format!("{}: confusion matrix (clip counts)", system.label),
+            cols: spec_cols,
+            kind_col: None,
+        },
+    })
+}
+
+/// Per-epoch training curves of every system, long format.
+pub(crate) fn curves(systems: &[SystemRecord]) -> Result<Table> {
+    let rows: Vec<(&SystemRecord, &crate::results::EpochLog)> = systems
+        .iter()
+        .flat_map(|s| s.curve.iter().map(move |e| (s, e)))
+        .collect();
+    let df = frame(
+        "curves",
+        vec![
+            str_col(
+                "system_id",
+                rows.iter().map(|(s, _)| s.id.clone()).collect(),
+            ),
+            str_col(
+                "system",
+                rows.iter().map(|(s, _)| s.label.clone()).collect(),
+            ),
+            u64_col(
+                "epoch",
+                rows.iter().map(|(_, e)| Some(e.epoch as u64)).collect(),
+            ),
+            f64_col("lr", rows.iter().map(|(_, e)| Some(e.lr)).collect()),
+            f64_col(
+                "train_loss",
+                rows.iter().map(|(_, e)| Some(e.train_loss)).collect(),
+            ),
+            f64_col(
+                "train_accuracy",
+                rows.iter()
+                    .map(|(_, e)| Some(pct(e.train_accuracy)))
+                    .collect(),
+            ),
+            f64_col("val_loss", rows.iter().map(|(_, e)| e.val_loss).collect()),
+            f64_col(
+                "val_accuracy",
+                rows.iter().map(|(_, e)| e.val_accuracy.map(pct)).collect(),
+            ),
+        ],
+    )?;
+    Ok(Table {
+        name: "curves".into(),
+        df,
+        spec: TableSpec {
+            id: "t-curves".into(),
+            caption: "Training curves (accuracy in %)".into(),
+            cols: vec![
+                ColSpec::new("system", "System", Fmt::TextGrouped),
+                ColSpec::new("epoch", "Epoch", Fmt::Int { limit: None }),
+                ColSpec::new("lr", "LR", Fmt::Fixed(6)),
+                ColSpec::new("train_loss", "Train loss", Fmt::Fixed(4)),
+                ColSpec::new("train_accuracy", "Train acc", Fmt::Pct1),
+                ColSpec::new("val_loss", "Val loss", Fmt::Fixed(4)),
+                ColSpec::new("val_accuracy", "Val acc", Fmt::Pct1),
+            ],
+            kind_col: None,
+        },
+    })
+}
+
+/// Value columns of published tables, in DCASE order then any others by name.
+fn published_keys(rows: &[&PublishedRow]) -> Vec<String> {
+    let known: Vec<&str> = DEVICES
+        .iter()
+        .copied()
+        .chain(["accuracy", "log_loss", "macs_m", "params_k"])
+        .collect();
+    let present = |k: &str| rows.iter().any(|r| r.values.contains_key(k));
+    let mut keys: Vec<String> = known
+        .iter()
+        .filter(|k| present(k))
+        .map(|k| k.to_string())
+        .collect();
+    let mut others: Vec<String> = rows
+        .iter()
+        .flat_map(|r| r.values.keys())
+        .filter(|k| !known.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    others.sort();
+    others.dedup();
+    keys.extend(others);
+    keys
+}
+
+fn reproduced_value(s: &SystemRecord, key: &str) -> Option<f64> {
+    match key {
+        "accuracy" => Some(pct(s.evaluation.macro_accuracy)),
+        "log_loss" => Some(s.evaluation.log_loss),
+        "macs_m" => Some(s.complexity.macs as f64 / 1e6),
+        "params_k" => Some(s.complexity.params as f64 / 1e3),
+        d if DEVICES.contains(&d) => s.evaluation.device_accuracy.get(d).map(|x| pct(x.accuracy)),
+        _ => None,
+    }
+}
+
+/// Decimals a published figure was printed with (0–3).
+fn printed_decimals(x: f64) -> i32 {
+    (0..3)
+        .find(|d| {
+            let scaled = x * 10f64.powi(*d);
+            (scaled - scaled.round()).abs() < 1e-6
+        })
+        .unwrap_or(3)
+}
+
+/// reproduced − published. Accuracies: the reproduced value is first rounded as the report
+/// printed its figure, so the difference is what a reader sees cell by cell.
+fn difference(key: &str, reproduced: f64, published: f64) -> f64 {
+    if key == "accuracy" || DEVICES.contains(&key) {
+        let scale = 10f64.powi(printed_decimals(published).max(1));
+        ((reproduced * scale).round() - (published * scale).round()) / scale
+    } else {
+        clean(reproduced - published)
+    }
+}
+
+fn published_header(key: &str) -> (String, &'static str) {
+    match key {
+        "accuracy" => ("Acc".into(), "Performance"),
+        "log_loss" => ("Log loss".into(), "Performance"),
+        "macs_m" => ("MACs (M)".into(), "Performance"),
+        "params_k" => ("Params (K)".into(), "Performance"),
+        d if DEVICES.contains(&d) => (d.to_uppercase(), device_group(d)),
+        other => (other.to_string(), "Other"),
+    }
+}
+
+/// Published rows beside the systems that reproduce them, with differences.
+pub(crate) fn published_vs_reproduced(
+    name: &str,
+    caption: &str,
+    rows: &[&PublishedRow],
+    systems: &[SystemRecord],
+) -> Result<Table> {
+    let keys = published_keys(rows);
+    let mut table_col = Vec::new();
+    let mut label_col = Vec::new();
+    let mut kind_col = Vec::new();
+    let mut sys_id_col = Vec::new();
+    let mut sys_col = Vec::new();
+    let mut values: Vec<Vec<Option<f64>>> = vec![Vec::new(); keys.len()];
+    for row in rows {
+        let system = row
+            .reproduced_by
+            .as_ref()
+            .and_then(|id| systems.iter().find(|s| &s.id == id));
+        let mut push = |kind: &str, sys_id: Option<String>, sys: Option<String>| {
+            table_col.push(row.table.clone());
+            label_col.push(row.label.clone());
+            kind_col.push(kind.to_string());
+            sys_id_col.push(sys_id);
+            sys_col.push(sys);
+        };
+        push("published", None, None);
+        for (k, v) in keys.iter().zip(values.iter_mut()) {
+            v.push(row.values.get(k).copied());
+        }
+        match system {
+            Some(s) => {
+                push("reproduced", Some(s.id.clone()), Some(s.label.clone()));
+                push("difference", None, None);
+                for (k, v) in keys.iter().zip(values.iter_mut()) {
+                    let rep = reproduced_value(s, k);
+                    v.push(rep);
+                    v.push(match (rep, row.values.get(k)) {
+                        (Some(r), Some(p)) => Some(difference(k, r, *p)),
+                        _ => None,
+                    });
+                }
+            }
+            None => {
+                let why = match &row.reproduced_by {
+                    Some(id) => {
+                        format!("not reproduced in this profile (system `{id}` is not in this run)")
+                    }
+                    None => "not reproduced in this profile".to_string(),
+                };
+                push("not reproduced", None, Some(why));
+                for v in values.iter_mut() {
+                    v.push(None);
+                }
+            }
+        }
+    }
+    let mut cols = vec![
+        str_col("table", table_col),
+        str_col("published_label", label_col),
+        str_col("row", kind_col),
+        opt_str_col("system_id", sys_id_col),
+        opt_str_col("system", sys_col),
+    ];
+    let mut spec_cols = vec![
+        ColSpec::new("published_label", "Published row", Fmt::TextGrouped),
+        ColSpec::new("row", "", Fmt::Text),
+        ColSpec::new("system", "System", Fmt::Text),
+    ];
+    for (k, v) in keys.iter().zip(values) {
+        cols.push(f64_col(k, v));
+        let (header, group) = published_header(k);
+        let spec = match k.as_str() {
+            "macs_m" | "params_k" => ColSpec::new(k, header, Fmt::Fixed(2))
+                .when("reproduced", Fmt::Fixed(3))
+                .when("difference", Fmt::DiffPrinted),
+            "log_loss" => ColSpec::new(k, header, Fmt::Fixed(3)),
+            d if d == "accuracy" || DEVICES.contains(&d) => {
+                ColSpec::new(k, header, Fmt::Pct1).when("difference", Fmt::Diff1)
+            }
+            _ => ColSpec::new(k, header, Fmt::Fixed(2)),
+        };
+        spec_cols.push(spec.group(group));
+    }
+    Ok(Table {
+        name: name.to_string(),
+        df: frame(name, cols)?,
+        spec: TableSpec {
+            id: format!("t-{}", slug(name)),
+            caption: caption.to_string(),
+            cols: spec_cols,
+            kind_col: Some("row".into()),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_use_printed_precision() {
+        assert_eq!(printed_decimals(53.9), 1);
+        assert_eq!(printed_decimals(54.0), 0);
+        assert_eq!(printed_decimals(6.83), 2);
+        assert!((difference("a", 55.34, 53.9) - 1.4).abs() < 1e-9);
+        assert!((difference("accuracy", 53.86, 53.9) - 0.0).abs() < 1e-9);
+        assert!((difference("params_k", 6.838, 6.83) - 0.008).abs() < 1e-9);
+    }
+}

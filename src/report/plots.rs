@@ -1,0 +1,240 @@
+//! Plotly figures for the report. Each figure is a `<div>` with a fixed id and its inline JSON
+//! (`Plot::to_inline_html`); plotly.js itself is written once as a local asset, so the page
+//! works offline and the output depends only on the record.
+
+use crate::error::{Error, Result};
+use crate::labels::{CLASSES, DEVICES};
+use crate::results::SystemRecord;
+use plotly::common::{
+    ColorScale, ColorScalePalette, DashType, Font, Line, Marker, Mode, Orientation, Title,
+};
+use plotly::layout::{Annotation, Axis, BarMode, Legend, Margin};
+use plotly::{Bar, Configuration, HeatMap, Layout, Plot, Scatter};
+
+/// Colours per system (by position), shared by every figure so one system keeps its colour.
+const PALETTE: [&str; 10] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
+];
+
+fn colour(i: usize) -> &'static str {
+    PALETTE[i % PALETTE.len()]
+}
+
+/// The plotly.js bundled by the `plotly` crate (feature `plotly_embed_js`). The crate exposes it
+/// only wrapped in `<script>` tags together with MathJax; take the first script's body.
+pub(crate) fn plotly_js() -> Result<String> {
+    let sources = Plot::offline_js_sources();
+    let open = "<script type=\"text/javascript\">";
+    let body = sources
+        .find(open)
+        .map(|at| &sources[at + open.len()..])
+        .and_then(|rest| rest.find("</script>").map(|end| &rest[..end]));
+    match body {
+        Some(js) if js.contains("plotly") => Ok(js.to_string()),
+        _ => Err(Error::msg(
+            "the plotly crate's embedded plotly.js was not found (is feature plotly_embed_js on?)",
+        )),
+    }
+}
+
+fn config() -> Configuration {
+    Configuration::new().responsive(true).display_logo(false)
+}
+
+/// Width of figures laid out two per row: fixed, because plotly sizes a figure from its
+/// container only when drawn, and grid cells may not have their final width yet.
+const HALF_WIDTH: usize = 590;
+
+/// Titles are HTML headings above each figure: a plotly title would sit under the mode bar.
+fn base_layout(height: usize) -> Layout {
+    Layout::new()
+        .height(height)
+        .font(Font::new().size(12))
+        .margin(Margin::new().left(60).right(20).top(30).bottom(60))
+}
+
+/// A horizontal legend under the plot, leaving the narrow figure's width to the data.
+fn below() -> Legend {
+    Legend::new()
+        .orientation(Orientation::Horizontal)
+        .x(0.0)
+        .y(-0.25)
+}
+
+/// Confusion matrix as a heatmap of row-normalised recall (%), with the clip counts written in
+/// each cell. Rows (true classes) run top to bottom in table order.
+pub(crate) fn confusion(system: &SystemRecord, div_id: &str) -> String {
+    let matrix = &system.evaluation.confusion;
+    let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
+    // Plotly draws the first category at the bottom: reverse rows so `airport` is on top.
+    let mut y = classes.clone();
+    y.reverse();
+    let mut z: Vec<Vec<f64>> = Vec::with_capacity(classes.len());
+    let mut annotations = Vec::new();
+    for (r, true_class) in classes.iter().enumerate().rev() {
+        let row = matrix.get(r).cloned().unwrap_or_default();
+        let total: u64 = row.iter().sum();
+        let mut z_row = Vec::with_capacity(classes.len());
+        for (c, predicted) in classes.iter().enumerate() {
+            let count = row.get(c).copied().unwrap_or(0);
+            let pct = if total > 0 {
+                100.0 * count as f64 / total as f64
+            } else {
+                0.0
+            };
+            z_row.push(pct);
+            annotations.push(
+                Annotation::new()
+                    .x(predicted.as_str())
+                    .y(true_class.as_str())
+                    .text(count.to_string())
+                    .show_arrow(false)
+                    .font(Font::new().size(10).color(if pct > 60.0 {
+                        "#ffffff"
+                    } else {
+                        "#1a1a1a"
+                    })),
+            );
+        }
+        z.push(z_row);
+    }
+    let trace = HeatMap::new(classes.clone(), y, z)
+        .color_scale(ColorScale::Palette(ColorScalePalette::Blues))
+        .reverse_scale(true)
+        .zmin(0.0)
+        .zmax(100.0)
+        .hover_template("true %{y}<br>predicted %{x}<br>%{z:.1f}% of the class<extra></extra>");
+    let mut plot = Plot::new();
+    plot.add_trace(trace);
+    plot.set_layout(
+        Layout::new()
+            .height(540)
+            .width(HALF_WIDTH)
+            .font(Font::new().size(12))
+            .margin(Margin::new().left(130).right(20).top(30).bottom(130))
+            .x_axis(
+                Axis::new()
+                    .title(Title::with_text("predicted"))
+                    .tick_angle(-40.0),
+            )
+            .y_axis(Axis::new().title(Title::with_text("true")))
+            .annotations(annotations),
+    );
+    plot.set_configuration(config());
+    plot.to_inline_html(Some(div_id))
+}
+
+/// Device-wise accuracy (%), one bar group per device and one bar per system.
+pub(crate) fn device_bars(systems: &[SystemRecord], div_id: &str) -> String {
+    let mut plot = Plot::new();
+    for (i, s) in systems.iter().enumerate() {
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for d in DEVICES {
+            if let Some(score) = s.evaluation.device_accuracy.get(d) {
+                x.push(d.to_uppercase());
+                y.push(100.0 * score.accuracy);
+            }
+        }
+        plot.add_trace(
+            Bar::new(x, y)
+                .name(s.label.as_str())
+                .marker(Marker::new().color(colour(i)))
+                .hover_template("%{x}: %{y:.1f}%"),
+        );
+    }
+    plot.set_layout(
+        base_layout(420)
+            .bar_mode(BarMode::Group)
+            .y_axis(Axis::new().title(Title::with_text("accuracy (%)")))
+            .x_axis(Axis::new().title(Title::with_text("device")))
+            .legend(Legend::new()),
+    );
+    plot.set_configuration(config());
+    plot.to_inline_html(Some(div_id))
+}
+
+/// Training curves: one figure for loss, one for accuracy; solid = training, dashed =
+/// held-out validation when recorded. `None` when no system has a curve.
+pub(crate) fn curves(
+    systems: &[SystemRecord],
+    loss_div: &str,
+    acc_div: &str,
+) -> Option<(String, String)> {
+    if systems.iter().all(|s| s.curve.is_empty()) {
+        return None;
+    }
+    let mut loss = Plot::new();
+    let mut acc = Plot::new();
+    for (i, s) in systems.iter().enumerate() {
+        if s.curve.is_empty() {
+            continue;
+        }
+        let epochs: Vec<usize> = s.curve.iter().map(|e| e.epoch).collect();
+        let line = |dash: DashType| Line::new().color(colour(i)).dash(dash);
+        let group = format!("sys{i}");
+        loss.add_trace(
+            Scatter::new(
+                epochs.clone(),
+                s.curve.iter().map(|e| e.train_loss).collect(),
+            )
+            .name(format!("{} (train)", s.label))
+            .legend_group(group.as_str())
+            .mode(Mode::Lines)
+            .line(line(DashType::Solid)),
+        );
+        acc.add_trace(
+            Scatter::new(
+                epochs.clone(),
+                s.curve.iter().map(|e| 100.0 * e.train_accuracy).collect(),
+            )
+            .name(format!("{} (train)", s.label))
+            .legend_group(group.as_str())
+            .mode(Mode::Lines)
+            .line(line(DashType::Solid)),
+        );
+        let val: Vec<(usize, f64, f64)> = s
+            .curve
+            .iter()
+            .filter_map(|e| Some((e.epoch, e.val_loss?, e.val_accuracy?)))
+            .collect();
+        if !val.is_empty() {
+            let x: Vec<usize> = val.iter().map(|v| v.0).collect();
+            loss.add_trace(
+                Scatter::new(x.clone(), val.iter().map(|v| v.1).collect())
+                    .name(format!("{} (validation)", s.label))
+                    .legend_group(group.as_str())
+                    .mode(Mode::LinesMarkers)
+                    .line(line(DashType::Dash)),
+            );
+            acc.add_trace(
+                Scatter::new(x, val.iter().map(|v| 100.0 * v.2).collect())
+                    .name(format!("{} (validation)", s.label))
+                    .legend_group(group.as_str())
+                    .mode(Mode::LinesMarkers)
+                    .line(line(DashType::Dash)),
+            );
+        }
+    }
+    loss.set_layout(
+        base_layout(420)
+            .width(HALF_WIDTH)
+            .legend(below())
+            .x_axis(Axis::new().title(Title::with_text("epoch")))
+            .y_axis(Axis::new().title(Title::with_text("loss"))),
+    );
+    acc.set_layout(
+        base_layout(420)
+            .width(HALF_WIDTH)
+            .legend(below())
+            .x_axis(Axis::new().title(Title::with_text("epoch")))
+            .y_axis(Axis::new().title(Title::with_text("accuracy (%)"))),
+    );
+    loss.set_configuration(config());
+    acc.set_configuration(config());
+    Some((
+        loss.to_inline_html(Some(loss_div)),
+        acc.to_inline_html(Some(acc_div)),
+    ))
+}

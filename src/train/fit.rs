@@ -1,0 +1,278 @@
+//! The training loop: seeded, resumable epoch by epoch, with the recipe's optimiser, schedule,
+//! augmentations and optional distillation from precomputed teacher logits.
+
+use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule};
+use crate::audio::augment::{FreqMixStyle, Mixup};
+use crate::error::{Error, IoContext, Result};
+use crate::models::{self, AscModel};
+use crate::recipe::TrainStage;
+use crate::results::EpochLog;
+use indicatif::ProgressBar;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use tch::{nn::VarStore, Device, Kind, Tensor};
+
+pub struct FitOptions<'a> {
+    pub stage: &'a TrainStage,
+    pub device: Device,
+    /// Where epoch checkpoints go; a later call with the same directory resumes from the last one.
+    pub checkpoint_dir: &'a Path,
+    pub progress: Option<&'a ProgressBar>,
+}
+
+pub struct Fitted {
+    pub vs: VarStore,
+    pub model: Box<dyn AscModel>,
+    pub curve: Vec<EpochLog>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointMeta {
+    epochs_done: usize,
+    adam_step: i64,
+    curve: Vec<EpochLog>,
+}
+
+/// Trains `stage.model` on `train`. `teacher` holds teacher logits aligned with `train`'s rows;
+/// `val` is evaluated every `validate_every` epochs for the curves (never used for selection).
+pub fn fit(
+    opts: &FitOptions,
+    train: &FeatureSet,
+    teacher: Option<&Tensor>,
+    val: Option<&FeatureSet>,
+) -> Result<Fitted> {
+    let st = opts.stage;
+    let t = &st.training;
+    let n = train.len();
+    if n == 0 {
+        return Err(Error::msg(format!(
+            "stage `{}`: the training set is empty",
+            st.id
+        )));
+    }
+    let batch = t.batch_size.min(n);
+    // Full batches only: BatchNorm in train mode cannot take a batch of one.
+    let steps = (n / batch).max(1);
+    let kd = match (&st.distill, teacher) {
+        (Some(d), Some(_)) => Some(KdLoss::from_spec(d)),
+        (Some(_), None) => {
+            return Err(Error::msg(format!(
+                "stage `{}` distils but got no teacher logits",
+                st.id
+            )))
+        }
+        _ => None,
+    };
+    let mixup = t.mixup.as_ref().map(|m| Mixup { alpha: m.alpha });
+    let fms = t.freq_mixstyle.as_ref().map(|m| FreqMixStyle {
+        alpha: m.alpha,
+        p: m.p,
+    });
+    let schedule = LrSchedule::from_spec(&t.schedule, t.optimizer.lr, t.epochs);
+
+    tch::manual_seed(st.seed as i64);
+    let vs = VarStore::new(opts.device);
+    let model = models::build(&vs.root(), &st.model);
+    let mut adam = Adam::new(
+        &vs,
+        (t.optimizer.betas[0], t.optimizer.betas[1]),
+        t.optimizer.weight_decay,
+    );
+    let (mut start, mut curve) = (0, Vec::new());
+    if let Some((meta, tensors)) = load_checkpoint(opts.checkpoint_dir)? {
+        restore(&vs, &tensors)?;
+        adam.load_state(&tensors)?;
+        adam.step = meta.adam_step;
+        start = meta.epochs_done;
+        curve = meta.curve;
+    }
+    if let Some(pb) = opts.progress {
+        pb.set_length((t.epochs * steps) as u64);
+        pb.set_position((start * steps) as u64);
+    }
+
+    for epoch in start..t.epochs {
+        // Every random draw of an epoch derives from (stage seed, epoch): resuming is exact.
+        let epoch_seed = st.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
+        tch::manual_seed((epoch_seed >> 1) as i64);
+        let mut order: Vec<i64> = (0..n as i64).collect();
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
+        let mut lr = 0.0;
+        for step in 0..steps {
+            let idx = &order[step * batch..(step + 1) * batch];
+            let (mut x, y) = train.batch(idx, opts.device);
+            if let Some(f) = &fms {
+                x = f.apply(&x, &mut rng);
+            }
+            let plan = mixup.map(|m| m.plan(batch, &mut rng));
+            if let Some(p) = &plan {
+                x = p.mix(&x);
+            }
+            lr = schedule.at(epoch as f64 + step as f64 / steps as f64);
+            let logits = model.forward_t(&x, true);
+            let ce = match &plan {
+                Some(p) => p.mix_loss(&y, |labels| cross_entropy_per_sample(&logits, labels)),
+                None => cross_entropy_per_sample(&logits, &y).mean(Kind::Float),
+            };
+            let loss = match (&kd, teacher) {
+                (Some(kd), Some(tl)) => {
+                    let tb = tl
+                        .index_select(0, &Tensor::from_slice(idx))
+                        .to_device(opts.device);
+                    let tb = match &plan {
+                        Some(p) => p.mix(&tb),
+                        None => tb,
+                    };
+                    kd.combine(&ce, &logits, &tb)
+                }
+                _ => ce,
+            };
+            adam.zero_grad();
+            loss.backward();
+            adam.step(lr);
+            let l = loss.double_value(&[]);
+            if !l.is_finite() {
+                return Err(Error::msg(format!(
+                    "stage `{}`: the training loss became {l} at epoch {} step {step}; lower the learning rate",
+                    st.id,
+                    epoch + 1
+                )));
+            }
+            loss_sum += l * batch as f64;
+            correct += logits
+                .argmax(-1, false)
+                .eq_tensor(&y)
+                .sum(Kind::Int64)
+                .int64_value(&[]);
+            seen += batch;
+            if let Some(pb) = opts.progress {
+                pb.inc(1);
+            }
+        }
+        let (val_loss, val_accuracy) = match val {
+            Some(v)
+                if t.validate_every > 0
+                    && ((epoch + 1) % t.validate_every == 0 || epoch + 1 == t.epochs) =>
+            {
+                let logits = crate::eval::predict(model.as_ref(), v, 256, opts.device);
+                let e = crate::eval::metrics(&logits, &v.y, &v.device);
+                (Some(e.log_loss), Some(e.macro_accuracy))
+            }
+            _ => (None, None),
+        };
+        curve.push(EpochLog {
+            epoch: epoch + 1,
+            lr,
+            train_loss: loss_sum / seen as f64,
+            train_accuracy: correct as f64 / seen as f64,
+            val_loss,
+            val_accuracy,
+        });
+        if let Some(pb) = opts.progress {
+            let last = curve.last().expect("pushed above");
+            pb.set_message(format!(
+                "epoch {}/{} loss {:.3}{}",
+                epoch + 1,
+                t.epochs,
+                last.train_loss,
+                last.val_accuracy
+                    .map(|a| format!(" val acc {:.1}%", 100.0 * a))
+                    .unwrap_or_default()
+            ));
+        }
+        save_checkpoint(
+            opts.checkpoint_dir,
+            &vs,
+            &adam,
+            &CheckpointMeta {
+                epochs_done: epoch + 1,
+                adam_step: adam.step,
+                curve: curve.clone(),
+            },
+        )?;
+    }
+    Ok(Fitted { vs, model, curve })
+}
+
+fn checkpoint_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
+    let mut out = Vec::new();
+    if !dir.exists() {
+        return Ok(out);
+    }
+    for e in std::fs::read_dir(dir).at(dir)? {
+        let e = e.at(dir)?;
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(n) = name
+            .strip_prefix("epoch-")
+            .and_then(|s| s.parse::<usize>().ok())
+        {
+            out.push((n, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The newest complete checkpoint. Each one is written into a temp directory and renamed, so a
+/// directory named `epoch-N` is always complete.
+fn load_checkpoint(dir: &Path) -> Result<Option<(CheckpointMeta, BTreeMap<String, Tensor>)>> {
+    let Some((_, path)) = checkpoint_dirs(dir)?.pop() else {
+        return Ok(None);
+    };
+    let meta_path = path.join("meta.json");
+    let meta: CheckpointMeta =
+        serde_json::from_slice(&std::fs::read(&meta_path).at(&meta_path)?)
+            .map_err(|e| Error::file(&meta_path, format!("corrupt checkpoint metadata: {e}")))?;
+    let tensors = Tensor::read_safetensors(path.join("state.safetensors"))?
+        .into_iter()
+        .collect();
+    Ok(Some((meta, tensors)))
+}
+
+fn save_checkpoint(dir: &Path, vs: &VarStore, adam: &Adam, meta: &CheckpointMeta) -> Result<()> {
+    std::fs::create_dir_all(dir).at(dir)?;
+    let tmp = dir.join(format!("tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).at(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp).at(&tmp)?;
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(k, v)| (format!("w.{k}"), v))
+        .collect();
+    named.extend(adam.state());
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    Tensor::write_safetensors(&named, tmp.join("state.safetensors"))?;
+    let meta_path = tmp.join("meta.json");
+    std::fs::write(
+        &meta_path,
+        serde_json::to_vec(meta).map_err(|e| Error::msg(e.to_string()))?,
+    )
+    .at(&meta_path)?;
+    let final_dir = dir.join(format!("epoch-{:05}", meta.epochs_done));
+    std::fs::rename(&tmp, &final_dir).at(&final_dir)?;
+    // Older checkpoints are superseded.
+    for (n, p) in checkpoint_dirs(dir)? {
+        if n < meta.epochs_done {
+            std::fs::remove_dir_all(&p).at(&p)?;
+        }
+    }
+    Ok(())
+}
+
+fn restore(vs: &VarStore, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+    for (name, mut var) in vs.variables() {
+        let src = tensors
+            .get(&format!("w.{name}"))
+            .ok_or_else(|| Error::msg(format!("checkpoint lacks variable `{name}`")))?;
+        tch::no_grad(|| var.copy_(src));
+    }
+    Ok(())
+}

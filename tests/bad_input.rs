@@ -1,0 +1,219 @@
+//! Bad input gets one clear error naming the file, line or field, a non-zero exit, and no panic.
+
+use ascrepro::data::synth::{self, SynthConfig};
+use std::path::Path;
+use std::process::Command;
+
+const TINY: &str = include_str!("fixtures/tiny.yaml");
+
+/// Runs ascrepro in `dir` and returns its stderr, asserting a clean failure.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let o = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        !o.status.success(),
+        "expected failure, got success:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "panic:\n{stderr}"
+    );
+    assert!(stderr.contains("error: "), "{stderr}");
+    stderr
+}
+
+fn run_recipe(dir: &Path, text: &str) -> String {
+    std::fs::write(dir.join("r.yaml"), text).unwrap();
+    fails(
+        dir,
+        &[
+            "run", "r.yaml", "--cache", "cache", "--out", "out", "--quiet",
+        ],
+    )
+}
+
+#[test]
+fn malformed_yaml_names_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let e = run_recipe(d.path(), "id: x\nmodels: [unclosed\ntitle: y\n");
+    assert!(e.contains("r.yaml:"), "{e}");
+    assert!(e.contains(":2") || e.contains(":3"), "{e}");
+}
+
+#[test]
+fn unknown_field_names_field_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let text = TINY.replace("  batch_size: 16\n", "  batch_size: 16\n  batch_sise: 3\n");
+    let line = text.lines().position(|l| l.contains("batch_sise")).unwrap() + 1;
+    let e = run_recipe(d.path(), &text);
+    assert!(e.contains("batch_sise"), "{e}");
+    assert!(
+        e.contains(&format!("r.yaml:{line}")),
+        "expected line {line}: {e}"
+    );
+}
+
+#[test]
+fn wrong_type_names_line() {
+    let d = tempfile::tempdir().unwrap();
+    let text = TINY.replace("  epochs: 2\n", "  epochs: many\n");
+    let line = text
+        .lines()
+        .position(|l| l.contains("epochs: many"))
+        .unwrap()
+        + 1;
+    let e = run_recipe(d.path(), &text);
+    assert!(
+        e.contains(&format!("r.yaml:{line}")),
+        "expected line {line}: {e}"
+    );
+}
+
+#[test]
+fn missing_reference_names_field_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let text = TINY.replace("distill: {teacher: teacher,", "distill: {teacher: nobody,");
+    let line = text
+        .lines()
+        .position(|l| l.contains("teacher: nobody"))
+        .unwrap()
+        + 1;
+    let e = run_recipe(d.path(), &text);
+    assert!(
+        e.contains("nobody") && e.contains("stages.1.distill"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("r.yaml:{line}")),
+        "expected line {line}: {e}"
+    );
+}
+
+#[test]
+fn path_escaping_the_data_root_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let text = TINY.replace(
+        "profiles:\n",
+        "profiles:\n  paper:\n    note: x\n    data:\n      kind: tau2022\n      root: ../../etc\n      manifest: m.yaml\n      train_split: a.csv\n      test_split: b.csv\n    stages: [teacher]\n",
+    );
+    let line = text.lines().position(|l| l.contains("../../etc")).unwrap() + 1;
+    let e = run_recipe(d.path(), &text);
+    assert!(
+        e.contains("profiles.paper.data.root") && e.contains("escapes"),
+        "{e}"
+    );
+    assert!(
+        e.contains(&format!("r.yaml:{line}")),
+        "expected line {line}: {e}"
+    );
+}
+
+/// A tau2022-layout dataset under `dir/data/ds` with its manifest at `dir/ds.yaml`, and a recipe
+/// whose `paper` profile reads it.
+fn real_layout(dir: &Path) -> String {
+    let cfg = SynthConfig {
+        seed: 5,
+        cities: 2,
+        test_only_cities: 1,
+        train_locations_per_city: 1,
+        test_locations_per_city: 1,
+        train_clips_per_class_a: 2,
+        train_clips_per_class_device: 1,
+        test_clips_per_class_device: 1,
+        clips_per_segment: 1,
+        device_sim_irs: 2,
+        ..Default::default()
+    };
+    synth::generate(&cfg, &dir.join("data/ds"), None).unwrap();
+    TINY.replace(
+        "profiles:\n",
+        "profiles:\n  paper:\n    note: x\n    data:\n      kind: tau2022\n      root: ds\n      manifest: ds.yaml\n      train_split: evaluation_setup/fold1_train.csv\n      test_split: evaluation_setup/fold1_evaluate.csv\n      irs_root: ds/irs\n      irs_manifest: irs.yaml\n    stages: [teacher]\n",
+    )
+}
+
+fn first_wav(dir: &Path) -> std::path::PathBuf {
+    let mut wavs: Vec<_> = std::fs::read_dir(dir.join("data/ds/audio"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    wavs.sort();
+    wavs.remove(0)
+}
+
+fn manifests(dir: &Path) {
+    for (sub, out) in [("data/ds", "ds.yaml"), ("data/ds/irs", "irs.yaml")] {
+        let o = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
+            .current_dir(dir)
+            .args(["manifest", "create", sub, "--out", out])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+}
+
+#[test]
+fn data_changed_after_its_manifest_names_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let recipe = real_layout(d.path());
+    manifests(d.path());
+    let wav = first_wav(d.path());
+    let mut bytes = std::fs::read(&wav).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&wav, bytes).unwrap();
+    std::fs::write(d.path().join("r.yaml"), recipe).unwrap();
+    let e = fails(
+        d.path(),
+        &[
+            "run",
+            "r.yaml",
+            "--profile",
+            "paper",
+            "--cache",
+            "cache",
+            "--quiet",
+        ],
+    );
+    let name = wav.file_name().unwrap().to_string_lossy().to_string();
+    assert!(e.contains(&name), "{e}");
+}
+
+#[test]
+fn corrupt_wav_names_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let recipe = real_layout(d.path());
+    let wav = first_wav(d.path());
+    std::fs::write(&wav, b"RIFF\x10\x00\x00\x00WAVEnot really audio").unwrap();
+    // The manifest matches the corrupt file, so the failure comes from decoding it.
+    manifests(d.path());
+    std::fs::write(d.path().join("r.yaml"), recipe).unwrap();
+    let e = fails(
+        d.path(),
+        &[
+            "run",
+            "r.yaml",
+            "--profile",
+            "paper",
+            "--cache",
+            "cache",
+            "--quiet",
+        ],
+    );
+    let name = wav.file_name().unwrap().to_string_lossy().to_string();
+    assert!(e.contains(&name), "{e}");
+}
+
+#[test]
+fn missing_recipe_and_unknown_profile() {
+    let d = tempfile::tempdir().unwrap();
+    let e = fails(d.path(), &["run", "nope.yaml"]);
+    assert!(e.contains("nope.yaml"), "{e}");
+    std::fs::write(d.path().join("r.yaml"), TINY).unwrap();
+    let e = fails(d.path(), &["run", "r.yaml", "--profile", "papr"]);
+    assert!(e.contains("papr"), "{e}");
+}

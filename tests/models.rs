@@ -1,0 +1,579 @@
+//! Models: shapes, train/eval semantics, PyTorch parity, weight files, BatchNorm folding, INT8.
+
+use ascrepro::compress::fold::fold_bn;
+use ascrepro::compress::quantize::quantize_int8;
+use ascrepro::models::blocks::{Ctx, NormKind, Vb};
+use ascrepro::models::{
+    build, build_net, load_weights, save_weights, tfsepnet23, AscModel, ModelConfig, Net,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+const PYTHON: &str = "/work/main/.venv/bin/python";
+
+fn cfg(width: i64, norm: NormKind, dropout: f64, shuffle_groups: Option<i64>) -> ModelConfig {
+    ModelConfig::Tfsepnet23(tfsepnet23::Config {
+        width,
+        norm,
+        dropout,
+        shuffle_groups,
+        num_classes: 10,
+    })
+}
+
+fn c12() -> ModelConfig {
+    cfg(12, NormKind::AdaResNorm, 0.0, None)
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+/// Gives BatchNorms and AdaResNorms non-trivial values so eval paths are really exercised.
+fn perturb(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (name, mut v) in vs.variables() {
+            let n = v.size();
+            let r = Tensor::rand(&n, (Kind::Float, Device::Cpu));
+            let new = if name.ends_with("running_var")
+                || name.ends_with("bn.weight")
+                || name.ends_with("gamma")
+            {
+                r + 0.5
+            } else if name.ends_with("running_mean")
+                || name.ends_with("bn.bias")
+                || name.ends_with("beta")
+            {
+                (r - 0.5) * 0.4
+            } else if name.ends_with("rho") {
+                r
+            } else {
+                continue;
+            };
+            v.copy_(&new);
+        }
+    });
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("ascrepro-models-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn forward_shapes() {
+    tch::set_num_threads(1);
+    tch::manual_seed(0);
+    for (config, input) in [
+        (c12(), [3, 1, 128, 44]),
+        (
+            cfg(20, NormKind::ResNorm { lambda: 0.1 }, 0.2, Some(2)),
+            [2, 1, 128, 44],
+        ),
+        (c12(), [1, 1, 256, 65]),
+    ] {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = build(&vs.root(), &config);
+        let xs = Tensor::randn(input, (Kind::Float, Device::Cpu));
+        for train in [false, true] {
+            let ys = model.forward_t(&xs, train);
+            assert_eq!(
+                ys.size(),
+                vec![input[0], 10],
+                "{} train={train}",
+                config.describe()
+            );
+        }
+    }
+}
+
+#[test]
+fn describe_and_config_serde() {
+    assert_eq!(c12().describe(), "tfsepnet23 C=12 AdaResNorm");
+    let json = serde_json::to_string(&c12()).unwrap();
+    assert!(json.contains("\"arch\":\"tfsepnet23\""), "{json}");
+    assert_eq!(serde_json::from_str::<ModelConfig>(&json).unwrap(), c12());
+    let r: ModelConfig = serde_json::from_str(
+        r#"{"arch":"tfsepnet23","width":40,"norm":{"kind":"res_norm","lambda":0.1},"dropout":0.1}"#,
+    )
+    .unwrap();
+    assert_eq!(r, cfg(40, NormKind::ResNorm { lambda: 0.1 }, 0.1, None));
+    assert!(serde_json::from_str::<ModelConfig>(
+        r#"{"arch":"tfsepnet23","width":40,"norm":{"kind":"ada_res_norm"},"dropout":0.1,"depth":3}"#
+    )
+    .is_err());
+    // Invalid widths are errors naming the field, never panics.
+    let bad = cfg(13, NormKind::AdaResNorm, 0.0, None);
+    let err = bad.validate().unwrap_err().to_string();
+    assert!(err.contains("width"), "{err}");
+    let vs = nn::VarStore::new(Device::Cpu);
+    assert!(ascrepro::models::try_build(&vs.root(), &bad).is_err());
+}
+
+#[test]
+fn batchnorm_stats_update_only_in_train_and_dropout_only_in_train() {
+    tch::set_num_threads(1);
+    tch::manual_seed(1);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = build(&vs.root(), &cfg(12, NormKind::AdaResNorm, 0.5, None));
+    let rm = vs.variables()["stage1.block0.freq_dw.bn.running_mean"].shallow_clone();
+    let xs = Tensor::randn([4, 1, 128, 44], (Kind::Float, Device::Cpu));
+
+    let before = rm.copy();
+    let e1 = model.forward_t(&xs, false);
+    let e2 = model.forward_t(&xs, false);
+    assert_eq!(
+        max_abs_diff(&rm, &before),
+        0.0,
+        "eval must not touch running stats"
+    );
+    assert_eq!(
+        max_abs_diff(&e1, &e2),
+        0.0,
+        "eval is deterministic (no dropout)"
+    );
+
+    let t1 = model.forward_t(&xs, true);
+    assert!(
+        max_abs_diff(&rm, &before) > 0.0,
+        "train updates running stats"
+    );
+    let t2 = model.forward_t(&xs, true);
+    assert!(
+        max_abs_diff(&t1, &t2) > 1e-6,
+        "dropout is active in train mode"
+    );
+}
+
+/// Builds the same network in PyTorch, randomises it, and writes weights, an input, eval
+/// logits, train-mode logits and the running statistics after that train step.
+const PARITY_SCRIPT: &str = r#"
+import json, struct, sys
+import torch, torch.nn as nn
+
+out, width, norm, lam, groups = sys.argv[1], int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), int(sys.argv[5])
+groups = groups if groups > 0 else None
+torch.manual_seed(0)
+
+class ConvBn(nn.Module):
+    def __init__(s, cin, cout, k, stride=1, pad=0, groups=1, bn=True, relu=True, bias=False):
+        super().__init__()
+        s.conv = nn.Conv2d(cin, cout, k, stride, pad, groups=groups, bias=bias)
+        s.bn = nn.BatchNorm2d(cout) if bn else None
+        s.relu = relu
+    def forward(s, x):
+        x = s.conv(x)
+        if s.bn is not None:
+            x = s.bn(x)
+        return torch.relu(x) if s.relu else x
+
+def freq_in(x):
+    mean = x.mean(dim=(1, 3), keepdim=True)
+    var = x.var(dim=(1, 3), keepdim=True)
+    return (x - mean) / torch.sqrt(var + 1e-5)
+
+class AdaResNorm(nn.Module):
+    def __init__(s, c):
+        super().__init__()
+        s.rho = nn.Parameter(torch.full((1, c, 1, 1), 0.5))
+        s.gamma = nn.Parameter(torch.ones(1, c, 1, 1))
+        s.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+    def forward(s, x):
+        return (s.rho * x + (1 - s.rho) * freq_in(x)) * s.gamma + s.beta
+
+class ResNorm(nn.Module):
+    def __init__(s, lam):
+        super().__init__()
+        s.lam = lam
+    def forward(s, x):
+        return s.lam * x + freq_in(x)
+
+def make_norm(c):
+    return AdaResNorm(c) if norm == "ada" else ResNorm(lam)
+
+class TfSepConv(nn.Module):
+    def __init__(s, cin, cout):
+        super().__init__()
+        s.proj = ConvBn(cin, cout, 1) if cin != cout else None
+        s.g = groups if groups else cout // 2
+        h1, h2 = cout // 2, cout - cout // 2
+        s.h = [h1, h2]
+        s.freq_dw = ConvBn(h1, h1, (3, 1), pad=(1, 0), groups=h1)
+        s.freq_pw = ConvBn(h1, h1, 1)
+        s.time_dw = ConvBn(h2, h2, (1, 3), pad=(0, 1), groups=h2)
+        s.time_pw = ConvBn(h2, h2, 1)
+        s.drop = nn.Dropout(0.0)
+    def forward(s, x):
+        if s.proj is not None:
+            x = s.proj(x)
+        b, c, f, t = x.shape
+        g = s.g
+        x = x.reshape(b, c // g, g, f, t).permute(0, 2, 1, 3, 4).reshape(b, c, f, t)
+        x1, x2 = torch.split(x, s.h, dim=1)
+        y1 = s.drop(s.freq_pw(s.freq_dw(x1).mean(2, keepdim=True))) + x1
+        y2 = s.drop(s.time_pw(s.time_dw(x2).mean(3, keepdim=True))) + x2
+        return torch.cat([y1, y2], 1)
+
+class Stage(nn.Module):
+    def __init__(s, cin, cout, n, pool):
+        super().__init__()
+        for j in range(n):
+            setattr(s, f"block{j}", TfSepConv(cin if j == 0 else cout, cout))
+        s.n = n
+        s.norm = make_norm(cout)
+        s.pool = nn.MaxPool2d(2) if pool else None
+    def forward(s, x):
+        for j in range(s.n):
+            x = getattr(s, f"block{j}")(x)
+        x = s.norm(x)
+        return s.pool(x) if s.pool is not None else x
+
+class Net(nn.Module):
+    def __init__(s, C):
+        super().__init__()
+        s.stem = ConvBn(1, 2 * C, 5, stride=2, pad=2, bn=False, relu=False)
+        s.stem_norm = make_norm(2 * C)
+        w = [round(m * C) for m in (1, 1.5, 2, 2.5)]
+        s.stage1 = Stage(2 * C, w[0], 2, True)
+        s.stage2 = Stage(w[0], w[1], 2, True)
+        s.stage3 = Stage(w[1], w[2], 2, False)
+        s.stage4 = Stage(w[2], w[3], 3, False)
+        s.head = ConvBn(w[3], 10, 1, bn=False, relu=False, bias=True)
+    def forward(s, x):
+        x = s.stem_norm(s.stem(x))
+        x = s.stage4(s.stage3(s.stage2(s.stage1(x))))
+        return s.head(x).mean(dim=(2, 3))
+
+def save(path, tensors):
+    header, blobs, off = {}, [], 0
+    for k in sorted(tensors):
+        a = tensors[k].detach().contiguous().float().numpy().astype("<f4")
+        b = a.tobytes()
+        header[k] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+net = Net(width)
+with torch.no_grad():
+    for name, t in net.state_dict().items():
+        if name.endswith("num_batches_tracked"):
+            continue
+        r = torch.rand(t.shape)
+        if name.endswith(("running_var", "bn.weight", "gamma")):
+            t.copy_(r + 0.5)
+        elif name.endswith(("running_mean", "bn.bias", "beta")):
+            t.copy_((r - 0.5) * 0.4)
+        elif name.endswith("rho"):
+            t.copy_(r)
+state = {k: v.clone() for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+x = torch.randn(4, 1, 128, 44)
+net.eval()
+with torch.no_grad():
+    eval_logits = net(x)
+net.train()
+with torch.no_grad():
+    train_logits = net(x)
+after = {"after." + k: v for k, v in net.state_dict().items() if k.endswith(("running_mean", "running_var"))}
+save(out, {**state, **after, "x": x, "eval_logits": eval_logits, "train_logits": train_logits})
+"#;
+
+fn run_parity(tag: &str, config: &ModelConfig, py_args: [&str; 4]) {
+    if !Path::new(PYTHON).exists() {
+        println!("skipping PyTorch parity: {PYTHON} not found");
+        return;
+    }
+    tch::set_num_threads(1);
+    let dir = temp_dir(tag);
+    let script = dir.join("parity.py");
+    let out = dir.join("parity.safetensors");
+    std::fs::write(&script, PARITY_SCRIPT).unwrap();
+    let status = Command::new(PYTHON)
+        .arg(&script)
+        .arg(&out)
+        .args(py_args)
+        .env("OMP_NUM_THREADS", "1")
+        .status()
+        .unwrap();
+    assert!(status.success(), "parity script failed");
+    let file: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&out)
+        .unwrap()
+        .into_iter()
+        .collect();
+
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = build(&vs.root(), config);
+    // Name mapping: the PyTorch modules use our VarStore names; PyTorch's
+    // `num_batches_tracked` buffers were left out by the script.
+    let ours = vs.variables();
+    for (name, mut var) in ours.iter().map(|(n, v)| (n.clone(), v.shallow_clone())) {
+        let src = file
+            .get(&name)
+            .unwrap_or_else(|| panic!("PyTorch state dict has no `{name}`"));
+        assert_eq!(src.size(), var.size(), "{name}");
+        tch::no_grad(|| var.copy_(src));
+    }
+    let theirs = file
+        .keys()
+        .filter(|k| {
+            !k.starts_with("after.") && !["x", "eval_logits", "train_logits"].contains(&k.as_str())
+        })
+        .count();
+    assert_eq!(theirs, ours.len(), "same number of variables");
+
+    let x = &file["x"];
+    let eval = model.forward_t(x, false);
+    let d = max_abs_diff(&eval, &file["eval_logits"]);
+    assert!(d < 1e-4, "eval logits differ from PyTorch by {d}");
+    let train = model.forward_t(x, true);
+    let d = max_abs_diff(&train, &file["train_logits"]);
+    assert!(d < 1e-4, "train-mode logits differ from PyTorch by {d}");
+    for (name, var) in &ours {
+        if name.ends_with("running_mean") || name.ends_with("running_var") {
+            let d = max_abs_diff(var, &file[&format!("after.{name}")]);
+            assert!(d < 1e-5, "running stat {name} differs from PyTorch by {d}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn pytorch_parity_adaresnorm_c12() {
+    run_parity("ada", &c12(), ["12", "ada", "0", "0"]);
+}
+
+#[test]
+fn pytorch_parity_resnorm_c8_shuffle2() {
+    let config = cfg(8, NormKind::ResNorm { lambda: 0.1 }, 0.0, Some(2));
+    run_parity("res", &config, ["8", "res", "0.1", "2"]);
+}
+
+#[test]
+fn weights_roundtrip_is_exact_and_deterministic() {
+    tch::set_num_threads(1);
+    tch::manual_seed(2);
+    let dir = temp_dir("roundtrip");
+    let config = cfg(12, NormKind::AdaResNorm, 0.1, None);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = build(&vs.root(), &config);
+    perturb(&vs);
+    let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
+    save_weights(&vs, &config, &a).unwrap();
+    save_weights(&vs, &config, &b).unwrap();
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "identical bytes"
+    );
+
+    let (vs2, config2, model2) = load_weights(&a, Device::Cpu).unwrap();
+    assert_eq!(config2, config);
+    assert_eq!(vs2.variables().len(), vs.variables().len());
+    let xs = Tensor::randn([3, 1, 128, 44], (Kind::Float, Device::Cpu));
+    assert_eq!(
+        max_abs_diff(&model.forward_t(&xs, false), &model2.forward_t(&xs, false)),
+        0.0
+    );
+    let c = dir.join("c.safetensors");
+    save_weights(&vs2, &config2, &c).unwrap();
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&c).unwrap(),
+        "reloaded model saves the same bytes"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn weight_file_errors_name_the_file_and_tensor() {
+    tch::set_num_threads(1);
+    let dir = temp_dir("errors");
+    let missing = dir.join("missing.safetensors");
+    let err = load_weights(&missing, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("missing.safetensors"), "{err}");
+
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a safetensors file").unwrap();
+    let err = load_weights(&garbage, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("garbage.safetensors"), "{err}");
+
+    // A file written for C=12 whose header claims C=20: every tensor is mis-shaped.
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _m = build(&vs.root(), &c12());
+    let wrong = dir.join("wrong.safetensors");
+    let c20 = cfg(20, NormKind::AdaResNorm, 0.0, None);
+    save_weights(&vs, &c20, &wrong).unwrap();
+    let err = load_weights(&wrong, Device::Cpu).unwrap_err().to_string();
+    assert!(
+        err.contains("wrong.safetensors")
+            && err.contains("head.conv.weight")
+            && err.contains("shape"),
+        "{err}"
+    );
+
+    // ResNorm has no rho/gamma/beta: loading AdaResNorm weights as ResNorm finds unexpected tensors.
+    let unexpected = dir.join("unexpected.safetensors");
+    save_weights(
+        &vs,
+        &cfg(12, NormKind::ResNorm { lambda: 0.1 }, 0.0, None),
+        &unexpected,
+    )
+    .unwrap();
+    let err = load_weights(&unexpected, Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unexpected tensor") && err.contains("beta"),
+        "{err}"
+    );
+
+    // AdaResNorm config over ResNorm weights: missing tensors.
+    let vs_r = nn::VarStore::new(Device::Cpu);
+    let _r = build(
+        &vs_r.root(),
+        &cfg(12, NormKind::ResNorm { lambda: 0.1 }, 0.0, None),
+    );
+    let short = dir.join("short.safetensors");
+    save_weights(&vs_r, &c12(), &short).unwrap();
+    let err = load_weights(&short, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("missing tensor"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn folding_batchnorm_keeps_eval_outputs() {
+    tch::set_num_threads(1);
+    tch::manual_seed(3);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let mut net: Box<dyn Net> = build_net(&Vb::new(&vs.root()), &c12()).unwrap();
+    perturb(&vs);
+    let before_vars: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .map(|(n, t)| (n, t.copy()))
+        .collect();
+    let xs = Tensor::randn([4, 1, 128, 44], (Kind::Float, Device::Cpu));
+    let y0 = tch::no_grad(|| net.forward_ctx(&xs, &Ctx::new(false)));
+    let folded = fold_bn(net.as_mut());
+    assert_eq!(
+        folded,
+        9 * 4 + 4,
+        "one BatchNorm per dw/pw unit and per projection"
+    );
+    let y1 = tch::no_grad(|| net.forward_ctx(&xs, &Ctx::new(false)));
+    let d = max_abs_diff(&y0, &y1);
+    assert!(d < 1e-5, "folding changed eval outputs by {d}");
+    let vars = vs.variables();
+    for (name, t) in &before_vars {
+        assert_eq!(
+            max_abs_diff(t, &vars[name]),
+            0.0,
+            "folding must not modify the VarStore ({name})"
+        );
+    }
+}
+
+/// A toy task the network learns in a few dozen steps on small 32 x 44 inputs: class k makes
+/// mel bins 3k..3k+3 alternate in time.
+fn toy_batch(n: i64, seed: i64) -> (Tensor, Tensor) {
+    tch::manual_seed(seed);
+    let labels = Tensor::randint(10, [n], (Kind::Int64, Device::Cpu));
+    let xs = Tensor::randn([n, 1, 32, 44], (Kind::Float, Device::Cpu)) * 0.5;
+    let bands = Tensor::arange(32, (Kind::Int64, Device::Cpu)).divide_scalar_mode(3, "floor");
+    let mask = bands
+        .unsqueeze(0)
+        .eq_tensor(&labels.unsqueeze(1))
+        .to_kind(Kind::Float);
+    let alternate = Tensor::arange(44, (Kind::Float, Device::Cpu)).remainder(2.0) * 2.0 - 1.0;
+    let pattern = mask.reshape([n, 1, 32, 1]) * alternate.reshape([1, 1, 1, 44]) * 1.5;
+    (xs + pattern, labels)
+}
+
+#[test]
+fn int8_model_stays_close_to_fp32_and_weights_sit_on_the_int8_grid() {
+    tch::set_num_threads(1);
+    tch::manual_seed(4);
+    let config = c12();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = build(&vs.root(), &config);
+    let mut opt = nn::Adam::default().build(&vs, 1e-2).unwrap();
+    for step in 0..60 {
+        let (xs, ys) = toy_batch(32, 100 + step);
+        let loss = model.forward_t(&xs, true).cross_entropy_for_logits(&ys);
+        opt.backward_step(&loss);
+    }
+    let calibration: Vec<Tensor> = (0..4).map(|i| toy_batch(32, 1000 + i).0).collect();
+    let q = quantize_int8(&vs, &config, &calibration).unwrap();
+
+    let (xs, ys) = toy_batch(200, 5000);
+    let fp = tch::no_grad(|| model.forward_t(&xs, false));
+    let qi = q.forward_t(&xs, false);
+    let agree = fp
+        .argmax(1, false)
+        .eq_tensor(&qi.argmax(1, false))
+        .to_kind(Kind::Float)
+        .mean(Kind::Float);
+    let agree = agree.double_value(&[]);
+    let acc = |l: &Tensor| {
+        l.argmax(1, false)
+            .eq_tensor(&ys)
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
+    let rel = (&fp - &qi).abs().mean(Kind::Float).double_value(&[])
+        / fp.abs().mean(Kind::Float).double_value(&[]);
+    println!(
+        "fp32 acc {:.3}, int8 acc {:.3}, argmax agreement {agree:.3}, relative error {rel:.4}",
+        acc(&fp),
+        acc(&qi)
+    );
+    assert!(acc(&fp) > 0.5, "toy training failed: accuracy {}", acc(&fp));
+    assert!(agree >= 0.9, "argmax agreement {agree}");
+    assert!(rel < 0.1, "relative logit error {rel}");
+    assert!(rel > 0.0, "quantization had no effect");
+
+    // 1 stem + 9 blocks (4 of them with a projection) * 4 + 4 projections + head.
+    assert_eq!(q.weights().len(), 1 + 9 * 4 + 4 + 1);
+    for w in q.weights() {
+        assert_eq!(w.int8.kind(), Kind::Int8, "{}", w.name);
+        let out = w.int8.size()[0];
+        let scale = w.scale.reshape([out, 1, 1, 1]);
+        let back = &w.dequantized / &scale;
+        let off_grid = (&back - back.round()).abs().max().double_value(&[]);
+        assert!(
+            off_grid < 1e-3,
+            "{} is off its int8 grid by {off_grid}",
+            w.name
+        );
+        assert!(back.min().double_value(&[]) >= -128.5 && back.max().double_value(&[]) <= 127.5);
+        let d = max_abs_diff(&w.dequantized, &(w.int8.to_kind(Kind::Float) * &scale));
+        assert_eq!(d, 0.0, "{}", w.name);
+    }
+    for (point, qp) in q.activation_qparams() {
+        assert!(
+            (0..=127).contains(&qp.zero_point) && qp.scale > 0.0,
+            "{point}: {qp:?}"
+        );
+    }
+    assert!(q.activation_qparams().contains_key("input"));
+    assert!(q.activation_qparams().contains_key("stage4.block2.cat"));
+    // The original VarStore is untouched (BatchNorms still there, weights not quantized).
+    assert!(vs.variables().contains_key("head.conv.weight"));
+}
+
+#[test]
+fn quantize_rejects_bad_input() {
+    tch::set_num_threads(1);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _m = build(&vs.root(), &c12());
+    assert!(quantize_int8(&vs, &c12(), &[]).is_err());
+    let other = cfg(20, NormKind::AdaResNorm, 0.0, None);
+    let x = Tensor::zeros([1, 1, 128, 44], (Kind::Float, Device::Cpu));
+    assert!(quantize_int8(&vs, &other, &[x]).is_err());
+}
