@@ -255,6 +255,9 @@ fn calibrate() {
     if let Ok(v) = std::env::var("SYNTH_SEP") {
         cfg.class_separation = v.parse().unwrap();
     }
+    if let Ok(v) = std::env::var("SYNTH_SEED") {
+        cfg.seed = v.parse().unwrap();
+    }
     if let Ok(v) = std::env::var("SYNTH_SEV") {
         cfg.device_severity = v.parse().unwrap();
     }
@@ -309,7 +312,7 @@ fn calibrate() {
         let mean = lv.iter().map(|v| v.0).sum::<f64>() / n;
         let min = lv.iter().map(|v| v.0).fold(f64::MAX, f64::min);
         let max = lv.iter().map(|v| v.0).fold(f64::MIN, f64::max);
-        let clipped = lv.iter().filter(|v| v.1 >= 0.98).count();
+        let clipped = lv.iter().filter(|v| v.1 >= 0.979).count();
         println!("{dev:6} {n:4} {mean:8.1} {min:6.1} {max:6.1} {clipped:5}");
     }
 
@@ -352,7 +355,23 @@ fn calibrate() {
         };
         let yte: Vec<usize> = ds.test.iter().map(|c| c.scene).collect();
         let dte: Vec<usize> = ds.test.iter().map(|c| c.device).collect();
-        cnn(&spec(&tr), &ytr, &spec(&te), &yte, &dte);
+        let (mut xs, mut ys) = (spec(&tr), ytr.clone());
+        if std::env::var("CALIB_A_ONLY").is_ok() {
+            let keep: Vec<bool> = ds.train.iter().map(|c| c.device == 0).collect();
+            xs = xs
+                .into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(x, _)| x)
+                .collect();
+            ys = ys
+                .into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(y, _)| y)
+                .collect();
+        }
+        cnn(&xs, &ys, &spec(&te), &yte, &dte);
     }
 }
 

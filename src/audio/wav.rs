@@ -57,7 +57,7 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
         return Err(Error::file(path, "WAV file contains no samples"));
     }
     let channels = spec.channels as usize;
-    if interleaved.len() % channels != 0 {
+    if !interleaved.len().is_multiple_of(channels) {
         return Err(Error::file(
             path,
             "WAV data ends in the middle of a frame (truncated file?)",

@@ -792,7 +792,7 @@ struct Profile {
 }
 
 /// How strongly the scene resonances in [`PROFILES`] are applied.
-const BUMP_SCALE: f64 = 1.8;
+const BUMP_SCALE: f64 = 2.2;
 
 #[allow(clippy::too_many_arguments)] // a table row constructor
 const fn p(
@@ -1129,32 +1129,32 @@ impl IrSystem {
     /// A random member of the family (microphone / loudspeaker / housing responses).
     fn sample(r: &mut Rng, severity: f64) -> IrSystem {
         let mut f = Vec::new();
-        let hp = r.log_range(100.0, 600.0);
-        let lp = r.log_range(3000.0, 12_000.0);
+        let hp = r.log_range(80.0, 900.0);
+        let lp = r.log_range(2500.0, 14_000.0);
         for _ in 0..(1 + r.index(2)) {
             f.push(Filt::Hp(hp, 0.707));
             f.push(Filt::Lp(lp, 0.707));
         }
         f.push(Filt::LowShelf(
             r.log_range(150.0, 500.0),
-            r.range(-8.0, 8.0),
+            r.range(-9.0, 9.0),
         ));
         f.push(Filt::HighShelf(
             r.log_range(1500.0, 5000.0),
-            r.range(-12.0, 6.0),
+            r.range(-14.0, 6.0),
         ));
         for _ in 0..(3 + r.index(3)) {
             f.push(Filt::Peak(
                 r.log_range(250.0, 9000.0),
                 r.log_range(1.0, 8.0),
-                r.sign() * r.range(4.0, 14.0),
+                r.sign() * r.range(4.0, 16.0),
             ));
         }
         if r.chance(0.6) {
             f.push(Filt::Peak(
                 r.log_range(1000.0, 6000.0),
                 r.range(4.0, 12.0),
-                r.range(8.0, 15.0),
+                r.range(8.0, 16.0),
             ));
         }
         let filters: Vec<Filt> = f.into_iter().map(|x| x.scaled(severity)).collect();
@@ -1286,7 +1286,7 @@ fn devices(seed: u64, severity: f64) -> Vec<Device> {
             .map(|f| f.scaled(s))
             .to_vec(),
             compressor: None,
-            drive_db: 8.0 * s.min(1.5),
+            drive_db: 5.0 * s.min(1.5),
             clip: Some(0.98),
             noise_db: -60.0,
             noise_filters: vec![],
@@ -1872,7 +1872,7 @@ fn music(r: &mut Rng, loc: &Location) -> Vec<f64> {
     while t < TOTAL as f64 / FS {
         let chord = PROGRESSION[(b / 4) % 4];
         let mut notes: Vec<(i32, f64, f64)> = Vec::new();
-        if b % 4 == 0 {
+        if b.is_multiple_of(4) {
             for d in [0, 2, 4] {
                 notes.push((semis(chord + d) + 12, 1.2, 0.5));
             }

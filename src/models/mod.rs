@@ -10,7 +10,7 @@ pub mod blocks;
 pub mod tfsepnet23;
 
 use crate::error::{Error, IoContext, Result};
-use blocks::{ConvBn, Ctx, NormKind, Vb};
+use blocks::{ConvBn, Ctx, Vb};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -65,58 +65,6 @@ impl ModelConfig {
             ))
         })
     }
-
-    /// Builds a typed configuration from a recipe's model entry. Errors carry the offending
-    /// field (a key of the entry) when there is one.
-    pub fn from_spec(
-        m: &crate::recipe::ModelSpec,
-    ) -> std::result::Result<ModelConfig, (Option<&'static str>, String)> {
-        match m.arch.as_str() {
-            "tfsepnet23" => {
-                let width = m.width.ok_or((
-                    Some("width"),
-                    "tfsepnet23 needs `width` (the paper's C, e.g. 12)".to_string(),
-                ))?;
-                let norm_name = m.norm.as_deref().ok_or((
-                    Some("norm"),
-                    "tfsepnet23 needs `norm`: `resnorm` or `adaresnorm`".to_string(),
-                ))?;
-                let norm = match norm_name.to_ascii_lowercase().replace('_', "").as_str() {
-                    "resnorm" => NormKind::ResNorm {
-                        lambda: m.resnorm_lambda.unwrap_or(0.1),
-                    },
-                    "adaresnorm" => {
-                        if m.resnorm_lambda.is_some() {
-                            return Err((
-                                Some("resnorm_lambda"),
-                                "`resnorm_lambda` applies only to `norm: resnorm`".to_string(),
-                            ));
-                        }
-                        NormKind::AdaResNorm
-                    }
-                    other => {
-                        return Err((
-                            Some("norm"),
-                            format!("unknown norm `{other}`: expected `resnorm` or `adaresnorm`"),
-                        ))
-                    }
-                };
-                let cfg = ModelConfig::Tfsepnet23(tfsepnet23::Config {
-                    width,
-                    norm,
-                    dropout: m.dropout.unwrap_or(0.0),
-                    shuffle_groups: m.shuffle_groups,
-                    num_classes: crate::labels::CLASSES.len() as i64,
-                });
-                cfg.check().map_err(|(f, msg)| (Some(f), msg))?;
-                Ok(cfg)
-            }
-            other => Err((
-                Some("arch"),
-                format!("unknown architecture `{other}`: expected one of: tfsepnet23"),
-            )),
-        }
-    }
 }
 
 /// A classifier mapping a batch of features [B, 1, F, T] to logits [B, num_classes].
@@ -148,7 +96,7 @@ pub fn try_build(vs: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn AscModel>> 
 /// Builds the model with PyTorch's default initialisation (uses torch's global generator).
 ///
 /// # Panics
-/// If `cfg` fails [`ModelConfig::validate`]; configurations from [`ModelConfig::from_spec`] and
+/// If `cfg` fails [`ModelConfig::validate`]; configurations from recipes and
 /// [`load_weights`] are validated. Use [`try_build`] for unchecked configurations.
 pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Box<dyn AscModel> {
     match try_build(vs, cfg) {

@@ -17,7 +17,10 @@ use std::path::{Component, Path, PathBuf};
 /// A recipe resolved for one profile: overrides applied, references checked, models built.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The recipe with the profile's overrides applied.
     pub recipe: Recipe,
+    /// Model entries as the report describes them (before overrides): what its tables count.
+    pub published_models: std::collections::BTreeMap<String, ModelSpec>,
     pub path: PathBuf,
     /// The recipe file exactly as read.
     pub text: String,
@@ -31,7 +34,7 @@ pub struct Plan {
 
 #[derive(Debug, Clone)]
 pub enum PlannedStage {
-    Train(TrainStage),
+    Train(Box<TrainStage>),
     Quantize(QuantizeStage),
 }
 
@@ -96,6 +99,7 @@ pub fn load(path: &Path, profile: &str) -> Result<Plan> {
         .map_err(|e: Error| ctx.err(&["frontend"], e.to_string()))?;
     let stages = plan_stages(&ctx, &resolved, profile, &spec)?;
     Ok(Plan {
+        published_models: recipe.models.clone(),
         recipe: resolved,
         path: path.to_path_buf(),
         text: text.clone(),
@@ -440,7 +444,7 @@ fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
             &format!("unknown optimizer `{}` (use `adam`)", t.optimizer.kind),
         ));
     }
-    if !(t.optimizer.lr > 0.0) {
+    if !positive(t.optimizer.lr) {
         return Err(err("optimizer", "lr must be > 0"));
     }
     match t.schedule.kind.as_str() {
@@ -463,12 +467,12 @@ fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
         }
     }
     if let Some(m) = &t.mixup {
-        if !(m.alpha > 0.0) {
+        if !positive(m.alpha) {
             return Err(err("mixup", "alpha must be > 0"));
         }
     }
     if let Some(m) = &t.freq_mixstyle {
-        if !(m.alpha > 0.0) || !(0.0..=1.0).contains(&m.p) {
+        if !positive(m.alpha) || !(0.0..=1.0).contains(&m.p) {
             return Err(err("freq_mixstyle", "needs alpha > 0 and 0 <= p <= 1"));
         }
     }
@@ -481,6 +485,11 @@ fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// False for zero, negatives and NaN.
+fn positive(x: f64) -> bool {
+    x > 0.0
 }
 
 /// The training settings of stage `i`: the recipe's defaults with the stage's fields replacing them.
@@ -609,7 +618,7 @@ fn plan_stages(ctx: &Ctx, r: &Recipe, profile: &str, p: &ProfileSpec) -> Result<
         out.push(match s.kind.as_str() {
             "train" => {
                 let key = s.model.clone().expect("validated");
-                PlannedStage::Train(TrainStage {
+                PlannedStage::Train(Box::new(TrainStage {
                     id: s.id.clone(),
                     label: s.label.clone(),
                     model: model_config(ctx, &key, &r.models[&key])?,
@@ -617,7 +626,7 @@ fn plan_stages(ctx: &Ctx, r: &Recipe, profile: &str, p: &ProfileSpec) -> Result<
                     training: stage_training(ctx, r, i)?,
                     distill: s.distill.clone(),
                     seed: derive_seed(r.seed, &s.id),
-                })
+                }))
             }
             _ => PlannedStage::Quantize(QuantizeStage {
                 id: s.id.clone(),
