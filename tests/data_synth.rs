@@ -87,7 +87,7 @@ fn tiny_dataset_is_deterministic_complete_and_loadable() {
     };
     let train = count(&ds.train);
     let test = count(&ds.test);
-    for s in 0..CLASSES.len() {
+    for (s, scene) in CLASSES.iter().enumerate() {
         for (d, dev) in DEVICES.iter().enumerate() {
             let want_train = match *dev {
                 "a" => 4,
@@ -97,14 +97,12 @@ fn tiny_dataset_is_deterministic_complete_and_loadable() {
             assert_eq!(
                 train.get(&(s, d)).copied().unwrap_or(0),
                 want_train,
-                "train {} {dev}",
-                CLASSES[s]
+                "train {scene} {dev}"
             );
             assert_eq!(
                 test.get(&(s, d)).copied().unwrap_or(0),
                 3,
-                "test {} {dev}",
-                CLASSES[s]
+                "test {scene} {dev}"
             );
         }
     }
@@ -191,7 +189,7 @@ fn levels_are_realistic() {
         let peak = x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let rms = (x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
         let dbfs = 20.0 * rms.log10();
-        assert!((-55.0..-5.0).contains(&dbfs), "{}: {dbfs:.1} dBFS", c.file);
+        assert!((-60.0..-3.0).contains(&dbfs), "{}: {dbfs:.1} dBFS", c.file);
         if c.device_name() != "c" {
             assert!(peak < 0.99, "{} clips (peak {peak})", c.file);
         }
@@ -340,8 +338,7 @@ fn calibrate() {
         line += &format!(" {dev} {:.2}", acc(&x, &y));
     }
     println!("{line}");
-    let (mut conf, y): (Vec<[usize; 10]>, Vec<usize>) = (vec![[0; 10]; 10], vec![]);
-    let _ = y;
+    let mut conf = vec![[0usize; 10]; 10];
     for (c, f) in ds.test.iter().zip(&xte).filter(|(c, _)| c.device == 0) {
         conf[c.scene][model.predict(f)] += 1;
     }
@@ -382,24 +379,18 @@ fn cnn(xtr: &[Vec<Vec<f64>>], ytr: &[usize], xte: &[Vec<Vec<f64>>], yte: &[usize
     tch::manual_seed(0);
     tch::set_num_threads(2);
     let (t, b) = (xtr[0].len(), xtr[0][0].len());
-    // Per-band standardisation from the training set.
-    let mut mu = vec![0.0; b];
-    let mut sd = vec![0.0; b];
-    let cnt = (xtr.len() * t) as f64;
-    for x in xtr {
-        for f in x {
-            for k in 0..b {
-                mu[k] += f[k] / cnt;
-            }
-        }
-    }
-    for x in xtr {
-        for f in x {
-            for k in 0..b {
-                sd[k] += (f[k] - mu[k]).powi(2) / cnt;
-            }
-        }
-    }
+    // One global mean and deviation from the training set (as the CP-JKU front ends do:
+    // no per-band normalisation, so device colouring reaches the network unchanged).
+    let cnt = (xtr.len() * t * b) as f64;
+    let m: f64 = xtr.iter().flatten().flatten().sum::<f64>() / cnt;
+    let v: f64 = xtr
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|x| (x - m).powi(2))
+        .sum::<f64>()
+        / cnt;
+    let (mu, sd) = (vec![m; b], vec![v; b]);
     let to_tensor = |xs: &[Vec<Vec<f64>>]| {
         let mut flat = Vec::with_capacity(xs.len() * t * b);
         for x in xs {
@@ -588,16 +579,16 @@ impl Logistic {
             let mut g = vec![vec![0.0; d + 1]; k];
             for (v, &t) in xs.iter().zip(y) {
                 let p = m.probs(v);
-                for c in 0..k {
-                    let e = p[c] - if c == t { 1.0 } else { 0.0 };
-                    for j in 0..=d {
-                        g[c][j] += e * v[j];
+                for (c, (gc, pc)) in g.iter_mut().zip(&p).enumerate() {
+                    let e = pc - if c == t { 1.0 } else { 0.0 };
+                    for (gj, vj) in gc.iter_mut().zip(v) {
+                        *gj += e * vj;
                     }
                 }
             }
-            for c in 0..k {
-                for j in 0..=d {
-                    m.w[c][j] -= lr * (g[c][j] / n + l2 * m.w[c][j]);
+            for (wc, gc) in m.w.iter_mut().zip(&g) {
+                for (w, gj) in wc.iter_mut().zip(gc) {
+                    *w -= lr * (gj / n + l2 * *w);
                 }
             }
         }
