@@ -103,7 +103,7 @@ fn path_escaping_the_data_root_is_refused() {
     let line = text.lines().position(|l| l.contains("../../etc")).unwrap() + 1;
     let e = run_recipe(d.path(), &text);
     assert!(
-        e.contains("profiles.paper.data.root") && e.contains("escapes"),
+        e.contains("profiles.paper.data.root") && e.contains("stay inside"),
         "{e}"
     );
     assert!(

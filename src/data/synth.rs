@@ -77,7 +77,8 @@ pub struct SynthConfig {
     /// Consecutive 1 s clips cut from one segment, which share its sound layers (TAU cuts
     /// 10 s segments into 10 clips).
     pub clips_per_segment: usize,
-    /// Impulse responses written to `irs/` for the device-simulation augmentation.
+    /// Impulse responses written to `irs/` for the device-simulation augmentation (24 kB each;
+    /// a few dozen make the augmentation generalise to unseen devices).
     pub device_sim_irs: usize,
     /// Nested DCASE2024-style training subsets written as `split{N}.csv` (N percent of the
     /// training recordings, per scene; each subset contains the smaller ones).
@@ -102,7 +103,7 @@ impl Default for SynthConfig {
             train_clips_per_class_device: 12,
             test_clips_per_class_device: 15,
             clips_per_segment: 3,
-            device_sim_irs: 12,
+            device_sim_irs: 48,
             subsets: vec![5, 10, 25, 50, 100],
             class_separation: 1.0,
             device_severity: 1.0,

@@ -12,7 +12,7 @@ use crate::labels::DEVICES;
 use crate::models::ModelConfig;
 use serde_norway::Value;
 use sha2::{Digest, Sha256};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// A recipe resolved for one profile: overrides applied, references checked, models built.
 #[derive(Debug, Clone)]
@@ -138,30 +138,6 @@ impl Ctx<'_> {
             msg,
         )
     }
-}
-
-/// A path inside the project or data root: relative, no `..`, not empty.
-pub fn check_inside(path: &str) -> std::result::Result<(), String> {
-    let p = Path::new(path);
-    if path.is_empty() {
-        return Err("path is empty".into());
-    }
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                return Err(format!(
-                    "path `{path}` escapes its root (`..` is not allowed)"
-                ))
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(format!(
-                    "path `{path}` is absolute; give it relative to its root"
-                ))
-            }
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
@@ -380,7 +356,7 @@ fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
     ];
     for (field, value) in paths {
         if let Some(v) = value {
-            check_inside(v).map_err(|m| err(field, m))?;
+            crate::data::check_relative_path(v).map_err(|m| err(field, m))?;
         }
     }
     match d.kind.as_str() {
