@@ -183,6 +183,8 @@ pub struct Finding {
 /// it differs between runs by nature.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageTiming {
+    /// Stage kind (`train`, `evaluate`, ...): ids repeat across kinds.
+    pub kind: String,
     pub id: String,
     /// Seconds spent in this invocation (near zero when cached).
     pub seconds: f64,

@@ -291,11 +291,13 @@ fn record() -> RunRecord {
 fn timings(seconds: f64) -> Vec<StageTiming> {
     vec![
         StageTiming {
-            id: "data".into(),
+            kind: "data".into(),
+            id: "synth".into(),
             seconds,
             cached: true,
         },
         StageTiming {
+            kind: "train".into(),
             id: "train_c40".into(),
             seconds: seconds * 10.0,
             cached: false,

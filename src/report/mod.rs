@@ -121,6 +121,7 @@ struct TimingsView {
 
 #[derive(Serialize)]
 struct TimingRow {
+    kind: String,
     id: String,
     seconds: String,
     cached: bool,
@@ -215,6 +216,21 @@ fn write_report(record: &RunRecord, timings: &[StageTiming], root: &Path) -> Res
         render_template(&env, "index.html", &view)?,
     )?;
 
+    write_timings_with(&env, record, timings, root)
+}
+
+/// Rewrites only `timings.json` and `timings.html` of the report in `dir`: the wall-clock record
+/// of a run whose checksummed report did not change.
+pub fn write_timings(record: &RunRecord, timings: &[StageTiming], dir: &Path) -> Result<()> {
+    write_timings_with(&environment()?, record, timings, dir)
+}
+
+fn write_timings_with(
+    env: &Environment<'static>,
+    record: &RunRecord,
+    timings: &[StageTiming],
+    root: &Path,
+) -> Result<()> {
     let mut timings_json =
         serde_json::to_string_pretty(timings).map_err(|e| json_err("timings.json", e))?;
     timings_json.push('\n');
@@ -225,6 +241,7 @@ fn write_report(record: &RunRecord, timings: &[StageTiming], root: &Path) -> Res
         rows: timings
             .iter()
             .map(|t| TimingRow {
+                kind: t.kind.clone(),
                 id: t.id.clone(),
                 seconds: format!("{:.2}", t.seconds),
                 cached: t.cached,
@@ -235,7 +252,7 @@ fn write_report(record: &RunRecord, timings: &[StageTiming], root: &Path) -> Res
     };
     write(
         &root.join("timings.html"),
-        render_template(&env, "timings.html", &timings_view)?,
+        render_template(env, "timings.html", &timings_view)?,
     )
 }
 

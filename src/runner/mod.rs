@@ -272,6 +272,7 @@ impl Runner<'_> {
             outputs: entry.output_hashes()?,
         });
         self.timings.push(StageTiming {
+            kind: kind.to_string(),
             id: id.to_string(),
             seconds,
             cached,
@@ -776,10 +777,12 @@ impl Runner<'_> {
                 && crate::report::verify(out_dir).is_ok()
             {
                 self.timings.push(StageTiming {
-                    id: "report".into(),
+                    kind: "report".into(),
+                    id: "index.html".into(),
                     seconds: 0.0,
                     cached: true,
                 });
+                crate::report::write_timings(record, &self.timings, out_dir)?;
                 self.say(&format!("  {:<9} {:<22} cached", "report", "index.html"));
                 return Ok(());
             }
@@ -788,7 +791,8 @@ impl Runner<'_> {
         // Timings include this stage's own entry only after rendering; it is the last one.
         let mut timings = self.timings.clone();
         timings.push(StageTiming {
-            id: "report".into(),
+            kind: "report".into(),
+            id: "index.html".into(),
             seconds: 0.0,
             cached: false,
         });
@@ -802,7 +806,8 @@ impl Runner<'_> {
         let seconds = t0.elapsed().as_secs_f64();
         self.computed += 1;
         self.timings.push(StageTiming {
-            id: "report".into(),
+            kind: "report".into(),
+            id: "index.html".into(),
             seconds,
             cached: false,
         });
