@@ -54,28 +54,9 @@ pub fn load_meta(root: &Path) -> Result<Vec<Clip>> {
     }
     let mut clips = Vec::new();
     let mut seen = HashSet::new();
-    for (i, line) in lines {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cols: Vec<&str> = line.split('\t').map(str::trim).collect();
-        if cols.len() != META_COLUMNS.len() {
-            return Err(Error::input(
-                &path,
-                Some(line_no),
-                None,
-                format!(
-                    "expected {} tab-separated columns ({}), found {}",
-                    META_COLUMNS.len(),
-                    META_COLUMNS.join(", "),
-                    cols.len()
-                ),
-            ));
-        }
+    for row in rows(&path, lines, &META_COLUMNS) {
+        let (line_no, cols) = row?;
         let file = cols[0];
-        check_relative_path(file)
-            .map_err(|why| Error::input(&path, Some(line_no), Some("filename"), why))?;
         let scene = class_index(cols[1]).ok_or_else(|| {
             Error::input(
                 &path,
@@ -163,28 +144,9 @@ fn read_split(
     let scene_col = names.iter().position(|n| *n == "scene_label");
     let mut clips = Vec::new();
     let mut seen = HashSet::new();
-    for (i, line) in lines {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let cols: Vec<&str> = line.split('\t').map(str::trim).collect();
-        if cols.len() != names.len() {
-            return Err(Error::input(
-                &path,
-                Some(line_no),
-                None,
-                format!(
-                    "expected {} tab-separated columns ({}), found {}",
-                    names.len(),
-                    names.join(", "),
-                    cols.len()
-                ),
-            ));
-        }
+    for row in rows(&path, lines, &names) {
+        let (line_no, cols) = row?;
         let file = cols[0];
-        check_relative_path(file)
-            .map_err(|why| Error::input(&path, Some(line_no), Some("filename"), why))?;
         let Some(&at) = index.get(file) else {
             return Err(Error::input(
                 &path,
@@ -233,6 +195,37 @@ fn read_split(
         return Err(Error::file(&path, "split file lists no clips"));
     }
     Ok(clips)
+}
+
+/// The non-blank data rows after the header: (1-based line, columns), each checked for the
+/// header's column count and a relative `filename` in its first column.
+fn rows<'a>(
+    path: &'a Path,
+    lines: impl Iterator<Item = (usize, &'a str)> + 'a,
+    names: &'a [&'a str],
+) -> impl Iterator<Item = Result<(usize, Vec<&'a str>)>> + 'a {
+    lines
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(move |(i, line)| {
+            let line_no = i + 1;
+            let cols: Vec<&str> = line.split('\t').map(str::trim).collect();
+            if cols.len() != names.len() {
+                return Err(Error::input(
+                    path,
+                    Some(line_no),
+                    None,
+                    format!(
+                        "expected {} tab-separated columns ({}), found {}",
+                        names.len(),
+                        names.join(", "),
+                        cols.len()
+                    ),
+                ));
+            }
+            check_relative_path(cols[0])
+                .map_err(|why| Error::input(path, Some(line_no), Some("filename"), why))?;
+            Ok((line_no, cols))
+        })
 }
 
 fn read_text(path: &Path) -> Result<String> {
