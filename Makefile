@@ -8,7 +8,7 @@ STAMP := $(VENV)/.torch-$(TORCH_VERSION)
 BIN := target/release/ascrepro
 RECIPE := recipes/cai2023_tfsepnet.yaml
 
-.PHONY: setup build demo test bench clean
+.PHONY: setup build demo test check-reports clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -31,6 +31,13 @@ demo: build
 
 test: build
 	cargo test --release --locked
+
+# Regenerates the committed demo report from scratch and compares its checksums bit for bit.
+check-reports: build
+	rm -rf .cache/check
+	$(BIN) run $(RECIPE) --profile demo --cache .cache/check/cache --out .cache/check/report --quiet
+	diff reports/cai2023_tfsepnet/SHA256SUMS .cache/check/report/SHA256SUMS
+	@echo "reports/cai2023_tfsepnet regenerates bit for bit"
 
 clean:
 	rm -rf target .cache
