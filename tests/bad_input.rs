@@ -135,6 +135,22 @@ fn real_layout(dir: &Path) -> String {
     )
 }
 
+/// Runs the `paper` profile of `dir/r.yaml`, which must fail.
+fn run_paper(dir: &Path) -> String {
+    fails(
+        dir,
+        &[
+            "run",
+            "r.yaml",
+            "--profile",
+            "paper",
+            "--cache",
+            "cache",
+            "--quiet",
+        ],
+    )
+}
+
 fn first_wav(dir: &Path) -> std::path::PathBuf {
     let mut wavs: Vec<_> = std::fs::read_dir(dir.join("data/ds/audio"))
         .unwrap()
@@ -167,18 +183,7 @@ fn data_changed_after_its_manifest_names_the_file() {
     bytes[last] ^= 0x55;
     std::fs::write(&wav, bytes).unwrap();
     std::fs::write(d.path().join("r.yaml"), recipe).unwrap();
-    let e = fails(
-        d.path(),
-        &[
-            "run",
-            "r.yaml",
-            "--profile",
-            "paper",
-            "--cache",
-            "cache",
-            "--quiet",
-        ],
-    );
+    let e = run_paper(d.path());
     let name = wav.file_name().unwrap().to_string_lossy().to_string();
     assert!(e.contains(&name), "{e}");
 }
@@ -192,18 +197,7 @@ fn corrupt_wav_names_the_file() {
     // The manifest matches the corrupt file, so the failure comes from decoding it.
     manifests(d.path());
     std::fs::write(d.path().join("r.yaml"), recipe).unwrap();
-    let e = fails(
-        d.path(),
-        &[
-            "run",
-            "r.yaml",
-            "--profile",
-            "paper",
-            "--cache",
-            "cache",
-            "--quiet",
-        ],
-    );
+    let e = run_paper(d.path());
     let name = wav.file_name().unwrap().to_string_lossy().to_string();
     assert!(e.contains(&name), "{e}");
 }
