@@ -90,7 +90,7 @@ fn params_agree_with_the_varstore_and_names_are_varstore_paths() {
         let cfg = tfsepnet23_config(variant);
         let c = count(&cfg, [1, 128, 44], &CountOptions::default()).unwrap();
         let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _model = build(&vs.root(), &cfg);
+        let _model = build(&vs.root(), &cfg).unwrap();
         let trainable: i64 = vs
             .trainable_variables()
             .iter()

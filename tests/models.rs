@@ -75,7 +75,7 @@ fn forward_shapes() {
         (c12(), [1, 1, 256, 65]),
     ] {
         let vs = nn::VarStore::new(Device::Cpu);
-        let model = build(&vs.root(), &config);
+        let model = build(&vs.root(), &config).unwrap();
         let xs = Tensor::randn(input, (Kind::Float, Device::Cpu));
         for train in [false, true] {
             let ys = model.forward_t(&xs, train);
@@ -109,7 +109,7 @@ fn describe_and_config_serde() {
     let err = bad.validate().unwrap_err().to_string();
     assert!(err.contains("width"), "{err}");
     let vs = nn::VarStore::new(Device::Cpu);
-    assert!(ascrepro::models::try_build(&vs.root(), &bad).is_err());
+    assert!(ascrepro::models::build(&vs.root(), &bad).is_err());
 }
 
 #[test]
@@ -117,7 +117,7 @@ fn batchnorm_stats_update_only_in_train_and_dropout_only_in_train() {
     tch::set_num_threads(1);
     tch::manual_seed(1);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = build(&vs.root(), &cfg(12, NormKind::AdaResNorm, 0.5, None));
+    let model = build(&vs.root(), &cfg(12, NormKind::AdaResNorm, 0.5, None)).unwrap();
     let rm = vs.variables()["stage1.block0.freq_dw.bn.running_mean"].shallow_clone();
     let xs = Tensor::randn([4, 1, 128, 44], (Kind::Float, Device::Cpu));
 
@@ -307,7 +307,7 @@ fn run_parity(tag: &str, config: &ModelConfig, py_args: [&str; 4]) {
         .collect();
 
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = build(&vs.root(), config);
+    let model = build(&vs.root(), config).unwrap();
     // Name mapping: the PyTorch modules use our VarStore names; PyTorch's
     // `num_batches_tracked` buffers were left out by the script.
     let ours = vs.variables();
@@ -360,7 +360,7 @@ fn weights_roundtrip_is_exact_and_deterministic() {
     let dir = temp_dir("roundtrip");
     let config = cfg(12, NormKind::AdaResNorm, 0.1, None);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = build(&vs.root(), &config);
+    let model = build(&vs.root(), &config).unwrap();
     perturb(&vs);
     let (a, b) = (dir.join("a.safetensors"), dir.join("b.safetensors"));
     save_weights(&vs, &config, &a).unwrap();
@@ -404,7 +404,7 @@ fn weight_file_errors_name_the_file_and_tensor() {
 
     // A file written for C=12 whose header claims C=20: every tensor is mis-shaped.
     let vs = nn::VarStore::new(Device::Cpu);
-    let _m = build(&vs.root(), &c12());
+    let _m = build(&vs.root(), &c12()).unwrap();
     let wrong = dir.join("wrong.safetensors");
     let c20 = cfg(20, NormKind::AdaResNorm, 0.0, None);
     save_weights(&vs, &c20, &wrong).unwrap();
@@ -437,7 +437,8 @@ fn weight_file_errors_name_the_file_and_tensor() {
     let _r = build(
         &vs_r.root(),
         &cfg(12, NormKind::ResNorm { lambda: 0.1 }, 0.0, None),
-    );
+    )
+    .unwrap();
     let short = dir.join("short.safetensors");
     save_weights(&vs_r, &c12(), &short).unwrap();
     let err = load_weights(&short, Device::Cpu).unwrap_err().to_string();
@@ -500,7 +501,7 @@ fn int8_model_stays_close_to_fp32_and_weights_sit_on_the_int8_grid() {
     tch::manual_seed(4);
     let config = c12();
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = build(&vs.root(), &config);
+    let model = build(&vs.root(), &config).unwrap();
     let mut opt = nn::Adam::default().build(&vs, 1e-2).unwrap();
     for step in 0..60 {
         let (xs, ys) = toy_batch(32, 100 + step);
@@ -571,7 +572,7 @@ fn int8_model_stays_close_to_fp32_and_weights_sit_on_the_int8_grid() {
 fn quantize_rejects_bad_input() {
     tch::set_num_threads(1);
     let vs = nn::VarStore::new(Device::Cpu);
-    let _m = build(&vs.root(), &c12());
+    let _m = build(&vs.root(), &c12()).unwrap();
     assert!(quantize_int8(&vs, &c12(), &[]).is_err());
     let other = cfg(20, NormKind::AdaResNorm, 0.0, None);
     let x = Tensor::zeros([1, 1, 128, 44], (Kind::Float, Device::Cpu));

@@ -53,7 +53,6 @@ pub fn load_meta(root: &Path) -> Result<Vec<Clip>> {
         ));
     }
     let mut clips = Vec::new();
-    let mut seen = HashSet::new();
     for row in rows(&path, lines, &META_COLUMNS) {
         let (line_no, cols) = row?;
         let file = cols[0];
@@ -90,14 +89,6 @@ pub fn load_meta(root: &Path) -> Result<Vec<Clip>> {
                 ),
             )
         })?;
-        if !seen.insert(file) {
-            return Err(Error::input(
-                &path,
-                Some(line_no),
-                Some("filename"),
-                format!("`{file}` is listed twice"),
-            ));
-        }
         clips.push(Clip {
             file: file.to_string(),
             scene,
@@ -143,7 +134,6 @@ fn read_split(
     }
     let scene_col = names.iter().position(|n| *n == "scene_label");
     let mut clips = Vec::new();
-    let mut seen = HashSet::new();
     for row in rows(&path, lines, &names) {
         let (line_no, cols) = row?;
         let file = cols[0];
@@ -181,14 +171,6 @@ fn read_split(
                 ));
             }
         }
-        if !seen.insert(file) {
-            return Err(Error::input(
-                &path,
-                Some(line_no),
-                Some("filename"),
-                format!("`{file}` is listed twice"),
-            ));
-        }
         clips.push(clip.clone());
     }
     if clips.is_empty() {
@@ -198,12 +180,13 @@ fn read_split(
 }
 
 /// The non-blank data rows after the header: (1-based line, columns), each checked for the
-/// header's column count and a relative `filename` in its first column.
+/// header's column count and a relative `filename`, listed once, in its first column.
 fn rows<'a>(
     path: &'a Path,
     lines: impl Iterator<Item = (usize, &'a str)> + 'a,
     names: &'a [&'a str],
 ) -> impl Iterator<Item = Result<(usize, Vec<&'a str>)>> + 'a {
+    let mut seen = HashSet::new();
     lines
         .filter(|(_, line)| !line.trim().is_empty())
         .map(move |(i, line)| {
@@ -222,8 +205,17 @@ fn rows<'a>(
                     ),
                 ));
             }
-            check_relative_path(cols[0])
+            let file = cols[0];
+            check_relative_path(file)
                 .map_err(|why| Error::input(path, Some(line_no), Some("filename"), why))?;
+            if !seen.insert(file) {
+                return Err(Error::input(
+                    path,
+                    Some(line_no),
+                    Some("filename"),
+                    format!("`{file}` is listed twice"),
+                ));
+            }
             Ok((line_no, cols))
         })
 }

@@ -89,20 +89,8 @@ pub fn build_net(vb: &Vb, cfg: &ModelConfig) -> Result<Box<dyn Net>> {
 }
 
 /// Builds the model with PyTorch's default initialisation (uses torch's global generator).
-pub fn try_build(vs: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn AscModel>> {
+pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn AscModel>> {
     Ok(build_net(&Vb::new(vs), cfg)? as Box<dyn AscModel>)
-}
-
-/// Builds the model with PyTorch's default initialisation (uses torch's global generator).
-///
-/// # Panics
-/// If `cfg` fails [`ModelConfig::validate`]; configurations from recipes and
-/// [`load_weights`] are validated. Use [`try_build`] for unchecked configurations.
-pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Box<dyn AscModel> {
-    match try_build(vs, cfg) {
-        Ok(m) => m,
-        Err(e) => panic!("invalid model configuration: {e}"),
-    }
 }
 
 fn dtype_of(kind: Kind) -> Option<(Dtype, usize)> {

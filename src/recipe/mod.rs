@@ -163,8 +163,6 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
     let mut seen: Vec<&str> = Vec::new();
     for (i, s) in r.stages.iter().enumerate() {
         let idx = i.to_string();
-        let f = |name: &'static str| -> Vec<&str> { vec!["stages", &idx, name] };
-        let _ = &f;
         if seen.contains(&s.id.as_str()) {
             return Err(ctx.err(
                 &["stages", &idx, "id"],

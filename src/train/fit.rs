@@ -76,7 +76,7 @@ pub fn fit(
 
     tch::manual_seed(st.seed as i64);
     let vs = VarStore::new(opts.device);
-    let model = models::try_build(&vs.root(), &st.model)?;
+    let model = models::build(&vs.root(), &st.model)?;
     let mut adam = Adam::new(
         &vs,
         (t.optimizer.betas[0], t.optimizer.betas[1]),
