@@ -117,7 +117,15 @@ fn folding_batchnorm_moves_params_into_conv_biases() {
     tch::set_num_threads(1);
     let cfg = tfsepnet23_config("C=12, AdaResNorm");
     let plain = count(&cfg, [1, 128, 44], &CountOptions::default()).unwrap();
-    let folded = count(&cfg, [1, 128, 44], &CountOptions { fold_bn: true }).unwrap();
+    let folded = count(
+        &cfg,
+        [1, 128, 44],
+        &CountOptions {
+            fold_bn: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let bns: Vec<_> = plain
         .layers
         .iter()

@@ -6,11 +6,11 @@ use ascrepro::models::blocks::{Ctx, NormKind, Vb};
 use ascrepro::models::{
     build, build_net, load_weights, save_weights, tfsepnet23, AscModel, ModelConfig, Net,
 };
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
-const PYTHON: &str = "/work/main/.venv/bin/python";
+mod common;
+use common::{python, temp_dir};
 
 fn cfg(width: i64, norm: NormKind, dropout: f64, shuffle_groups: Option<i64>) -> ModelConfig {
     ModelConfig::Tfsepnet23(tfsepnet23::Config {
@@ -54,12 +54,6 @@ fn perturb(vs: &nn::VarStore) {
             v.copy_(&new);
         }
     });
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ascrepro-models-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -284,16 +278,13 @@ save(out, {**state, **after, "x": x, "eval_logits": eval_logits, "train_logits":
 "#;
 
 fn run_parity(tag: &str, config: &ModelConfig, py_args: [&str; 4]) {
-    if !Path::new(PYTHON).exists() {
-        println!("skipping PyTorch parity: {PYTHON} not found");
-        return;
-    }
+    let python = python();
     tch::set_num_threads(1);
     let dir = temp_dir(tag);
     let script = dir.join("parity.py");
     let out = dir.join("parity.safetensors");
     std::fs::write(&script, PARITY_SCRIPT).unwrap();
-    let status = Command::new(PYTHON)
+    let status = Command::new(&python)
         .arg(&script)
         .arg(&out)
         .args(py_args)

@@ -3,7 +3,7 @@
 use crate::compress::complexity::{count, CountOptions};
 use crate::data::{manifest::Manifest, synth};
 use crate::error::{Error, Result};
-use crate::recipe::{model_spec, ModelSpec};
+use crate::models::{ModelConfig, ModelSpec};
 use crate::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
 use crate::runner::{self, platform, RunOptions};
 use clap::{Parser, Subcommand};
@@ -67,18 +67,27 @@ enum Command {
         model: String,
         #[arg(long)]
         width: Option<i64>,
+        /// Depth variant (tfsepnet64: 16 or 17).
+        #[arg(long)]
+        depth: Option<i64>,
+        /// Explicit channel widths, comma-separated (e.g. pruned widths of sscp_mobile).
+        #[arg(long, value_delimiter = ',')]
+        widths: Option<Vec<i64>>,
         /// resnorm or adaresnorm.
         #[arg(long)]
         norm: Option<String>,
-        /// ResNorm's lambda.
-        #[arg(long, default_value_t = 0.1)]
-        resnorm_lambda: f64,
+        /// ResNorm's lambda (with --norm resnorm) [default: 0.1].
+        #[arg(long)]
+        resnorm_lambda: Option<f64>,
         /// Input shape CxFxT, e.g. 1x128x44.
         #[arg(long)]
         input: String,
         /// Count after folding every BatchNorm into the conv before it.
         #[arg(long)]
         fold_bn: bool,
+        /// Count after merging RepConv branches (the inference graph).
+        #[arg(long)]
+        reparam: bool,
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
@@ -201,31 +210,32 @@ fn execute(cmd: Command) -> Result<()> {
         Command::Complexity {
             model,
             width,
+            depth,
+            widths,
             norm,
             resnorm_lambda,
             input,
             fold_bn,
+            reparam,
             json,
         } => {
             platform::pin(1);
             let spec = ModelSpec {
                 arch: model,
                 width,
-                resnorm_lambda: (norm.as_deref() == Some("resnorm")).then_some(resnorm_lambda),
+                depth,
+                widths,
+                // ResNorm's lambda does not change the count; 0.1 is the reports' value.
+                resnorm_lambda: resnorm_lambda
+                    .or((norm.as_deref() == Some("resnorm")).then_some(0.1)),
                 norm,
-                dropout: None,
-                shuffle_groups: None,
+                ..Default::default()
             };
-            let cfg = model_spec::to_config(&spec).map_err(|(field, msg)| {
-                Error::msg(format!(
-                    "{}{msg}",
-                    field
-                        .map(|f| format!("--{}: ", f.replace('_', "-")))
-                        .unwrap_or_default()
-                ))
+            let cfg = ModelConfig::from_spec(&spec).map_err(|(field, msg)| {
+                Error::msg(format!("--{}: {msg}", field.replace('_', "-")))
             })?;
             let shape = parse_shape(&input)?;
-            let c = count(&cfg, shape, &CountOptions { fold_bn })?;
+            let c = count(&cfg, shape, &CountOptions { fold_bn, reparam })?;
             if json {
                 let v = serde_json::json!({
                     "model": cfg.describe(),

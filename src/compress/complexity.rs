@@ -18,6 +18,8 @@ pub struct CountOptions {
     /// Count the deployed graph: every BatchNorm folded into the conv before it (the conv gains
     /// a bias: +C params, +C*H*W MACs; the BatchNorm's 2C params and 2C MACs go).
     pub fold_bn: bool,
+    /// Count the inference graph: RepConv branches merged into one conv each.
+    pub reparam: bool,
 }
 
 #[derive(Default)]
@@ -53,6 +55,9 @@ pub fn count(cfg: &ModelConfig, input: [i64; 3], opts: &CountOptions) -> Result<
         // A throw-away model with constant variables: counting must not draw random numbers.
         let vs = nn::VarStore::new(Device::Cpu);
         let mut net = build_net(&Vb::constant(&vs.root()), cfg)?;
+        if opts.reparam {
+            net.reparameterize();
+        }
         if opts.fold_bn {
             super::fold::fold_bn(net.as_mut());
         }

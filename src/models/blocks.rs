@@ -352,6 +352,17 @@ impl ConvBn {
         }
     }
 
+    /// A unit from a conv and BatchNorm built elsewhere: for layouts (e.g. a released
+    /// checkpoint's) that keep the two under unrelated names. `name` is the activation point.
+    pub fn from_parts(name: String, conv: Conv2d, bn: Option<BatchNorm2d>, relu: bool) -> Self {
+        ConvBn {
+            name,
+            conv,
+            bn,
+            relu,
+        }
+    }
+
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let mut ys = self.conv.forward(xs, ctx);
         if let Some(bn) = &self.bn {

@@ -7,7 +7,10 @@
 //! counted, folded and quantized without model-specific code there.
 
 pub mod blocks;
+pub mod spec;
 pub mod tfsepnet23;
+
+pub use spec::{FieldError, ModelSpec};
 
 use crate::error::{Error, IoContext, Result};
 use blocks::{ConvBn, Ctx, Vb};
@@ -21,41 +24,114 @@ use tch::{nn, Device, Kind, Tensor};
 /// Header-metadata key holding the model configuration (JSON) in a weights file.
 pub const WEIGHTS_CONFIG_KEY: &str = "ascrepro.model";
 
-/// An architecture and its hyper-parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "arch", rename_all = "snake_case")]
-pub enum ModelConfig {
-    Tfsepnet23(tfsepnet23::Config),
+/// What each architecture's config provides; [`ModelConfig`] dispatches to it.
+pub trait Architecture: Sized {
+    type Net: Net + 'static;
+    /// Reads the options of `spec` this architecture uses; refuses the others.
+    fn from_spec(spec: &ModelSpec) -> std::result::Result<Self, FieldError>;
+    /// Short human-readable description, e.g. `tfsepnet23 C=12 AdaResNorm`.
+    fn describe(&self) -> String;
+    fn num_classes(&self) -> i64;
+    /// Checks the configuration describes a buildable network; the error names the field.
+    fn validate(&self) -> std::result::Result<(), FieldError>;
+    /// Builds the network; `self` has passed [`validate`](Self::validate).
+    fn build(&self, vb: &Vb) -> Self::Net;
 }
 
+/// Declares the buildable architectures once: the [`ModelConfig`] enum (serde tag `arch`, the
+/// module name), its dispatch to [`Architecture`], and [`BUILDABLE_ARCHS`].
+macro_rules! architectures {
+    ($($variant:ident => $module:ident),* $(,)?) => {
+        /// An architecture and its hyper-parameters.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "arch", rename_all = "snake_case")]
+        pub enum ModelConfig {
+            $($variant($module::Config),)*
+        }
+
+        /// Architectures this version can build, count and train.
+        pub const BUILDABLE_ARCHS: &[&str] = &[$(stringify!($module)),*];
+
+        impl ModelConfig {
+            /// The `arch` tag.
+            pub fn arch(&self) -> &'static str {
+                match self {
+                    $(ModelConfig::$variant(_) => stringify!($module),)*
+                }
+            }
+
+            pub fn describe(&self) -> String {
+                match self {
+                    $(ModelConfig::$variant(c) => c.describe(),)*
+                }
+            }
+
+            pub fn num_classes(&self) -> i64 {
+                match self {
+                    $(ModelConfig::$variant(c) => c.num_classes(),)*
+                }
+            }
+
+            /// Checks the configuration describes a buildable network; the error names the field.
+            pub fn check(&self) -> std::result::Result<(), FieldError> {
+                match self {
+                    $(ModelConfig::$variant(c) => c.validate(),)*
+                }
+            }
+
+            /// The typed configuration of a model entry; the error names the field.
+            pub fn from_spec(spec: &ModelSpec) -> std::result::Result<Self, FieldError> {
+                let cfg = match spec.arch.as_str() {
+                    $(stringify!($module) => ModelConfig::$variant($module::Config::from_spec(spec)?),)*
+                    other if KNOWN_ARCHS.contains(&other) => {
+                        return Err((
+                            "arch",
+                            format!("{NOT_BUILDABLE} `{other}` in this version of ascrepro"),
+                        ))
+                    }
+                    other => {
+                        return Err((
+                            "arch",
+                            format!(
+                                "unknown architecture `{other}` (known: {})",
+                                KNOWN_ARCHS.join(", ")
+                            ),
+                        ))
+                    }
+                };
+                cfg.check()?;
+                Ok(cfg)
+            }
+        }
+
+        fn build_unchecked(vb: &Vb, cfg: &ModelConfig) -> Box<dyn Net> {
+            match cfg {
+                $(ModelConfig::$variant(c) => Box::new(c.build(vb)),)*
+            }
+        }
+    };
+}
+
+architectures! {
+    Tfsepnet23 => tfsepnet23,
+}
+
+/// Every architecture the reports describe. Those not in [`BUILDABLE_ARCHS`] may appear in a
+/// recipe (their published rows are then shown as not counted) but cannot be built.
+pub const KNOWN_ARCHS: &[&str] = &[
+    "tfsepnet23",
+    "tfsepnet64",
+    "bcresnet",
+    "dcase25_baseline",
+    "cp_mobile",
+    "sscp_mobile",
+    "dsflexinet",
+    "beats",
+];
+
+const NOT_BUILDABLE: &str = "no builder for architecture";
+
 impl ModelConfig {
-    /// Short human-readable description, e.g. `tfsepnet23 C=12 AdaResNorm`.
-    pub fn describe(&self) -> String {
-        match self {
-            ModelConfig::Tfsepnet23(c) => c.describe(),
-        }
-    }
-
-    /// The `arch` tag.
-    pub fn arch(&self) -> &'static str {
-        match self {
-            ModelConfig::Tfsepnet23(_) => "tfsepnet23",
-        }
-    }
-
-    pub fn num_classes(&self) -> i64 {
-        match self {
-            ModelConfig::Tfsepnet23(c) => c.num_classes,
-        }
-    }
-
-    /// Checks the configuration describes a buildable network; the error names the field.
-    pub fn check(&self) -> std::result::Result<(), (&'static str, String)> {
-        match self {
-            ModelConfig::Tfsepnet23(c) => c.validate(),
-        }
-    }
-
     /// [`check`](Self::check) as a crate error.
     pub fn validate(&self) -> Result<()> {
         self.check().map_err(|(field, msg)| {
@@ -64,6 +140,17 @@ impl ModelConfig {
                 self.describe()
             ))
         })
+    }
+}
+
+impl ModelSpec {
+    /// Checks an entry without requiring its architecture to be buildable (a known but unbuilt
+    /// architecture passes: published rows may name it).
+    pub fn check(&self) -> std::result::Result<(), FieldError> {
+        match ModelConfig::from_spec(self) {
+            Err((_, msg)) if msg.starts_with(NOT_BUILDABLE) => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 }
 
@@ -78,14 +165,17 @@ pub trait Net: AscModel {
     fn forward_ctx(&self, xs: &Tensor, ctx: &Ctx) -> Tensor;
     /// Calls `f` on every conv unit (conv + optional BatchNorm + optional ReLU), in forward order.
     fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn));
+    /// Merges every re-parameterisable unit (parallel RepConv branches) into the single conv it
+    /// is equivalent to in eval mode; returns how many were merged. Most architectures have none.
+    fn reparameterize(&mut self) -> usize {
+        0
+    }
 }
 
 /// Builds the network for `cfg` with variables under `vb`; fails if `cfg` is invalid.
 pub fn build_net(vb: &Vb, cfg: &ModelConfig) -> Result<Box<dyn Net>> {
     cfg.validate()?;
-    Ok(match cfg {
-        ModelConfig::Tfsepnet23(c) => Box::new(tfsepnet23::TfSepNet23::new(vb, c)),
-    })
+    Ok(build_unchecked(vb, cfg))
 }
 
 /// Builds the model with PyTorch's default initialisation (uses torch's global generator).

@@ -7,7 +7,7 @@
 use super::blocks::{
     ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, Vb,
 };
-use super::{AscModel, Net};
+use super::{Architecture, AscModel, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -59,8 +59,31 @@ impl Config {
     pub fn stage_widths(&self) -> [i64; 4] {
         STAGES.map(|(m, _, _)| scaled(self.width, m))
     }
+}
 
-    pub fn describe(&self) -> String {
+impl Architecture for Config {
+    type Net = TfSepNet23;
+
+    fn from_spec(spec: &ModelSpec) -> Result<Self, FieldError> {
+        spec.only(&[
+            "width",
+            "norm",
+            "resnorm_lambda",
+            "dropout",
+            "shuffle_groups",
+        ])?;
+        Ok(Config {
+            width: spec
+                .width
+                .ok_or(("width", "tfsepnet23 needs `width` (C)".to_string()))?,
+            norm: spec.norm_kind(None)?,
+            dropout: spec.dropout_or_zero()?,
+            shuffle_groups: spec.shuffle_groups,
+            num_classes: 10,
+        })
+    }
+
+    fn describe(&self) -> String {
         let mut s = format!("tfsepnet23 C={} {}", self.width, self.norm.describe());
         if let Some(g) = self.shuffle_groups {
             s.push_str(&format!(" shuffle_groups={g}"));
@@ -71,8 +94,11 @@ impl Config {
         s
     }
 
-    /// Checks the configuration describes a buildable network. Errors name the field.
-    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+    fn num_classes(&self) -> i64 {
+        self.num_classes
+    }
+
+    fn validate(&self) -> Result<(), FieldError> {
         if self.width < 2 {
             return Err((
                 "width",
@@ -123,6 +149,10 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    fn build(&self, vb: &Vb) -> TfSepNet23 {
+        TfSepNet23::new(vb, self)
     }
 }
 

@@ -1,7 +1,6 @@
 //! Recipes: loading, validation, and resolution of one profile into a runnable [`Plan`].
 
 mod locate;
-pub mod model_spec;
 pub mod schema;
 
 pub use locate::locate;
@@ -153,11 +152,8 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
         ));
     }
     for (key, m) in &r.models {
-        model_spec::check(m).map_err(|(field, msg)| {
-            let mut at = vec!["models", key.as_str()];
-            at.extend(field);
-            ctx.err(&at, msg)
-        })?;
+        m.check()
+            .map_err(|(field, msg)| ctx.err(&["models", key.as_str(), field], msg))?;
     }
     validate_training(ctx, &["training"], &r.training)?;
     let mut seen: Vec<&str> = Vec::new();
@@ -507,11 +503,7 @@ const OPTIONAL_TRAINING_FIELDS: [&str; 4] = [
 
 /// Converts a recipe model entry into a typed model configuration.
 fn model_config(ctx: &Ctx, key: &str, m: &ModelSpec) -> Result<ModelConfig> {
-    model_spec::to_config(m).map_err(|(field, msg)| {
-        let mut at = vec!["models", key];
-        at.extend(field);
-        ctx.err(&at, msg)
-    })
+    ModelConfig::from_spec(m).map_err(|(field, msg)| ctx.err(&["models", key, field], msg))
 }
 
 /// Applies the profile's `set` overrides (dotted paths; a sequence element is addressed by its `id`).

@@ -28,24 +28,7 @@ pub struct Recipe {
     pub profiles: BTreeMap<String, ProfileSpec>,
 }
 
-/// A model architecture with its hyper-parameters; which fields apply depends on `arch`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelSpec {
-    pub arch: String,
-    #[serde(default)]
-    pub width: Option<i64>,
-    /// `resnorm` or `adaresnorm`.
-    #[serde(default)]
-    pub norm: Option<String>,
-    /// ResNorm's identity weight lambda.
-    #[serde(default)]
-    pub resnorm_lambda: Option<f64>,
-    #[serde(default)]
-    pub dropout: Option<f64>,
-    #[serde(default)]
-    pub shuffle_groups: Option<i64>,
-}
+pub use crate::models::ModelSpec;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -124,7 +124,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
                     model: t.model.describe(),
                     training: describe_training(t),
                     precision: "fp32".into(),
-                    complexity: count(&t.model, input, &CountOptions { fold_bn: false })?,
+                    complexity: count(&t.model, input, &CountOptions::default())?,
                     evaluation: eval,
                     curve,
                     notes: Vec::new(),
@@ -147,7 +147,14 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
                         q.from, q.calibration_clips
                     ),
                     precision: "int8".into(),
-                    complexity: count(&from.model, input, &CountOptions { fold_bn: true })?,
+                    complexity: count(
+                        &from.model,
+                        input,
+                        &CountOptions {
+                            fold_bn: true,
+                            reparam: true,
+                        },
+                    )?,
                     evaluation: eval,
                     curve: Vec::new(),
                     notes: vec![note],
@@ -686,12 +693,12 @@ impl Runner<'_> {
         for p in &r.published {
             let Some(key) = &p.model else { continue };
             let spec = &self.plan.published_models[key];
-            let cfg = recipe::model_spec::to_config(spec).map_err(|(_, why)| why);
+            let cfg = models::ModelConfig::from_spec(spec).map_err(|(_, why)| why);
             let pp = p.values.get("params_k").copied();
             let pm = p.values.get("macs_m").copied();
             let (params, macs, status) = match cfg
                 .as_ref()
-                .map(|c| count(c, input, &CountOptions { fold_bn: false }))
+                .map(|c| count(c, input, &CountOptions::default()))
             {
                 Ok(Ok(c)) => {
                     let ok_p = pp.is_none_or(|v| printed_as(c.params as f64 / 1e3, v));
@@ -837,6 +844,12 @@ fn describe_spec(m: &recipe::ModelSpec) -> String {
     let mut s = String::new();
     if let Some(w) = m.width {
         s += &format!(" C={w}");
+    }
+    if let Some(d) = m.depth {
+        s += &format!(" depth {d}");
+    }
+    if let Some(w) = &m.widths {
+        s += &format!(" widths {w:?}");
     }
     if let Some(n) = &m.norm {
         s += &format!(" {n}");
