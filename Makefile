@@ -8,7 +8,7 @@ STAMP := $(VENV)/.torch-$(TORCH_VERSION)
 BIN := target/release/ascrepro
 RECIPE := recipes/cai2023_tfsepnet.yaml
 
-.PHONY: setup build demo test check-reports clean
+.PHONY: setup build demo test bench check-reports clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: build
 
 test: build
 	cargo test --release --locked
+
+# Benchmarks (not tests): each prints `BENCH <name> ours=<rate> peer=<rate> ratio=<ours/peer>`,
+# its peer (libtorch, or PyTorch through the venv's Python) measured in the same run.
+bench: build
+	cargo bench --locked
 
 # Regenerates the committed demo report from scratch and compares its checksums bit for bit.
 check-reports: build
