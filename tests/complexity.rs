@@ -2,36 +2,16 @@
 
 use ascrepro::compress::complexity::{count, CountOptions};
 use ascrepro::models::blocks::NormKind;
-use ascrepro::models::{build, tfsepnet23, ModelConfig};
-use std::path::PathBuf;
+use ascrepro::models::{tfsepnet23, ModelConfig};
 
-struct Row {
-    variant: String,
-    input: [i64; 3],
-    params: u64,
-    macs: u64,
-}
+mod common;
+use common::complexity::{self, assert_params_are_varstore, folding, input_arg, Row};
 
+/// The `exact` rows of `model_id`.
 fn reference_rows(model_id: &str) -> Vec<Row> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/complexity.tsv");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| {
-            let cols: Vec<&str> = l.split('\t').collect();
-            assert!(cols.len() >= 6, "short row in {}: {l}", path.display());
-            if cols[0] != model_id || cols[5] != "exact" {
-                return None;
-            }
-            let dims: Vec<i64> = cols[2].split('x').map(|d| d.parse().unwrap()).collect();
-            Some(Row {
-                variant: cols[1].to_string(),
-                input: [dims[0], dims[1], dims[2]],
-                params: cols[3].parse().unwrap(),
-                macs: cols[4].parse().unwrap(),
-            })
-        })
+    complexity::reference_rows()
+        .into_iter()
+        .filter(|r| r.model == model_id && r.status == "exact")
         .collect()
 }
 
@@ -89,21 +69,7 @@ fn params_agree_with_the_varstore_and_names_are_varstore_paths() {
     for variant in ["C=12, AdaResNorm", "C=40, ResNorm"] {
         let cfg = tfsepnet23_config(variant);
         let c = count(&cfg, [1, 128, 44], &CountOptions::default()).unwrap();
-        let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-        let _model = build(&vs.root(), &cfg).unwrap();
-        let trainable: i64 = vs
-            .trainable_variables()
-            .iter()
-            .map(|t| t.numel() as i64)
-            .sum();
-        assert_eq!(c.params as i64, trainable, "{variant}");
-        let vars = vs.variables();
-        for layer in c.layers.iter().filter(|l| l.params > 0) {
-            let has_var = vars
-                .keys()
-                .any(|k| k.starts_with(&format!("{}.", layer.name)));
-            assert!(has_var, "layer `{}` is not a VarStore path", layer.name);
-        }
+        assert_params_are_varstore(&cfg, &c, variant);
         // Shapes chain: stem output 2C x 64 x 22, head output 10 x 16 x 5.
         let stem = c.layers.iter().find(|l| l.name == "stem.conv").unwrap();
         assert_eq!(stem.output[1..], [64, 22]);
@@ -116,31 +82,11 @@ fn params_agree_with_the_varstore_and_names_are_varstore_paths() {
 fn folding_batchnorm_moves_params_into_conv_biases() {
     tch::set_num_threads(1);
     let cfg = tfsepnet23_config("C=12, AdaResNorm");
-    let plain = count(&cfg, [1, 128, 44], &CountOptions::default()).unwrap();
-    let folded = count(
-        &cfg,
-        [1, 128, 44],
-        &CountOptions {
-            fold_bn: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
-    let bns: Vec<_> = plain
-        .layers
-        .iter()
-        .filter(|l| l.kind == "BatchNorm2d")
-        .collect();
-    let bn_channels: u64 = bns.iter().map(|l| l.params / 2).sum();
-    let bn_macs: u64 = bns.iter().map(|l| l.macs).sum();
     // Each folded conv gains a bias: one param per channel and one MAC per output element.
-    let bias_macs: u64 = bns
-        .iter()
-        .map(|l| l.output.iter().map(|&d| d as u64).product::<u64>())
-        .sum();
-    assert!(folded.layers.iter().all(|l| l.kind != "BatchNorm2d"));
-    assert_eq!(folded.params, plain.params - bn_channels);
-    assert_eq!(folded.macs, plain.macs - bn_macs + bias_macs);
+    let f = folding(&cfg, [1, 128, 44]);
+    assert!(f.folded.layers.iter().all(|l| l.kind != "BatchNorm2d"));
+    assert_eq!(f.folded.params, f.plain.params - f.bn_channels);
+    assert_eq!(f.folded.macs, f.plain.macs - f.bn_macs + f.bias_macs);
 }
 
 #[test]
@@ -149,4 +95,79 @@ fn too_small_input_is_an_error_not_a_panic() {
     let cfg = tfsepnet23_config("C=12, AdaResNorm");
     assert!(count(&cfg, [1, 4, 4], &CountOptions::default()).is_err());
     assert!(count(&cfg, [1, 0, 44], &CountOptions::default()).is_err());
+}
+
+/// The command a reviewer types for each row of complexity.tsv: (model id, variant) -> options.
+fn reviewer_options(model: &str, variant: &str) -> Vec<String> {
+    let widths = |w: [i64; 14]| {
+        let list: Vec<String> = w.iter().map(|x| x.to_string()).collect();
+        vec!["--widths".to_string(), list.join(",")]
+    };
+    match (model, variant) {
+        ("tfsepnet23", v) | ("bcresnet", v) => {
+            let mut parts = v.split(',').map(str::trim);
+            let width = parts.next().unwrap().strip_prefix("C=").unwrap();
+            let norm = parts.next().unwrap().to_lowercase();
+            vec!["--width".into(), width.into(), "--norm".into(), norm]
+        }
+        ("tfsepnet64", v) if v.starts_with("depth 17") => vec!["--depth".into(), "17".into()],
+        ("tfsepnet64", "depth 16") => vec!["--depth".into(), "16".into()],
+        ("dcase25_baseline", _) => vec![],
+        ("sscp_mobile", v) if v.starts_with("pruned 64->32") => {
+            widths(ascrepro::models::sscp_mobile::S1_WIDTHS)
+        }
+        ("sscp_mobile", v) if v.starts_with("pruned 96->64->32") => {
+            widths(ascrepro::models::sscp_mobile::S3_WIDTHS)
+        }
+        // The row's figures are those of the released (RepConv-merged) graph; see
+        // tests/models_dsflexinet.rs for the training-time graph's count.
+        ("dsflexinet", _) => vec!["--reparam".into()],
+        other => panic!("complexity.tsv row {other:?} has no reviewer command in this test"),
+    }
+}
+
+fn cli_count(model: &str, options: &[String], input: &str) -> (u64, u64) {
+    let mut args = vec![model.to_string(), "--input".into(), input.to_string()];
+    args.extend_from_slice(options);
+    complexity::cli_count(&args)
+}
+
+/// Every row: `exact` ones exactly, `published` ones to their printed precision (K params with
+/// two decimals, M MACs with two decimals, as Table 3 prints them) or exactly when printed whole.
+#[test]
+fn every_complexity_tsv_row_through_the_cli() {
+    let mut checked = 0;
+    for row in complexity::reference_rows() {
+        let (model, variant) = (row.model.as_str(), row.variant.as_str());
+        let (params, macs) = (row.params, row.macs);
+        let input = input_arg(row.input);
+        let (p, m) = cli_count(model, &reviewer_options(model, variant), &input);
+        let rounded = |x: u64, unit: f64| ((x as f64 / unit) * 100.0).round() as u64;
+        match row.status.as_str() {
+            "exact" => assert_eq!((p, m), (params, macs), "{model} {variant}"),
+            "published" if params % 10 == 0 && macs % 10_000 == 0 => {
+                assert_eq!(
+                    rounded(p, 1e3),
+                    rounded(params, 1e3),
+                    "{model} {variant} params"
+                );
+                assert_eq!(
+                    rounded(m, 1e6),
+                    rounded(macs, 1e6),
+                    "{model} {variant} MACs"
+                );
+            }
+            "published" => assert_eq!((p, m), (params, macs), "{model} {variant}"),
+            other => panic!("unknown status {other}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 13, "every row of complexity.tsv");
+    // The folded figure written under the table.
+    let folded = cli_count(
+        "tfsepnet64",
+        &["--depth".into(), "17".into(), "--fold-bn".into()],
+        "1x512x64",
+    );
+    assert_eq!(folded.0, 124_138);
 }

@@ -1,16 +1,14 @@
 //! Models: shapes, train/eval semantics, PyTorch parity, weight files, BatchNorm folding, INT8.
 
-use ascrepro::compress::fold::fold_bn;
 use ascrepro::compress::quantize::quantize_int8;
-use ascrepro::models::blocks::{Ctx, NormKind, Vb};
+use ascrepro::models::blocks::{NormKind, Vb};
 use ascrepro::models::{
     build, build_net, load_weights, save_weights, tfsepnet23, AscModel, ModelConfig, Net,
 };
-use std::process::Command;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
 mod common;
-use common::{python, temp_dir};
+use common::{fold_and_compare, max_abs_diff, parity, perturb_with, temp_dir, Perturb};
 
 fn cfg(width: i64, norm: NormKind, dropout: f64, shuffle_groups: Option<i64>) -> ModelConfig {
     ModelConfig::Tfsepnet23(tfsepnet23::Config {
@@ -26,32 +24,20 @@ fn c12() -> ModelConfig {
     cfg(12, NormKind::AdaResNorm, 0.0, None)
 }
 
-fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-    (a - b).abs().max().double_value(&[])
-}
-
 /// Gives BatchNorms and AdaResNorms non-trivial values so eval paths are really exercised.
 fn perturb(vs: &nn::VarStore) {
-    tch::no_grad(|| {
-        for (name, mut v) in vs.variables() {
-            let n = v.size();
-            let r = Tensor::rand(&n, (Kind::Float, Device::Cpu));
-            let new = if name.ends_with("running_var")
-                || name.ends_with("bn.weight")
-                || name.ends_with("gamma")
-            {
-                r + 0.5
-            } else if name.ends_with("running_mean")
-                || name.ends_with("bn.bias")
-                || name.ends_with("beta")
-            {
-                (r - 0.5) * 0.4
-            } else if name.ends_with("rho") {
-                r
-            } else {
-                continue;
-            };
-            v.copy_(&new);
+    perturb_with(vs, |name, _, _| {
+        if name.ends_with("running_var") || name.ends_with("bn.weight") || name.ends_with("gamma") {
+            Perturb::AroundOne
+        } else if name.ends_with("running_mean")
+            || name.ends_with("bn.bias")
+            || name.ends_with("beta")
+        {
+            Perturb::AroundZero
+        } else if name.ends_with("rho") {
+            Perturb::Unit
+        } else {
+            Perturb::Keep
         }
     });
 }
@@ -112,7 +98,7 @@ fn batchnorm_stats_update_only_in_train_and_dropout_only_in_train() {
     tch::manual_seed(1);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = build(&vs.root(), &cfg(12, NormKind::AdaResNorm, 0.5, None)).unwrap();
-    let rm = vs.variables()["stage1.block0.freq_dw.bn.running_mean"].shallow_clone();
+    let rm = vs.variables()["stage1.block0.freq_dw_conv._bn.running_mean"].shallow_clone();
     let xs = Tensor::randn([4, 1, 128, 44], (Kind::Float, Device::Cpu));
 
     let before = rm.copy();
@@ -141,58 +127,17 @@ fn batchnorm_stats_update_only_in_train_and_dropout_only_in_train() {
     );
 }
 
+/// tests/python/tfsepnet23.py builds the same network in PyTorch with random weights.
 fn run_parity(tag: &str, config: &ModelConfig, py_args: [&str; 4]) {
-    let python = python();
     tch::set_num_threads(1);
-    let dir = temp_dir(tag);
-    let out = dir.join("parity.safetensors");
-    // tests/python/tfsepnet23.py builds the same network in PyTorch with random weights.
-    let status = Command::new(&python)
-        .arg(common::python_script("tfsepnet23.py"))
-        .arg(&out)
-        .args(py_args)
-        .env("OMP_NUM_THREADS", "1")
-        .status()
-        .unwrap();
-    assert!(status.success(), "parity script failed");
-    let file: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&out)
-        .unwrap()
-        .into_iter()
-        .collect();
-
+    let args: Vec<String> = py_args.iter().map(|a| a.to_string()).collect();
+    let (dir, file) = parity::run_script("tfsepnet23.py", tag, &args);
     let vs = nn::VarStore::new(Device::Cpu);
     let model = build(&vs.root(), config).unwrap();
     // Name mapping: the PyTorch modules use our VarStore names; PyTorch's
     // `num_batches_tracked` buffers were left out by the script.
-    let ours = vs.variables();
-    for (name, mut var) in ours.iter().map(|(n, v)| (n.clone(), v.shallow_clone())) {
-        let src = file
-            .get(&name)
-            .unwrap_or_else(|| panic!("PyTorch state dict has no `{name}`"));
-        assert_eq!(src.size(), var.size(), "{name}");
-        tch::no_grad(|| var.copy_(src));
-    }
-    let theirs = file
-        .keys()
-        .filter(|k| {
-            !k.starts_with("after.") && !["x", "eval_logits", "train_logits"].contains(&k.as_str())
-        })
-        .count();
-    assert_eq!(theirs, ours.len(), "same number of variables");
-
-    let x = &file["x"];
-    let eval = model.forward_t(x, false);
-    let d = max_abs_diff(&eval, &file["eval_logits"]);
-    assert!(d < 1e-4, "eval logits differ from PyTorch by {d}");
-    let train = model.forward_t(x, true);
-    let d = max_abs_diff(&train, &file["train_logits"]);
-    assert!(d < 1e-4, "train-mode logits differ from PyTorch by {d}");
-    for (name, var) in &ours {
-        if name.ends_with("running_mean") || name.ends_with("running_var") {
-            let d = max_abs_diff(var, &file[&format!("after.{name}")]);
-            assert!(d < 1e-5, "running stat {name} differs from PyTorch by {d}");
-        }
-    }
+    parity::load_by_name(&vs, &file, "");
+    parity::assert_matches(&vs, &file, |x, train| model.forward_t(x, train), "");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -313,15 +258,12 @@ fn folding_batchnorm_keeps_eval_outputs() {
         .map(|(n, t)| (n, t.copy()))
         .collect();
     let xs = Tensor::randn([4, 1, 128, 44], (Kind::Float, Device::Cpu));
-    let y0 = tch::no_grad(|| net.forward_ctx(&xs, &Ctx::new(false)));
-    let folded = fold_bn(net.as_mut());
+    let (folded, d, _) = fold_and_compare(net.as_mut(), &xs);
     assert_eq!(
         folded,
         9 * 4 + 4,
         "one BatchNorm per dw/pw unit and per projection"
     );
-    let y1 = tch::no_grad(|| net.forward_ctx(&xs, &Ctx::new(false)));
-    let d = max_abs_diff(&y0, &y1);
     assert!(d < 1e-5, "folding changed eval outputs by {d}");
     let vars = vs.variables();
     for (name, t) in &before_vars {

@@ -13,9 +13,39 @@ pub struct Audio {
     pub mixed_from_channels: Option<u16>,
 }
 
+/// Names how [`read_wav`] turns a file into samples; part of the feature cache's key
+/// (`audio::feature_cache`), so change it whenever decoding can give other samples.
+pub const DECODER_ID: &str = "hound;int/2^(bits-1),float32;mono=mean-of-channels;v1";
+
+impl Audio {
+    /// The one-line note for a file that was mixed down to mono, `None` for a mono file.
+    pub fn mixdown_note(&self, path: &Path) -> Option<String> {
+        self.mixed_from_channels.map(|channels| {
+            format!(
+                "note: {}: {channels} channels mixed to mono (mean of the channels, as the DCASE \
+                 loaders do)",
+                path.display()
+            )
+        })
+    }
+}
+
+/// [`read_wav`] for commands that read files one by one (`features`, `predict`): prints the
+/// mix-down note to stderr when the file has several channels.
+pub fn read_wav_noting(path: &Path) -> Result<Audio> {
+    let audio = read_wav(path)?;
+    if let Some(note) = audio.mixdown_note(path) {
+        eprintln!("{note}");
+    }
+    Ok(audio)
+}
+
 /// Reads a WAV file to mono f32 in [-1, 1]. Corrupt, empty or non-WAV files are input errors
 /// naming the file.
 pub fn read_wav(path: &Path) -> Result<Audio> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(Error::file(path, "file is empty (0 bytes), not a WAV file"));
+    }
     let reader = hound::WavReader::open(path).map_err(|e| describe(path, e))?;
     let spec = reader.spec();
     if spec.channels == 0 {
@@ -92,6 +122,14 @@ fn describe(path: &Path, e: hound::Error) -> Error {
         }
         hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             Error::file(path, "WAV file is truncated (unexpected end of file)")
+        }
+        // hound's short read of a header field or sample.
+        hound::Error::IoError(io) if io.to_string().starts_with("Failed to read enough bytes") => {
+            Error::file(
+                path,
+                "WAV file ends before its header or data are complete (truncated, or not a WAV \
+                 file)",
+            )
         }
         hound::Error::IoError(io) => Error::io(path, io),
         hound::Error::FormatError(what) => {

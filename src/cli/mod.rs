@@ -3,11 +3,14 @@
 use crate::compress::complexity::{count, CountOptions};
 use crate::data::{manifest::Manifest, synth};
 use crate::error::{Error, Result};
-use crate::models::{ModelConfig, ModelSpec};
 use crate::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
 use crate::runner::{self, platform, RunOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+
+mod features;
+mod model_args;
+mod predict;
 
 #[derive(Parser)]
 #[command(
@@ -65,20 +68,8 @@ enum Command {
     Complexity {
         /// Architecture, e.g. tfsepnet23.
         model: String,
-        #[arg(long)]
-        width: Option<i64>,
-        /// Depth variant (tfsepnet64: 16 or 17).
-        #[arg(long)]
-        depth: Option<i64>,
-        /// Explicit channel widths, comma-separated (e.g. pruned widths of sscp_mobile).
-        #[arg(long, value_delimiter = ',')]
-        widths: Option<Vec<i64>>,
-        /// resnorm or adaresnorm.
-        #[arg(long)]
-        norm: Option<String>,
-        /// ResNorm's lambda (with --norm resnorm) [default: 0.1].
-        #[arg(long)]
-        resnorm_lambda: Option<f64>,
+        #[command(flatten)]
+        options: model_args::ModelArgs,
         /// Input shape CxFxT, e.g. 1x128x44.
         #[arg(long)]
         input: String,
@@ -92,6 +83,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Scene logits and labels for WAV files, from ascrepro weights (.safetensors) or a released
+    /// PyTorch checkpoint (.ckpt/.pth, with --model and its options).
+    Predict(predict::PredictArgs),
+    /// The log-mel features of one WAV file, written as a NumPy .npy array (mel bands x frames).
+    Features(features::FeaturesArgs),
 }
 
 #[derive(Subcommand)]
@@ -132,6 +128,8 @@ pub fn main() -> i32 {
 
 fn execute(cmd: Command) -> Result<()> {
     match cmd {
+        Command::Predict(args) => predict::run(args),
+        Command::Features(args) => features::run(args),
         Command::Run {
             recipe,
             profile,
@@ -209,31 +207,19 @@ fn execute(cmd: Command) -> Result<()> {
         }
         Command::Complexity {
             model,
-            width,
-            depth,
-            widths,
-            norm,
-            resnorm_lambda,
+            options,
             input,
             fold_bn,
             reparam,
             json,
         } => {
             platform::pin(1);
-            let spec = ModelSpec {
-                arch: model,
-                width,
-                depth,
-                widths,
+            let mut spec = options.spec(&model);
+            if spec.norm.as_deref() == Some("resnorm") && spec.resnorm_lambda.is_none() {
                 // ResNorm's lambda does not change the count; 0.1 is the reports' value.
-                resnorm_lambda: resnorm_lambda
-                    .or((norm.as_deref() == Some("resnorm")).then_some(0.1)),
-                norm,
-                ..Default::default()
-            };
-            let cfg = ModelConfig::from_spec(&spec).map_err(|(field, msg)| {
-                Error::msg(format!("--{}: {msg}", field.replace('_', "-")))
-            })?;
+                spec.resnorm_lambda = Some(0.1);
+            }
+            let cfg = model_args::config(&spec)?;
             let shape = parse_shape(&input)?;
             let c = count(&cfg, shape, &CountOptions { fold_bn, reparam })?;
             if json {

@@ -45,7 +45,7 @@ impl<'a> Vb<'a> {
         }
     }
 
-    /// Dotted name of this path (`stage1.block0.freq_dw`); empty at the root.
+    /// Dotted name of this path (`stage1.block0.freq_dw_conv`); empty at the root.
     pub fn name(&self) -> String {
         self.path.components().collect::<Vec<_>>().join(".")
     }
@@ -331,8 +331,28 @@ impl BatchNorm2d {
     }
 }
 
+/// Sub-module names of a [`ConvBn`]'s conv and BatchNorm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitNames {
+    /// `conv`, `bn`.
+    Plain,
+    /// `_conv`, `_bn`: the `ConvBnRelu` of Cai et al.'s released TF-SepNet code, so checkpoints
+    /// of that code import by name.
+    Underscored,
+}
+
+impl UnitNames {
+    fn conv_and_bn(self) -> (&'static str, &'static str) {
+        match self {
+            UnitNames::Plain => ("conv", "bn"),
+            UnitNames::Underscored => ("_conv", "_bn"),
+        }
+    }
+}
+
 /// Conv2d, optional BatchNorm2d, optional ReLU: the unit PyTorch's `fuse_modules` fuses and
-/// eager quantization quantizes as one op. Variables live under `<name>.conv` and `<name>.bn`.
+/// eager quantization quantizes as one op. Variables live under `<name>.conv` and `<name>.bn`
+/// (or `_conv`/`_bn`, see [`UnitNames`]).
 #[derive(Debug)]
 pub struct ConvBn {
     pub name: String,
@@ -344,10 +364,16 @@ pub struct ConvBn {
 
 impl ConvBn {
     pub fn new(vb: &Vb, spec: &ConvSpec, batch_norm: bool, relu: bool) -> Self {
+        Self::named(vb, spec, batch_norm, relu, UnitNames::Plain)
+    }
+
+    /// [`ConvBn::new`] with the conv and BatchNorm under the names `names` gives.
+    pub fn named(vb: &Vb, spec: &ConvSpec, batch_norm: bool, relu: bool, names: UnitNames) -> Self {
+        let (conv, bn) = names.conv_and_bn();
         ConvBn {
             name: vb.name(),
-            conv: Conv2d::new(&vb.sub("conv"), spec),
-            bn: batch_norm.then(|| BatchNorm2d::new(&vb.sub("bn"), spec.out_ch)),
+            conv: Conv2d::new(&vb.sub(conv), spec),
+            bn: batch_norm.then(|| BatchNorm2d::new(&vb.sub(bn), spec.out_ch)),
             relu,
         }
     }
@@ -394,12 +420,30 @@ impl NormKind {
     }
 }
 
-/// Frequency-wise instance normalisation: statistics per (batch item, frequency bin) over
-/// channels and time; unbiased variance (torch.var's default), eps 1e-5.
+/// Frequency-wise instance normalisation of `[B, C, F, T]`: statistics per (batch item,
+/// frequency bin) over channels and time; unbiased variance (torch.var's default), eps 1e-5:
+/// `(x - mean) / sqrt(var + eps)`.
+///
+/// Computed as a GroupNorm with one group per bin over the `[B, F, C, T]` view: one fused kernel
+/// each way instead of the ten or so elementwise passes (and their backward) of the formula,
+/// which made ResNorm the largest cost of a TF-SepNet-64 training step. GroupNorm divides by
+/// n = C·T, not n − 1, so with v_b = v·(n−1)/n the same value is
+/// `sqrt((n−1)/n) · (x − mean) / sqrt(v_b + eps·(n−1)/n)`: the factor is GroupNorm's weight
+/// and the eps is scaled.
 pub fn freq_in(xs: &Tensor) -> Tensor {
-    let mean = xs.mean_dim([1i64, 3].as_slice(), true, None::<Kind>);
-    let var = xs.var_dim([1i64, 3].as_slice(), true, true);
-    (xs - mean) / (var + 1e-5).sqrt()
+    let dims = xs.size();
+    let (f, n) = (dims[2], dims[1] * dims[3]);
+    if n < 2 {
+        // The unbiased variance of one value is undefined; keep PyTorch's NaN.
+        let mean = xs.mean_dim([1i64, 3].as_slice(), true, None::<Kind>);
+        let var = xs.var_dim([1i64, 3].as_slice(), true, true);
+        return (xs - mean) / (var + 1e-5).sqrt();
+    }
+    let shrink = (n - 1) as f64 / n as f64;
+    let weight = Tensor::full([f], shrink.sqrt(), (xs.kind(), xs.device()));
+    xs.permute([0, 2, 1, 3])
+        .group_norm(f, Some(&weight), None::<&Tensor>, 1e-5 * shrink, false)
+        .permute([0, 2, 1, 3])
 }
 
 /// ResNorm or AdaResNorm over `channels` channels.
@@ -435,6 +479,7 @@ impl Norm {
         let normed = freq_in(xs);
         let ys = match (&self.kind, &self.ada) {
             (_, Some((rho, gamma, beta))) => (rho * xs + (1.0 - rho) * normed) * gamma + beta,
+            // x first: the result takes x's (contiguous) layout, not the permuted view's.
             (NormKind::ResNorm { lambda }, None) => xs * *lambda + normed,
             // A norm built as AdaResNorm always has its parameters; fall back to plain FreqIN.
             (NormKind::AdaResNorm, None) => normed,
@@ -521,21 +566,24 @@ impl ChannelShuffle {
     }
 }
 
-/// Time-frequency separable convolution block (Cai et al., DCASE2023 Fig. 2).
+/// Time-frequency separable convolution block (Cai et al., DCASE2023 Fig. 2), the block of both
+/// TF-SepNet (2023) and TF-SepNet-64 (2024/2025): the two reports' blocks are the same.
 ///
 /// Optional 1x1 conv-BN-ReLU when the width changes; channel shuffle; split in halves; the first
 /// half goes through a (3x1) depthwise conv-BN-ReLU, a mean over frequency, a 1x1 conv-BN-ReLU,
 /// dropout and a residual add; the second half does the same along time; the halves are
-/// concatenated.
+/// concatenated. Sub-units carry the names of Cai et al.'s released `TimeFreqSepConvolutions`
+/// (`trans_conv`, `freq_dw_conv`, `freq_pw_conv`, `temp_dw_conv`, `temp_pw_conv`, each with
+/// `_conv`/`_bn`), so released checkpoints import by name.
 #[derive(Debug)]
 pub struct TfSepConv {
     pub name: String,
-    pub proj: Option<ConvBn>,
+    pub trans_conv: Option<ConvBn>,
     pub shuffle: ChannelShuffle,
-    pub freq_dw: ConvBn,
-    pub freq_pw: ConvBn,
-    pub time_dw: ConvBn,
-    pub time_pw: ConvBn,
+    pub freq_dw_conv: ConvBn,
+    pub freq_pw_conv: ConvBn,
+    pub temp_dw_conv: ConvBn,
+    pub temp_pw_conv: ConvBn,
     pub dropout: f64,
     halves: [i64; 2],
     freq_add: String,
@@ -552,32 +600,29 @@ impl TfSepConv {
         dropout: f64,
         shuffle_groups: Option<i64>,
     ) -> Self {
-        let proj = (in_ch != out_ch).then(|| {
-            ConvBn::new(
-                &vb.sub("proj"),
-                &ConvSpec::new(in_ch, out_ch, [1, 1]),
-                true,
-                true,
-            )
-        });
+        let unit = |name: &str, spec: &ConvSpec| {
+            ConvBn::named(&vb.sub(name), spec, true, true, UnitNames::Underscored)
+        };
+        let trans_conv =
+            (in_ch != out_ch).then(|| unit("trans_conv", &ConvSpec::new(in_ch, out_ch, [1, 1])));
         let groups = shuffle_groups.unwrap_or(out_ch / 2).max(1);
         let h1 = out_ch / 2;
         let h2 = out_ch - h1;
         let dw = |name: &str, c: i64, kernel: [i64; 2], padding: [i64; 2]| {
-            let spec = ConvSpec::new(c, c, kernel).padding(padding).groups(c);
-            ConvBn::new(&vb.sub(name), &spec, true, true)
+            unit(
+                name,
+                &ConvSpec::new(c, c, kernel).padding(padding).groups(c),
+            )
         };
-        let pw = |name: &str, c: i64| {
-            ConvBn::new(&vb.sub(name), &ConvSpec::new(c, c, [1, 1]), true, true)
-        };
+        let pw = |name: &str, c: i64| unit(name, &ConvSpec::new(c, c, [1, 1]));
         TfSepConv {
             name: vb.name(),
-            proj,
+            trans_conv,
             shuffle: ChannelShuffle::new(vb.child_name("shuffle"), groups),
-            freq_dw: dw("freq_dw", h1, [3, 1], [1, 0]),
-            freq_pw: pw("freq_pw", h1),
-            time_dw: dw("time_dw", h2, [1, 3], [0, 1]),
-            time_pw: pw("time_pw", h2),
+            freq_dw_conv: dw("freq_dw_conv", h1, [3, 1], [1, 0]),
+            freq_pw_conv: pw("freq_pw_conv", h1),
+            temp_dw_conv: dw("temp_dw_conv", h2, [1, 3], [0, 1]),
+            temp_pw_conv: pw("temp_pw_conv", h2),
             dropout,
             halves: [h1, h2],
             freq_add: vb.child_name("freq_add"),
@@ -587,7 +632,7 @@ impl TfSepConv {
     }
 
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
-        let x = match &self.proj {
+        let x = match &self.trans_conv {
             Some(p) => p.forward(xs, ctx),
             None => xs.shallow_clone(),
         };
@@ -599,19 +644,31 @@ impl TfSepConv {
             let y = pw.forward(&y, ctx).dropout(self.dropout, ctx.train);
             ctx.act(add, y + id)
         };
-        let f = branch(&parts[0], &self.freq_dw, &self.freq_pw, 2, &self.freq_add);
-        let t = branch(&parts[1], &self.time_dw, &self.time_pw, 3, &self.time_add);
+        let f = branch(
+            &parts[0],
+            &self.freq_dw_conv,
+            &self.freq_pw_conv,
+            2,
+            &self.freq_add,
+        );
+        let t = branch(
+            &parts[1],
+            &self.temp_dw_conv,
+            &self.temp_pw_conv,
+            3,
+            &self.time_add,
+        );
         ctx.act(&self.cat, Tensor::cat(&[f, t], 1))
     }
 
     /// Every conv unit of the block, in forward order.
     pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
-        if let Some(p) = &mut self.proj {
+        if let Some(p) = &mut self.trans_conv {
             f(p);
         }
-        f(&mut self.freq_dw);
-        f(&mut self.freq_pw);
-        f(&mut self.time_dw);
-        f(&mut self.time_pw);
+        f(&mut self.freq_dw_conv);
+        f(&mut self.freq_pw_conv);
+        f(&mut self.temp_dw_conv);
+        f(&mut self.temp_pw_conv);
     }
 }

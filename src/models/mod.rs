@@ -6,9 +6,18 @@
 //! quantization (in `crate::compress`) work through those two methods only, so a new model is
 //! counted, folded and quantized without model-specific code there.
 
+pub mod bcresnet;
 pub mod blocks;
+pub mod checkpoint;
+pub mod cp_blocks;
+pub mod cp_mobile;
+pub mod dcase25_baseline;
+pub mod dsflexinet;
+pub mod repconv;
 pub mod spec;
+pub mod sscp_mobile;
 pub mod tfsepnet23;
+pub mod tfsepnet64;
 
 pub use spec::{FieldError, ModelSpec};
 
@@ -114,6 +123,12 @@ macro_rules! architectures {
 
 architectures! {
     Tfsepnet23 => tfsepnet23,
+    Tfsepnet64 => tfsepnet64,
+    Dsflexinet => dsflexinet,
+    Bcresnet => bcresnet,
+    Dcase25Baseline => dcase25_baseline,
+    CpMobile => cp_mobile,
+    SscpMobile => sscp_mobile,
 }
 
 /// Every architecture the reports describe. Those not in [`BUILDABLE_ARCHS`] may appear in a

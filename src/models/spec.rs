@@ -33,6 +33,10 @@ pub struct ModelSpec {
     pub dropout: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shuffle_groups: Option<i64>,
+    /// Build the inference graph directly (RepConv branches already merged), e.g. to load
+    /// weights saved after re-parameterisation, as released checkpoints are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reparameterized: Option<bool>,
 }
 
 impl ModelSpec {
@@ -58,6 +62,7 @@ impl ModelSpec {
         mark("resnorm_lambda", self.resnorm_lambda.is_some());
         mark("dropout", self.dropout.is_some());
         mark("shuffle_groups", self.shuffle_groups.is_some());
+        mark("reparameterized", self.reparameterized.is_some());
         set
     }
 
@@ -137,6 +142,40 @@ impl ModelSpec {
             }
         }
     }
+}
+
+/// Refuses a dropout probability outside [0, 1) (a config's `validate`).
+pub fn check_dropout(dropout: f64) -> Result<(), FieldError> {
+    if (0.0..1.0).contains(&dropout) {
+        Ok(())
+    } else {
+        Err((
+            "dropout",
+            format!("dropout must be in [0, 1), got {dropout}"),
+        ))
+    }
+}
+
+/// Refuses a ResNorm whose lambda is not finite (a config's `validate`).
+pub fn check_norm(norm: NormKind) -> Result<(), FieldError> {
+    match norm {
+        NormKind::ResNorm { lambda } if !lambda.is_finite() => Err((
+            "resnorm_lambda",
+            format!("ResNorm lambda must be finite, got {lambda}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses fewer than one class (a config's `validate`).
+pub fn check_num_classes(num_classes: i64) -> Result<(), FieldError> {
+    if num_classes < 1 {
+        return Err((
+            "num_classes",
+            format!("num_classes must be at least 1, got {num_classes}"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 use super::blocks::{
     ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, Vb,
 };
+use super::spec::{check_dropout, check_norm, check_num_classes};
 use super::{Architecture, AscModel, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -128,27 +129,9 @@ impl Architecture for Config {
                 }
             }
         }
-        if !(0.0..1.0).contains(&self.dropout) {
-            return Err((
-                "dropout",
-                format!("dropout must be in [0, 1), got {}", self.dropout),
-            ));
-        }
-        if let NormKind::ResNorm { lambda } = self.norm {
-            if !lambda.is_finite() {
-                return Err((
-                    "resnorm_lambda",
-                    format!("ResNorm lambda must be finite, got {lambda}"),
-                ));
-            }
-        }
-        if self.num_classes < 1 {
-            return Err((
-                "num_classes",
-                format!("num_classes must be at least 1, got {}", self.num_classes),
-            ));
-        }
-        Ok(())
+        check_dropout(self.dropout)?;
+        check_norm(self.norm)?;
+        check_num_classes(self.num_classes)
     }
 
     fn build(&self, vb: &Vb) -> TfSepNet23 {
@@ -156,72 +139,74 @@ impl Architecture for Config {
     }
 }
 
+/// A block of a [`Staged`] network's stages.
+pub(crate) trait StageBlock: std::fmt::Debug {
+    fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor;
+    fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn));
+}
+
+impl StageBlock for TfSepConv {
+    fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        TfSepConv::forward(self, xs, ctx)
+    }
+    fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
+        TfSepConv::visit_convs(self, f)
+    }
+}
+
 #[derive(Debug)]
-struct Stage {
-    blocks: Vec<TfSepConv>,
+pub(crate) struct Stage<B> {
+    blocks: Vec<B>,
     norm: Norm,
     pool: Option<MaxPool2d>,
 }
 
+/// `stage1`..`stage4` of `layout` (width multiplier, blocks, max-pool after) at `widths`, from
+/// `in_ch` channels: each stage's blocks (`make_block(vb, in, out)`), its norm and its pool.
+/// Returns the stages and their output width.
+pub(crate) fn build_stages<B>(
+    vb: &Vb,
+    norm: NormKind,
+    mut in_ch: i64,
+    layout: &[(f64, usize, bool)],
+    widths: &[i64],
+    make_block: impl Fn(&Vb, i64, i64) -> B,
+) -> (Vec<Stage<B>>, i64) {
+    let mut stages = Vec::with_capacity(layout.len());
+    for (i, ((_, n_blocks, pool), &width)) in layout.iter().zip(widths).enumerate() {
+        let svb = vb.sub(&format!("stage{}", i + 1));
+        let blocks = (0..*n_blocks)
+            .map(|j| {
+                make_block(
+                    &svb.sub(&format!("block{j}")),
+                    if j == 0 { in_ch } else { width },
+                    width,
+                )
+            })
+            .collect();
+        stages.push(Stage {
+            blocks,
+            norm: Norm::new(&svb.sub("norm"), norm, width),
+            pool: pool.then(|| MaxPool2d::new(svb.child_name("pool"), 2)),
+        });
+        in_ch = width;
+    }
+    (stages, in_ch)
+}
+
+/// The TF-SepNet skeleton (also that of the BC-ResNet Cai et al. compare with): stem conv and
+/// norm, the stages, a 1x1 head conv and the global average.
 #[derive(Debug)]
-pub struct TfSepNet23 {
-    pub config: Config,
-    stem: ConvBn,
-    stem_norm: Norm,
-    stages: Vec<Stage>,
-    head: ConvBn,
-    pool: GlobalAvgPool,
+pub(crate) struct Staged<B> {
+    pub stem: ConvBn,
+    pub stem_norm: Norm,
+    pub stages: Vec<Stage<B>>,
+    pub head: ConvBn,
+    pub pool: GlobalAvgPool,
 }
 
-impl TfSepNet23 {
-    /// Builds the network; `cfg` must pass [`Config::validate`].
-    pub fn new(vb: &Vb, cfg: &Config) -> Self {
-        let c0 = 2 * cfg.width;
-        let stem_spec = ConvSpec::new(1, c0, [5, 5]).stride([2, 2]).padding([2, 2]);
-        let stem = ConvBn::new(&vb.sub("stem"), &stem_spec, false, false);
-        let stem_norm = Norm::new(&vb.sub("stem_norm"), cfg.norm, c0);
-        let mut in_ch = c0;
-        let mut stages = Vec::with_capacity(STAGES.len());
-        for (i, ((_, n_blocks, pool), width)) in STAGES.iter().zip(cfg.stage_widths()).enumerate() {
-            let svb = vb.sub(&format!("stage{}", i + 1));
-            let blocks = (0..*n_blocks)
-                .map(|j| {
-                    TfSepConv::new(
-                        &svb.sub(&format!("block{j}")),
-                        if j == 0 { in_ch } else { width },
-                        width,
-                        cfg.dropout,
-                        cfg.shuffle_groups,
-                    )
-                })
-                .collect();
-            stages.push(Stage {
-                blocks,
-                norm: Norm::new(&svb.sub("norm"), cfg.norm, width),
-                pool: pool.then(|| MaxPool2d::new(svb.child_name("pool"), 2)),
-            });
-            in_ch = width;
-        }
-        let head_spec = ConvSpec::new(in_ch, cfg.num_classes, [1, 1]).bias(true);
-        TfSepNet23 {
-            config: cfg.clone(),
-            stem,
-            stem_norm,
-            stages,
-            head: ConvBn::new(&vb.sub("head"), &head_spec, false, false),
-            pool: GlobalAvgPool::new(vb.child_name("pool")),
-        }
-    }
-}
-
-impl AscModel for TfSepNet23 {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_ctx(xs, &Ctx::new(train))
-    }
-}
-
-impl Net for TfSepNet23 {
-    fn forward_ctx(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+impl<B: StageBlock> Staged<B> {
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let mut x = ctx.act("input", xs.shallow_clone());
         x = self.stem.forward(&x, ctx);
         x = self.stem_norm.forward(&x, ctx);
@@ -238,7 +223,7 @@ impl Net for TfSepNet23 {
         self.pool.forward(&x, &self.head.name, ctx)
     }
 
-    fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
+    pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
         f(&mut self.stem);
         for stage in &mut self.stages {
             for block in &mut stage.blocks {
@@ -246,5 +231,56 @@ impl Net for TfSepNet23 {
             }
         }
         f(&mut self.head);
+    }
+}
+
+#[derive(Debug)]
+pub struct TfSepNet23 {
+    pub config: Config,
+    body: Staged<TfSepConv>,
+}
+
+impl TfSepNet23 {
+    /// Builds the network; `cfg` must pass [`Config::validate`].
+    pub fn new(vb: &Vb, cfg: &Config) -> Self {
+        let c0 = 2 * cfg.width;
+        let stem_spec = ConvSpec::new(1, c0, [5, 5]).stride([2, 2]).padding([2, 2]);
+        let stem = ConvBn::new(&vb.sub("stem"), &stem_spec, false, false);
+        let stem_norm = Norm::new(&vb.sub("stem_norm"), cfg.norm, c0);
+        let (stages, in_ch) = build_stages(
+            vb,
+            cfg.norm,
+            c0,
+            &STAGES,
+            &cfg.stage_widths(),
+            |bvb, cin, width| TfSepConv::new(bvb, cin, width, cfg.dropout, cfg.shuffle_groups),
+        );
+        let head_spec = ConvSpec::new(in_ch, cfg.num_classes, [1, 1]).bias(true);
+        TfSepNet23 {
+            config: cfg.clone(),
+            body: Staged {
+                stem,
+                stem_norm,
+                stages,
+                head: ConvBn::new(&vb.sub("head"), &head_spec, false, false),
+                pool: GlobalAvgPool::new(vb.child_name("pool")),
+            },
+        }
+    }
+}
+
+impl AscModel for TfSepNet23 {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_ctx(xs, &Ctx::new(train))
+    }
+}
+
+impl Net for TfSepNet23 {
+    fn forward_ctx(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
+        self.body.forward(xs, ctx)
+    }
+
+    fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
+        self.body.visit_convs(f)
     }
 }

@@ -96,7 +96,7 @@ pub fn load(path: &Path, profile: &str) -> Result<Plan> {
         .frontend
         .parse()
         .map_err(|e: Error| ctx.err(&["frontend"], e.to_string()))?;
-    let stages = plan_stages(&ctx, &resolved, profile, &spec)?;
+    let stages = plan_stages(&ctx, &resolved, profile, &spec, frontend)?;
     Ok(Plan {
         published_models: recipe.models.clone(),
         recipe: resolved,
@@ -454,6 +454,95 @@ fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
             ));
         }
     }
+    validate_augmentations(ctx, at, t)
+}
+
+/// The augmentation blocks added with the waveform path; errors point at the offending key.
+fn validate_augmentations(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
+    let err = |sub: &[&str], msg: String| {
+        let p: Vec<&str> = at.iter().chain(sub).copied().collect();
+        ctx.err(&p, msg)
+    };
+    if let Some(d) = &t.dir_augmentation {
+        if !(0.0..=1.0).contains(&d.p) {
+            return Err(err(
+                &["dir_augmentation", "p"],
+                format!("must be a probability in [0, 1], not {}", d.p),
+            ));
+        }
+        if d.irs == Some(0) {
+            return Err(err(
+                &["dir_augmentation", "irs"],
+                "must be at least 1".into(),
+            ));
+        }
+    }
+    if let Some(e) = &t.energy_ir {
+        if let Err((row, msg)) = crate::audio::augment::EnergyTable::new(&e.levels) {
+            return Err(err(&["energy_ir", "levels", &row.to_string()], msg));
+        }
+        if e.devices.is_empty() {
+            return Err(err(
+                &["energy_ir", "devices"],
+                "name at least one device".into(),
+            ));
+        }
+        for (i, d) in e.devices.iter().enumerate() {
+            if !DEVICES.contains(&d.as_str()) {
+                return Err(err(
+                    &["energy_ir", "devices", &i.to_string()],
+                    format!("unknown device `{d}` (use a, b, c, s1–s6)"),
+                ));
+            }
+        }
+        if e.irs == Some(0) {
+            return Err(err(&["energy_ir", "irs"], "must be at least 1".into()));
+        }
+    }
+    if let Some(r) = &t.time_roll {
+        match (r.max_shift_s, r.max_frames) {
+            (Some(s), None) if s.is_finite() && s > 0.0 => {}
+            (Some(s), None) => {
+                return Err(err(
+                    &["time_roll", "max_shift_s"],
+                    format!("must be a positive number of seconds, not {s}"),
+                ))
+            }
+            (None, Some(0)) => {
+                return Err(err(
+                    &["time_roll", "max_frames"],
+                    "must be at least 1".into(),
+                ))
+            }
+            (None, Some(_)) => {}
+            _ => {
+                return Err(err(
+                    &["time_roll"],
+                    "give exactly one of `max_shift_s` (waveform) and `max_frames` (spectrogram)"
+                        .into(),
+                ))
+            }
+        }
+    }
+    if let Some(a) = &t.spec_augment {
+        let freq = a.freq_masks > 0 && a.freq_width > 0;
+        let time = a.time_masks > 0 && a.time_width > 0;
+        if !freq && !time {
+            return Err(err(
+                &["spec_augment"],
+                "masks nothing: give `freq_width` or `time_width` above 0 (with at least one mask)"
+                    .into(),
+            ));
+        }
+        if let Some(v) = a.value {
+            if !v.is_finite() {
+                return Err(err(
+                    &["spec_augment", "value"],
+                    format!("must be a finite number, not {v}"),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -494,12 +583,31 @@ fn stage_training(ctx: &Ctx, r: &Recipe, i: usize) -> Result<TrainingSpec> {
     Ok(t)
 }
 
-const OPTIONAL_TRAINING_FIELDS: [&str; 4] = [
+const OPTIONAL_TRAINING_FIELDS: [&str; 8] = [
     "mixup",
     "freq_mixstyle",
     "device_simulation",
+    "dir_augmentation",
+    "energy_ir",
+    "time_roll",
+    "spec_augment",
     "validate_every",
 ];
+
+/// Fills in what a stage's training depends on beyond the recipe text, so the stage (and its
+/// hash) states it: the SpecAugment mask value of the recipe's front end.
+fn resolve_training(
+    mut t: TrainingSpec,
+    frontend: crate::audio::frontend::FrontendId,
+) -> TrainingSpec {
+    if let Some(a) = &mut t.spec_augment {
+        a.value
+            .get_or_insert(crate::audio::augment::specaugment::reference_mask_value(
+                frontend,
+            ));
+    }
+    t
+}
 
 /// Converts a recipe model entry into a typed model configuration.
 fn model_config(ctx: &Ctx, key: &str, m: &ModelSpec) -> Result<ModelConfig> {
@@ -555,7 +663,13 @@ fn apply_overrides(ctx: &Ctx, r: &Recipe, profile: &str, p: &ProfileSpec) -> Res
     })
 }
 
-fn plan_stages(ctx: &Ctx, r: &Recipe, profile: &str, p: &ProfileSpec) -> Result<Vec<PlannedStage>> {
+fn plan_stages(
+    ctx: &Ctx,
+    r: &Recipe,
+    profile: &str,
+    p: &ProfileSpec,
+    frontend: crate::audio::frontend::FrontendId,
+) -> Result<Vec<PlannedStage>> {
     let mut out: Vec<PlannedStage> = Vec::new();
     for (j, id) in p.stages.iter().enumerate() {
         let at_j = j.to_string();
@@ -589,7 +703,7 @@ fn plan_stages(ctx: &Ctx, r: &Recipe, profile: &str, p: &ProfileSpec) -> Result<
                     label: s.label.clone(),
                     model: model_config(ctx, &key, &r.models[&key])?,
                     model_key: key,
-                    training: stage_training(ctx, r, i)?,
+                    training: resolve_training(stage_training(ctx, r, i)?, frontend),
                     distill: s.distill.clone(),
                     seed: derive_seed(r.seed, &s.id),
                 }))

@@ -44,6 +44,20 @@ pub struct TrainingSpec {
     /// Offline device simulation: device-a training clips convolved with device impulse responses.
     #[serde(default)]
     pub device_simulation: Option<DeviceSimulationSpec>,
+    // The augmentations below are left out of the serialised recipe when absent, so adding
+    // them changed no existing recipe's hash.
+    /// Online device impulse response augmentation of device-a waveforms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir_augmentation: Option<DirAugmentationSpec>,
+    /// Offline IR-convolved copies of real-device clips, as many as the clip's RMS energy says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_ir: Option<EnergyIrSpec>,
+    /// Random circular shift along time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_roll: Option<TimeRollSpec>,
+    /// SpecAugment frequency and time masking of batch spectrograms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_augment: Option<SpecAugmentSpec>,
     /// Evaluate on the test split every this many epochs for the curves (0: never).
     #[serde(default = "one")]
     pub validate_every: usize,
@@ -106,6 +120,74 @@ pub struct DeviceSimulationSpec {
     pub irs: usize,
     /// How many random device-a training clips each impulse response is applied to.
     pub clips_per_ir: usize,
+}
+
+/// Device impulse response (DIR) augmentation: each device-a training clip is convolved, with
+/// probability `p`, with an impulse response drawn from the profile's IR set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirAugmentationSpec {
+    pub p: f64,
+    /// Use the first N impulse responses of the set (sorted by name); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub irs: Option<usize>,
+}
+
+/// RMS-energy-driven IR augmentation (Ramezanee et al. 2025): each clip of `devices` gets as
+/// many copies, each convolved with its own impulse response, as its RMS row of `levels` says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnergyIrSpec {
+    /// The energy table; Table 1 of the RepConv report when absent.
+    #[serde(default = "repconv_levels")]
+    pub levels: Vec<crate::audio::augment::EnergyLevel>,
+    /// Devices whose training clips are augmented (the released generator: the real ones).
+    #[serde(default = "real_devices")]
+    pub devices: Vec<String>,
+    /// Use the first N impulse responses of the set (sorted by name); all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub irs: Option<usize>,
+}
+
+fn repconv_levels() -> Vec<crate::audio::augment::EnergyLevel> {
+    crate::audio::augment::energy::REPCONV_2025.to_vec()
+}
+
+fn real_devices() -> Vec<String> {
+    ["a", "b", "c"].map(String::from).to_vec()
+}
+
+/// Time rolling by a shift uniform in `[-max, max]`: give exactly one of the two.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeRollSpec {
+    /// On the waveform (as the reference datasets do), in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_shift_s: Option<f64>,
+    /// On the batch spectrogram, in frames.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_frames: Option<usize>,
+}
+
+/// SpecAugment masks, drawn as torchaudio's `FrequencyMasking`/`TimeMasking(iid_masks=True)`:
+/// each mask's width is uniform in `[0, width)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecAugmentSpec {
+    #[serde(default = "one")]
+    pub freq_masks: usize,
+    /// Mask parameter along frequency (CP-JKU's `freqm`), in mel bins.
+    #[serde(default)]
+    pub freq_width: usize,
+    #[serde(default = "one")]
+    pub time_masks: usize,
+    /// Mask parameter along time (CP-JKU's `timem`), in frames.
+    #[serde(default)]
+    pub time_width: usize,
+    /// Value of masked cells in feature units; when absent, what the front end's reference
+    /// implementation produces (filled in when the plan is made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,9 @@ pub mod platform;
 
 pub use cache::{Cache, StageHash};
 
-use crate::audio::features::{extract_files, extract_samples};
+use crate::audio::augment::{energy, EnergyTable, ImpulseResponses};
+use crate::audio::feature_cache::FeatureCache;
+use crate::audio::features::{extract_batch, extract_samples, BatchStats, ClipFile};
 use crate::audio::frontend::Frontend;
 use crate::audio::{conv::fft_convolve, resample::resample, wav::read_wav};
 use crate::compress::complexity::{count, CountOptions};
@@ -16,8 +18,11 @@ use crate::error::{Error, IoContext, Result};
 use crate::eval;
 use crate::labels::device_index;
 use crate::models;
-use crate::recipe::{self, DeviceSimulationSpec, Plan, PlannedStage, QuantizeStage, TrainStage};
+use crate::recipe::{
+    self, DeviceSimulationSpec, EnergyIrSpec, Plan, PlannedStage, QuantizeStage, TrainStage,
+};
 use crate::results::*;
+use crate::train::datamodule::{TrainAudio, WaveformSet};
 use crate::train::{fit, FeatureSet, FitOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::index::sample;
@@ -26,6 +31,7 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 use tch::{Device, Tensor};
 
@@ -82,6 +88,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         hashes: BTreeMap::new(),
         quiet: opts.quiet,
         computed: 0,
+        augmentation: AugmentationMemo::default(),
     };
     r.say(&format!(
         "ascrepro: {} (profile {}) on {}, {} thread(s)",
@@ -109,7 +116,8 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
                     }
                     None => None,
                 };
-                let entry_hash = r.train(t, &train, sim, &test, &features_hash)?;
+                let extra = r.augmentation_inputs(t, &data, &fe)?;
+                let entry_hash = r.train(t, &train, sim, &extra, &test, &features_hash)?;
                 let eval = r.evaluate(&t.id, &entry_hash, &test, &features_hash)?;
                 let curve: Vec<EpochLog> = read_json(
                     &r.cache
@@ -206,6 +214,8 @@ struct Runner<'a> {
     hashes: BTreeMap<String, String>,
     quiet: bool,
     computed: usize,
+    /// Waveforms, impulse-response sets and energy-IR copies, shared by the stages using them.
+    augmentation: AugmentationMemo,
 }
 
 /// The data a run reads: the dataset, its manifest identity, and the impulse responses for
@@ -215,6 +225,33 @@ struct PreparedData {
     name: String,
     manifest_hash: String,
     irs: Option<(PathBuf, String)>,
+    /// SHA-256 of each file by relative path, when the (verified) manifest lists them: the
+    /// per-clip feature cache's key without re-reading the files.
+    file_sha256: BTreeMap<String, String>,
+}
+
+/// A loaded artefact with the hash that identifies it.
+type Hashed<T> = Rc<(T, String)>;
+
+/// Augmentation inputs already loaded in this run, shared by the stages that use them.
+#[derive(Default)]
+struct AugmentationMemo {
+    waves: Option<Hashed<WaveformSet>>,
+    /// By how many impulse responses of the set are used (`None`: all).
+    irs: BTreeMap<Option<usize>, Hashed<ImpulseResponses>>,
+    /// By energy-IR stage hash.
+    energy: BTreeMap<String, Hashed<FeatureSet>>,
+}
+
+/// What a train stage's augmentations read besides the features.
+struct AugmentationInputs<'f> {
+    frontend: &'f Frontend,
+    /// Energy-driven IR copies (features), appended after the device-simulated clips.
+    energy: Option<Hashed<FeatureSet>>,
+    /// Training-split waveforms, when the stage augments waveforms.
+    waves: Option<Hashed<WaveformSet>>,
+    /// Impulse responses for DIR augmentation.
+    irs: Option<Hashed<ImpulseResponses>>,
 }
 
 impl Runner<'_> {
@@ -335,6 +372,7 @@ impl Runner<'_> {
                 name: "synthetic-tau2022".into(),
                 irs: Some((root.join("irs"), mh.clone())),
                 manifest_hash: mh,
+                file_sha256: file_hashes(&manifest),
             });
         }
         // Real data: the manifest lives in the project, the files under the data root.
@@ -380,6 +418,7 @@ impl Runner<'_> {
             name: manifest.dataset.clone(),
             manifest_hash: manifest.hash(),
             irs,
+            file_sha256: file_hashes(&manifest),
         })
     }
 
@@ -407,16 +446,41 @@ impl Runner<'_> {
             &hash,
             vec!["data".into()],
             |r, dir| {
+                // Per-clip features are shared with every stage, recipe and profile that reads
+                // the same files through this front end.
+                let feature_cache = FeatureCache::open(&r.cache.root().join("features"), fe)?;
+                let mut stats = BatchStats::default();
                 for (name, clips) in [("train", &ds.train), ("test", &ds.test)] {
-                    let paths: Vec<PathBuf> = clips.iter().map(|c| ds.root.join(&c.file)).collect();
+                    let files: Vec<ClipFile> = clips
+                        .iter()
+                        .map(|c| ClipFile {
+                            path: ds.root.join(&c.file),
+                            sha256: data.file_sha256.get(&c.file).cloned(),
+                        })
+                        .collect();
                     let pb = r.progress(&format!("{} features ({name})", fe.id()));
-                    pb.set_length(paths.len() as u64);
-                    let feats = extract_files(&paths, fe, Some(&pb))?;
+                    pb.set_length(files.len() as u64);
+                    let (feats, batch) =
+                        extract_batch(&files, fe, Some(&feature_cache), Some(&pb))?;
                     pb.finish_and_clear();
+                    stats.absorb(batch);
                     let y = clips.iter().map(|c| c.scene as i64).collect();
                     let d = clips.iter().map(|c| c.device as i64).collect();
                     FeatureSet::from_features(&feats, y, d)?
                         .save(&dir.join(format!("{name}.safetensors")))?;
+                }
+                r.say(&format!(
+                    "  features  per-clip cache: {} clips reused, {} extracted{} ({})",
+                    stats.cache_hits,
+                    stats.extracted,
+                    match stats.corrupt_entries {
+                        0 => String::new(),
+                        n => format!(", {n} damaged entries recomputed"),
+                    },
+                    feature_cache.dir().display()
+                ));
+                if let Some(note) = stats.mixdown_note() {
+                    r.say(&format!("  {note}"));
                 }
                 Ok(())
             },
@@ -478,6 +542,23 @@ impl Runner<'_> {
                     pool.len()
                 )));
             }
+            // Multi-channel impulse responses are mixed to mono like clips: said once.
+            let mixed: Vec<(&PathBuf, u16)> = irs
+                .iter()
+                .take(spec.irs)
+                .map(|p| Ok(read_wav(p)?.mixed_from_channels.map(|c| (p, c))))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flatten()
+                .collect();
+            if let Some((first, channels)) = mixed.first() {
+                r.say(&format!(
+                    "  note: {} of {} impulse responses had several channels and were mixed to mono (mean of the channels), e.g. {} ({channels} channels)",
+                    mixed.len(),
+                    spec.irs,
+                    first.display()
+                ));
+            }
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut jobs = Vec::new();
             for ir in irs.iter().take(spec.irs) {
@@ -519,6 +600,7 @@ impl Runner<'_> {
         t: &TrainStage,
         train: &FeatureSet,
         sim: Option<&(FeatureSet, String)>,
+        extra: &AugmentationInputs,
         test: &FeatureSet,
         features_hash: &str,
     ) -> Result<String> {
@@ -532,6 +614,17 @@ impl Runner<'_> {
             h = h.part("devsim", sh);
             needs.push("devsim".into());
         }
+        if let Some(e) = &extra.energy {
+            h = h.part("energy_ir", &e.1);
+            needs.push("energy_ir".into());
+        }
+        if let Some(w) = &extra.waves {
+            h = h.part("waveforms", &w.1);
+            needs.push("waveforms".into());
+        }
+        if let Some(irs) = &extra.irs {
+            h = h.part("irs", &irs.1);
+        }
         let teacher = t.distill.as_ref().map(|d| d.teacher.clone());
         if let Some(teacher) = &teacher {
             h = h.part("teacher", &self.hashes[&format!("train:{teacher}")]);
@@ -540,10 +633,20 @@ impl Runner<'_> {
         let hash = h.finish();
         let partial = self.cache.partial_dir("train", &hash);
         self.stage("train", &t.id, &hash, needs, |r, dir| {
-            let set = match sim {
-                Some((s, _)) => FeatureSet::concat(&[train, s]),
-                None => FeatureSet::concat(&[train]),
-            };
+            // The training split first: its rows are the ones with waveforms.
+            let mut parts = vec![train];
+            if let Some((s, _)) = sim {
+                parts.push(s);
+            }
+            if let Some(e) = extra.energy.as_ref().filter(|e| !e.0.is_empty()) {
+                parts.push(&e.0);
+            }
+            let set = FeatureSet::concat(&parts);
+            let audio = extra.waves.as_ref().map(|w| TrainAudio {
+                waves: &w.0,
+                frontend: extra.frontend,
+                irs: extra.irs.as_ref().map(|i| &i.0),
+            });
             let teacher_logits = match &teacher {
                 Some(tid) => {
                     let entry = r
@@ -563,6 +666,7 @@ impl Runner<'_> {
                     device: r.device,
                     checkpoint_dir: &partial,
                     progress: Some(&pb),
+                    audio: audio.as_ref(),
                 },
                 &set,
                 teacher_logits.as_ref(),
@@ -573,6 +677,202 @@ impl Runner<'_> {
             write_json(&dir.join("curve.json"), &fitted.curve)
         })?;
         Ok(hash)
+    }
+
+    /// Loads or computes what `t`'s augmentations read besides the features: the training
+    /// split's waveforms (waveform augmentations), an impulse-response set (DIR augmentation)
+    /// and the energy-driven IR copies.
+    fn augmentation_inputs<'f>(
+        &mut self,
+        t: &TrainStage,
+        data: &PreparedData,
+        fe: &'f Frontend,
+    ) -> Result<AugmentationInputs<'f>> {
+        let tr = &t.training;
+        let on_waveforms = tr.dir_augmentation.is_some()
+            || tr
+                .time_roll
+                .as_ref()
+                .is_some_and(|r| r.max_shift_s.is_some());
+        let mut inputs = AugmentationInputs {
+            frontend: fe,
+            energy: None,
+            waves: None,
+            irs: None,
+        };
+        if !on_waveforms && tr.energy_ir.is_none() {
+            return Ok(inputs);
+        }
+        let waves = self.waveforms(data, fe)?;
+        if let Some(d) = &tr.dir_augmentation {
+            inputs.irs =
+                Some(self.impulse_responses(data, d.irs, fe.sample_rate(), "DIR augmentation")?);
+        }
+        if let Some(e) = &tr.energy_ir {
+            let irs = self.impulse_responses(
+                data,
+                e.irs,
+                fe.sample_rate(),
+                "energy-driven IR augmentation",
+            )?;
+            inputs.energy = Some(self.energy_ir(e, &waves, &irs, fe)?);
+        }
+        // The energy copies are made from the waveforms; training reads them only to augment.
+        if on_waveforms {
+            inputs.waves = Some(waves);
+        }
+        Ok(inputs)
+    }
+
+    /// The training split resampled to the front end's rate, cached like features.
+    fn waveforms(&mut self, data: &PreparedData, fe: &Frontend) -> Result<Hashed<WaveformSet>> {
+        if let Some(w) = &self.augmentation.waves {
+            return Ok(w.clone());
+        }
+        let rate = fe.sample_rate();
+        let hash = StageHash::new("waveforms")
+            .part("data", &data.manifest_hash)
+            .json("split", &self.plan.profile_spec.data.train_split)
+            .part("rate", &rate.to_string())
+            .part("resampler", crate::audio::resample::RESAMPLER_ID)
+            .part("code", &self.code)
+            .finish();
+        let ds = &data.dataset;
+        let entry = self.stage(
+            "waveforms",
+            "train",
+            &hash,
+            vec!["data".into()],
+            |r, dir| {
+                let pb = r.progress(&format!("waveforms at {rate} Hz"));
+                pb.set_length(ds.train.len() as u64);
+                let clips: Vec<Vec<f32>> = ds
+                    .train
+                    .par_iter()
+                    .map(|c| {
+                        let path = ds.root.join(&c.file);
+                        let audio = read_wav(&path)?;
+                        let samples = resample(&audio.samples, audio.sample_rate, rate)
+                            .map_err(|e| Error::file(&path, e.to_string()))?;
+                        pb.inc(1);
+                        Ok(samples)
+                    })
+                    .collect::<Result<_>>()?;
+                pb.finish_and_clear();
+                let y = ds.train.iter().map(|c| c.scene as i64).collect();
+                let d = ds.train.iter().map(|c| c.device as i64).collect();
+                WaveformSet::new(rate, &clips, y, d)?.save(&dir.join("waveforms.safetensors"))
+            },
+        )?;
+        let w = Rc::new((
+            WaveformSet::load(&entry.path("waveforms.safetensors"))?,
+            hash,
+        ));
+        self.augmentation.waves = Some(w.clone());
+        Ok(w)
+    }
+
+    /// The first `limit` impulse responses of the profile's set (all when `None`) at `rate`.
+    fn impulse_responses(
+        &mut self,
+        data: &PreparedData,
+        limit: Option<usize>,
+        rate: u32,
+        what: &str,
+    ) -> Result<Hashed<ImpulseResponses>> {
+        if let Some(set) = self.augmentation.irs.get(&limit) {
+            return Ok(set.clone());
+        }
+        let Some((ir_dir, ir_hash)) = &data.irs else {
+            return Err(Error::input(
+                &self.plan.path,
+                recipe::locate(&self.plan.text, &["profiles", &self.plan.profile, "data"]),
+                Some(&format!("profiles.{}.data.irs_root", self.plan.profile)),
+                format!("{what} needs impulse responses: give `irs_root` and `irs_manifest`"),
+            ));
+        };
+        let set = ImpulseResponses::load(ir_dir, limit, rate)?;
+        let hash = StageHash::new("irs")
+            .part("set", ir_hash)
+            .json("limit", &limit)
+            .part("rate", &rate.to_string())
+            .part("resampler", crate::audio::resample::RESAMPLER_ID)
+            .finish();
+        let set = Rc::new((set, hash));
+        self.augmentation.irs.insert(limit, set.clone());
+        Ok(set)
+    }
+
+    /// RMS-energy-driven IR augmentation (RepConv report, Section 2.1): each training clip of
+    /// the listed devices gets as many IR-convolved copies as its energy row says, with
+    /// distinct impulse responses drawn from a seeded stream in clip order.
+    fn energy_ir(
+        &mut self,
+        spec: &EnergyIrSpec,
+        waves: &Hashed<WaveformSet>,
+        irs: &Hashed<ImpulseResponses>,
+        fe: &Frontend,
+    ) -> Result<Hashed<FeatureSet>> {
+        let seed = recipe::derive_seed(self.plan.recipe.seed, "energy_ir");
+        let hash = StageHash::new("energy_ir")
+            .json("spec", spec)
+            .part("waveforms", &waves.1)
+            .part("irs", &irs.1)
+            .part("frontend", &fe.fingerprint())
+            .part("seed", &seed.to_string())
+            .part("code", &self.code)
+            .finish();
+        if let Some(e) = self.augmentation.energy.get(&hash) {
+            return Ok(e.clone());
+        }
+        let (w, set) = (&waves.0, &irs.0);
+        let entry = self.stage(
+            "energy_ir",
+            "energy_ir",
+            &hash,
+            vec!["waveforms".into()],
+            |r, dir| {
+                let table = EnergyTable::new(&spec.levels)
+                    .map_err(|(row, msg)| Error::msg(format!("energy_ir.levels.{row}: {msg}")))?;
+                let devices: Vec<i64> = spec
+                    .devices
+                    .iter()
+                    .filter_map(|d| device_index(d).map(|i| i as i64))
+                    .collect();
+                let rms: Vec<Option<f64>> = (0..w.len())
+                    .map(|i| {
+                        devices
+                            .contains(&w.device[i])
+                            .then(|| energy::rms(w.clip(i)))
+                    })
+                    .collect();
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let jobs = table
+                    .plan(&rms, set.len(), &mut rng)
+                    .map_err(|m| Error::msg(format!("energy-driven IR augmentation: {m}")))?;
+                let fade = energy::fade_samples(w.sample_rate);
+                let pb = r.progress("energy-driven IR copies");
+                pb.set_length(jobs.len() as u64);
+                let feats: Vec<_> = jobs
+                    .par_iter()
+                    .map(|&(clip, ir)| {
+                        let f = fe.compute(&energy::render(w.clip(clip), set.get(ir), fade));
+                        pb.inc(1);
+                        f
+                    })
+                    .collect();
+                pb.finish_and_clear();
+                let y = jobs.iter().map(|&(c, _)| w.y[c]).collect();
+                let d = jobs.iter().map(|&(c, _)| w.device[c]).collect();
+                FeatureSet::from_features(&feats, y, d)?.save(&dir.join("energy_ir.safetensors"))
+            },
+        )?;
+        let e = Rc::new((
+            FeatureSet::load(&entry.path("energy_ir.safetensors"))?,
+            hash.clone(),
+        ));
+        self.augmentation.energy.insert(hash, e.clone());
+        Ok(e)
     }
 
     fn evaluate(
@@ -876,6 +1176,29 @@ fn describe_training(t: &TrainStage) -> String {
     if let Some(m) = &tr.freq_mixstyle {
         parts.push(format!("Freq-MixStyle α={} p={}", m.alpha, m.p));
     }
+    if let Some(d) = &tr.dir_augmentation {
+        parts.push(format!("DIR augmentation p={}", d.p));
+    }
+    if let Some(e) = &tr.energy_ir {
+        parts.push(format!(
+            "energy-driven IR copies (up to {} per {} clip)",
+            e.levels.iter().map(|l| l.count).max().unwrap_or(0),
+            e.devices.join("/")
+        ));
+    }
+    if let Some(r) = &tr.time_roll {
+        match (r.max_shift_s, r.max_frames) {
+            (Some(s), _) => parts.push(format!("time roll ±{s} s")),
+            (_, Some(n)) => parts.push(format!("time roll ±{n} frames")),
+            _ => {}
+        }
+    }
+    if let Some(a) = &tr.spec_augment {
+        parts.push(format!(
+            "SpecAugment {}×freq<{} {}×time<{}",
+            a.freq_masks, a.freq_width, a.time_masks, a.time_width
+        ));
+    }
     if let Some(d) = &tr.device_simulation {
         parts.push(format!(
             "device simulation {} IRs × {} clips",
@@ -895,6 +1218,15 @@ fn describe_training(t: &TrainStage) -> String {
         ));
     }
     parts.join("; ")
+}
+
+/// Each listed file's SHA-256 by relative path (empty for a summary-form manifest).
+fn file_hashes(manifest: &Manifest) -> BTreeMap<String, String> {
+    manifest
+        .files
+        .iter()
+        .map(|f| (f.path.clone(), f.sha256.clone()))
+        .collect()
 }
 
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {

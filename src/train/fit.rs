@@ -1,8 +1,9 @@
 //! The training loop: seeded, resumable epoch by epoch, with the recipe's optimiser, schedule,
 //! augmentations and optional distillation from precomputed teacher logits.
 
+use super::datamodule::TrainAudio;
 use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule};
-use crate::audio::augment::{FreqMixStyle, Mixup};
+use crate::audio::augment::{roll, DirAugment, FreqMixStyle, Mixup, SpecAugment, WaveformAugment};
 use crate::error::{Error, IoContext, Result};
 use crate::models::{self, AscModel};
 use crate::recipe::TrainStage;
@@ -22,6 +23,9 @@ pub struct FitOptions<'a> {
     /// Where epoch checkpoints go; a later call with the same directory resumes from the last one.
     pub checkpoint_dir: &'a Path,
     pub progress: Option<&'a ProgressBar>,
+    /// Waveforms of the training set's leading rows: required when the stage augments
+    /// waveforms (DIR augmentation, time rolling in seconds); batches are then extracted per step.
+    pub audio: Option<&'a TrainAudio<'a>>,
 }
 
 pub struct Fitted {
@@ -73,6 +77,7 @@ pub fn fit(
         p: m.p,
     });
     let schedule = LrSchedule::from_spec(&t.schedule, t.optimizer.lr, t.epochs);
+    let augment = BatchAugment::from_stage(st, opts.audio, train)?;
 
     tch::manual_seed(st.seed as i64);
     let vs = VarStore::new(opts.device);
@@ -106,9 +111,15 @@ pub fn fit(
         let mut lr = 0.0;
         for step in 0..steps {
             let idx = &order[step * batch..(step + 1) * batch];
-            let (mut x, y) = train.batch(idx, opts.device);
+            let (mut x, y) = augment.batch(train, idx, opts.device, &mut rng)?;
+            if augment.max_frames > 0 {
+                x = roll::roll_frames(&x, &roll::draw_shifts(batch, augment.max_frames, &mut rng));
+            }
             if let Some(f) = &fms {
                 x = f.apply(&x, &mut rng);
+            }
+            if let Some(s) = &augment.spec {
+                x = s.augment(&x, &mut rng);
             }
             let plan = mixup.map(|m| m.plan(batch, &mut rng));
             if let Some(p) = &plan {
@@ -198,6 +209,95 @@ pub fn fit(
         )?;
     }
     Ok(Fitted { vs, model, curve })
+}
+
+/// The augmentations around Freq-MixStyle and Mixup, in the reference order (Cai et al.'s
+/// training step): waveform DIR then roll (with per-batch feature extraction) and frame roll
+/// before Freq-MixStyle, SpecAugment after it, Mixup last. Each draws from the epoch's RNG
+/// only when configured, so a stage without them draws exactly what it drew before.
+struct BatchAugment<'a> {
+    wave: WaveformAugment,
+    audio: Option<&'a TrainAudio<'a>>,
+    max_frames: usize,
+    spec: Option<SpecAugment>,
+}
+
+impl<'a> BatchAugment<'a> {
+    fn from_stage(
+        st: &TrainStage,
+        audio: Option<&'a TrainAudio<'a>>,
+        train: &FeatureSet,
+    ) -> Result<BatchAugment<'a>> {
+        let t = &st.training;
+        let need = |what: &str| {
+            Error::msg(format!(
+                "stage `{}`: {what} needs the clips' waveforms, which the runner did not provide",
+                st.id
+            ))
+        };
+        let dir = t.dir_augmentation.as_ref().map(|d| DirAugment { p: d.p });
+        let shift_s = t.time_roll.as_ref().and_then(|r| r.max_shift_s);
+        let audio = match (dir.is_some() || shift_s.is_some(), audio) {
+            (false, _) => None,
+            (true, None) => return Err(need("waveform augmentation")),
+            (true, Some(a)) => {
+                a.check(train)?;
+                if dir.is_some() && a.irs.is_none_or(|s| s.is_empty()) {
+                    return Err(need("DIR augmentation (impulse responses)"));
+                }
+                Some(a)
+            }
+        };
+        let max_shift = match (shift_s, audio) {
+            (Some(s), Some(a)) => (s * f64::from(a.waves.sample_rate)).round() as usize,
+            _ => 0,
+        };
+        let spec = match &t.spec_augment {
+            Some(a) => Some(SpecAugment {
+                freq_masks: a.freq_masks,
+                freq_width: a.freq_width,
+                time_masks: a.time_masks,
+                time_width: a.time_width,
+                value: a.value.ok_or_else(|| {
+                    Error::msg(format!(
+                        "stage `{}`: the SpecAugment mask value was not resolved from the front end",
+                        st.id
+                    ))
+                })?,
+            }),
+            None => None,
+        };
+        Ok(BatchAugment {
+            wave: WaveformAugment { dir, max_shift },
+            audio,
+            max_frames: t.time_roll.as_ref().and_then(|r| r.max_frames).unwrap_or(0),
+            spec,
+        })
+    }
+
+    /// Rows `idx` of `train` on `device`; with waveform augmentations, the rows that have a
+    /// waveform are edited and re-extracted.
+    fn batch(
+        &self,
+        train: &FeatureSet,
+        idx: &[i64],
+        device: Device,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<(Tensor, Tensor)> {
+        let Some(audio) = self.audio else {
+            return Ok(train.batch(idx, device));
+        };
+        let eligible: Vec<bool> = idx
+            .iter()
+            .map(|&i| {
+                let i = i as usize;
+                i < audio.waves.len() && DirAugment::eligible(train.device[i])
+            })
+            .collect();
+        let n_irs = audio.irs.map_or(0, |s| s.len());
+        let edits = self.wave.plan(&eligible, n_irs, rng);
+        train.batch_with_audio(idx, audio, &edits, device)
+    }
 }
 
 fn checkpoint_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {

@@ -1,7 +1,14 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod complexity;
+pub mod parity;
+
+use ascrepro::models::blocks::Ctx;
+use ascrepro::models::Net;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use tch::{nn, Device, Kind, Tensor};
 
 /// The set-up's Python (`make setup` creates `.venv` with torch==2.11.0). The PyTorch reference
 /// tests need it; its absence is a set-up error, not a reason to skip.
@@ -28,4 +35,62 @@ pub fn python_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(name)
+}
+
+/// A path under `../shared` (the spec, reports and reference tables beside the repository).
+pub fn shared(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel)
+}
+
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+/// Eval-mode logits without gradients.
+pub fn eval(net: &dyn Net, x: &Tensor) -> Tensor {
+    tch::no_grad(|| net.forward_ctx(x, &Ctx::new(false)))
+}
+
+/// Folds every BatchNorm of `net` and compares eval outputs on `xs`: (BatchNorms folded,
+/// max |before - after|, the folded outputs).
+pub fn fold_and_compare(net: &mut dyn Net, xs: &Tensor) -> (usize, f64, Tensor) {
+    let before = eval(net, xs);
+    let folded = ascrepro::compress::fold::fold_bn(net);
+    let after = eval(net, xs);
+    (folded, max_abs_diff(&before, &after), after)
+}
+
+/// How [`perturb_with`] redraws one variable.
+pub enum Perturb {
+    /// Left as it is.
+    Keep,
+    /// U(0.5, 1.5): scales and variances.
+    AroundOne,
+    /// U(-0.2, 0.2): shifts and means.
+    AroundZero,
+    /// U(0, 1): mixing weights.
+    Unit,
+}
+
+/// Gives the variables `rule` picks (by name, tensor and all variables) non-trivial values, so
+/// eval paths and folding are really exercised.
+pub fn perturb_with(
+    vs: &nn::VarStore,
+    rule: impl Fn(&str, &Tensor, &HashMap<String, Tensor>) -> Perturb,
+) {
+    let vars = vs.variables();
+    tch::no_grad(|| {
+        for (name, v) in &vars {
+            let draw = || Tensor::rand(v.size(), (Kind::Float, Device::Cpu));
+            let new = match rule(name, v, &vars) {
+                Perturb::Keep => continue,
+                Perturb::AroundOne => draw() + 0.5,
+                Perturb::AroundZero => (draw() - 0.5) * 0.4,
+                Perturb::Unit => draw(),
+            };
+            v.shallow_clone().copy_(&new);
+        }
+    });
 }

@@ -1,6 +1,4 @@
-//! Batch augmentations on log-mel features, in tch so they run on the training device.
-//! Randomness comes from a caller-supplied ChaCha RNG (not libtorch's generator), so a batch's
-//! augmentation depends only on (stage seed, epoch, batch index), on CPU and GPU alike.
+//! Mixing augmentations on batch spectrograms: Mixup / Soft Mixup and Freq-MixStyle.
 
 use rand::seq::SliceRandom;
 use rand::Rng;

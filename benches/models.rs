@@ -1,0 +1,220 @@
+//! Model throughput against PyTorch, one thread each, measured in the same run (`make bench`).
+//! Prints
+//!
+//! ```text
+//! BENCH train-step-tfsepnet64 ours=<samples/s> peer=<samples/s> ratio=<ours/peer>
+//! BENCH infer-tfsepnet64 ours=<clips/s> peer=<clips/s> ratio=<ours/peer>
+//! ```
+//!
+//! * `train-step-tfsepnet64`: one full training step of TF-SepNet-64 (depth 17, dropout 0.1) at
+//!   batch 32 on 1x512x64 input: train-mode forward, cross-entropy, backward, Adam step. Ours:
+//!   the project's model, `train::loss::cross_entropy_per_sample` and `train::Adam`, as
+//!   `train::fit` runs them. Peer: the same network in PyTorch (`tests/python/tfsepnet64.py`),
+//!   `F.cross_entropy` and `torch.optim.Adam`, run by the project's venv Python
+//!   (`tests/python/bench_tfsepnet64.py`).
+//! * `infer-tfsepnet64`: batch-1 eval-mode forward without autograd.
+//!
+//! Both sides run on one thread (`tch::set_num_threads(1)`, `torch.set_num_threads(1)` and
+//! OMP_NUM_THREADS=1). Warm-up iterations are not timed. Time is each process's CPU time
+//! (`CLOCK_PROCESS_CPUTIME_ID`, Python's `time.process_time`): on a shared machine wall time
+//! measures the other processes' load. Our rounds and the peer's alternate (the peer is a
+//! process answering one round at a time), and each side's rate is its best round, so a burst
+//! of load (cache and memory-bandwidth contention) neither decides the result nor favours one
+//! side.
+
+use ascrepro::models::{build, tfsepnet64, AscModel, ModelConfig};
+use ascrepro::train::loss::cross_entropy_per_sample;
+use ascrepro::train::Adam;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::Duration;
+use tch::{nn, Device, Kind, Tensor};
+
+const BATCH: i64 = 32;
+const INPUT: [i64; 3] = [1, 512, 64];
+
+struct Plan {
+    warmup: usize,
+    round: Duration,
+    rounds: usize,
+}
+
+/// A training step takes seconds on one core: few rounds keep the whole bench near a minute.
+const TRAIN: Plan = Plan {
+    warmup: 2,
+    round: Duration::from_secs(4),
+    rounds: 3,
+};
+const INFER: Plan = Plan {
+    warmup: 10,
+    round: Duration::from_secs(2),
+    rounds: 3,
+};
+
+/// CPU time this process has used. Rates are per CPU second: the machine is shared (2 cores,
+/// parallel builds), and wall time would mostly measure the other processes' load.
+fn cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant libc defines.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        fail("clock_gettime(CLOCK_PROCESS_CPUTIME_ID) failed".to_string());
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+fn fail(msg: String) -> ! {
+    eprintln!("benches/models: {msg}");
+    std::process::exit(1);
+}
+
+fn venv_python() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    if !p.exists() {
+        fail(format!(
+            "{} not found; the PyTorch peer needs the project's venv: run `make setup`",
+            p.display()
+        ));
+    }
+    p
+}
+
+/// The PyTorch side (`tests/python/bench_tfsepnet64.py`), a process answering one command at a
+/// time so its rounds interleave with ours.
+struct Peer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Peer {
+    fn start(python: &Path, mode: &str) -> Peer {
+        let script =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/bench_tfsepnet64.py");
+        let mut child = Command::new(python)
+            .arg(&script)
+            .arg(mode)
+            .env("OMP_NUM_THREADS", "1")
+            .env("MKL_NUM_THREADS", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| fail(format!("cannot run {}: {e}", python.display())));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Peer {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn ask(&mut self, command: &str) -> String {
+        let mut answer = String::new();
+        let ok = writeln!(self.stdin, "{command}").is_ok()
+            && self.stdin.flush().is_ok()
+            && self
+                .stdout
+                .read_line(&mut answer)
+                .map(|n| n > 0)
+                .unwrap_or(false);
+        if !ok {
+            fail(format!(
+                "the PyTorch peer ended while answering `{command}` (its error is above)"
+            ));
+        }
+        answer
+    }
+
+    fn warmup(&mut self, n: usize) {
+        self.ask(&format!("warmup {n}"));
+    }
+
+    fn round(&mut self, round: Duration) -> f64 {
+        let answer = self.ask(&format!("round {}", round.as_secs_f64()));
+        let v: serde_json::Value = serde_json::from_str(&answer)
+            .unwrap_or_else(|e| fail(format!("unreadable peer answer `{answer}`: {e}")));
+        if v["threads"].as_i64() != Some(1) {
+            fail(format!("the peer must run on one thread: {answer}"));
+        }
+        v["rate"]
+            .as_f64()
+            .unwrap_or_else(|| fail(format!("no rate in `{answer}`")))
+    }
+
+    fn finish(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+/// Items per CPU second, ours and the peer's: both warm up untimed, then rounds alternate
+/// between them (each repeats its work for at least the round's CPU time, and at least once);
+/// each side's rate is its best round.
+fn measure(items: i64, plan: &Plan, mut peer: Peer, mut work: impl FnMut()) -> (f64, f64) {
+    for _ in 0..plan.warmup {
+        work();
+    }
+    peer.warmup(plan.warmup);
+    let (mut ours, mut theirs) = (0f64, 0f64);
+    for _ in 0..plan.rounds {
+        let t0 = cpu_seconds();
+        let mut calls = 0i64;
+        while calls == 0 || cpu_seconds() - t0 < plan.round.as_secs_f64() {
+            work();
+            calls += 1;
+        }
+        ours = ours.max((calls * items) as f64 / (cpu_seconds() - t0));
+        theirs = theirs.max(peer.round(plan.round));
+    }
+    peer.finish();
+    (ours, theirs)
+}
+
+fn report(name: &str, (ours, peer): (f64, f64)) {
+    println!(
+        "BENCH {name} ours={ours:.2} peer={peer:.2} ratio={:.3}",
+        ours / peer
+    );
+}
+
+fn main() {
+    let python = venv_python();
+    tch::set_num_threads(1);
+    tch::manual_seed(0);
+    let cfg = ModelConfig::Tfsepnet64(tfsepnet64::Config::default());
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net: Box<dyn AscModel> = build(&vs.root(), &cfg).expect("the reports' network builds");
+    let opts = (Kind::Float, Device::Cpu);
+    println!(
+        "# {} (dropout 0.1) on {}x{}x{}, one thread each (tch::set_num_threads(1) / \
+         torch.set_num_threads(1)), rates per CPU second, warm-up excluded, best of {} \
+         interleaved rounds",
+        cfg.describe(),
+        INPUT[0],
+        INPUT[1],
+        INPUT[2],
+        TRAIN.rounds
+    );
+
+    let x = Tensor::randn([BATCH, INPUT[0], INPUT[1], INPUT[2]], opts);
+    let y = Tensor::randint(10, [BATCH], (Kind::Int64, Device::Cpu));
+    let mut adam = Adam::new(&vs, (0.9, 0.999), 0.0);
+    let train = measure(BATCH, &TRAIN, Peer::start(&python, "train"), || {
+        let loss = cross_entropy_per_sample(&net.forward_t(&x, true), &y).mean(Kind::Float);
+        adam.zero_grad();
+        loss.backward();
+        adam.step(1e-3);
+    });
+    report("train-step-tfsepnet64", train);
+
+    let x1 = Tensor::randn([1, INPUT[0], INPUT[1], INPUT[2]], opts);
+    let infer = measure(1, &INFER, Peer::start(&python, "infer"), || {
+        let _ = tch::no_grad(|| net.forward_t(&x1, false));
+    });
+    report("infer-tfsepnet64", infer);
+}
