@@ -713,12 +713,12 @@ fn zhou_released_state_dict_imports_into_tfsepnet64() {
 
 #[test]
 fn ramezanee_released_state_dict_imports_into_dsflexinet() {
-    check_released(
-        "ramezanee2025_V1-A_pth.keys.tsv",
-        &ModelConfig::Dsflexinet(dsflexinet::Config::released()),
-        "",
-        &[],
-    );
+    // What `predict --model dsflexinet --reparam` builds: the released (RepConv-merged) graph.
+    let mut spec = ModelSpec::new("dsflexinet");
+    spec.reparameterized = Some(true);
+    let cfg = ModelConfig::from_spec(&spec).unwrap();
+    assert_eq!(cfg, ModelConfig::Dsflexinet(dsflexinet::Config::released()));
+    check_released("ramezanee2025_V1-A_pth.keys.tsv", &cfg, "", &[]);
 }
 
 #[test]
