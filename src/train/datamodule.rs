@@ -124,13 +124,7 @@ impl FeatureSet {
 
     pub fn load(path: &Path) -> Result<FeatureSet> {
         let tensors = Tensor::read_safetensors(path)?;
-        let get = |name: &str| {
-            tensors
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.shallow_clone())
-                .ok_or_else(|| Error::file(path, format!("feature file lacks tensor `{name}`")))
-        };
+        let get = |name: &str| named_tensor(&tensors, path, "feature", name);
         let x = get("x")?.to_kind(Kind::Float);
         let y: Vec<i64> = get("y")?.try_into().map_err(Error::Torch)?;
         let device: Vec<i64> = get("device")?.try_into().map_err(Error::Torch)?;
@@ -203,13 +197,7 @@ impl WaveformSet {
 
     pub fn load(path: &Path) -> Result<WaveformSet> {
         let tensors = Tensor::read_safetensors(path)?;
-        let get = |name: &str| {
-            tensors
-                .iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, t)| t.shallow_clone())
-                .ok_or_else(|| Error::file(path, format!("waveform file lacks tensor `{name}`")))
-        };
+        let get = |name: &str| named_tensor(&tensors, path, "waveform", name);
         let x = get("x")?;
         let size = x.size();
         if size.len() != 2 {
@@ -284,6 +272,20 @@ impl TrainAudio<'_> {
         }
         Ok(())
     }
+}
+
+/// Tensor `name` of a safetensors file read by `load`; the error names the file (a `what` file).
+fn named_tensor(
+    tensors: &[(String, Tensor)],
+    path: &Path,
+    what: &str,
+    name: &str,
+) -> Result<Tensor> {
+    tensors
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, t)| t.shallow_clone())
+        .ok_or_else(|| Error::file(path, format!("{what} file lacks tensor `{name}`")))
 }
 
 #[cfg(test)]
