@@ -272,7 +272,10 @@ fn reparameterization_is_exact_in_train_mode_too() {
     reparameterize(net.as_mut());
     let train1 = tch::no_grad(|| net.forward_ctx(&xs, &Ctx::new(true)));
     let d = max_abs_diff(&train0, &train1);
-    assert!(d < 1e-5, "train-mode outputs differ by {d}");
+    // Batch statistics divide by the batch's own standard deviation, which magnifies the f32
+    // rounding difference between summing four branch outputs and one merged kernel (seen up to
+    // 2e-5); a wrong merge differs by O(1).
+    assert!(d < 1e-4, "train-mode outputs differ by {d}");
 }
 
 #[test]
