@@ -3,19 +3,12 @@
 //! regenerates bit for bit, reruns exactly the stages an augmentation setting touches, and bad
 //! augmentation settings are refused with the file, line and field.
 
-use ascrepro::data::synth::{self, SynthConfig};
+mod common;
+use common::ascrepro;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const AUGMENTED: &str = include_str!("fixtures/augmented.yaml");
-
-fn ascrepro(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("spawn ascrepro")
-}
 
 fn run(dir: &Path, recipe: &str, cache: &str, out: &str) -> Output {
     std::fs::write(dir.join("recipe.yaml"), recipe).unwrap();
@@ -201,20 +194,7 @@ fn dir_augmentation_without_impulse_responses_names_the_profile_field() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
     // A real-data profile (TAU layout, here generated) that names no impulse responses.
-    let cfg = SynthConfig {
-        seed: 5,
-        cities: 2,
-        test_only_cities: 1,
-        train_locations_per_city: 1,
-        test_locations_per_city: 1,
-        train_clips_per_class_a: 2,
-        train_clips_per_class_device: 1,
-        test_clips_per_class_device: 1,
-        clips_per_segment: 1,
-        device_sim_irs: 0,
-        ..Default::default()
-    };
-    synth::generate(&cfg, &d.join("data/ds"), None).unwrap();
+    common::tiny_tau_dataset(d, 0);
     let o = ascrepro(d, &["manifest", "create", "data/ds", "--out", "ds.yaml"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = AUGMENTED

@@ -1,6 +1,6 @@
 //! Bad input gets one clear error naming the file, line or field, a non-zero exit, and no panic.
 
-use ascrepro::data::synth::{self, SynthConfig};
+mod common;
 use std::path::Path;
 use std::process::Command;
 
@@ -115,20 +115,7 @@ fn path_escaping_the_data_root_is_refused() {
 /// A tau2022-layout dataset under `dir/data/ds` with its manifest at `dir/ds.yaml`, and a recipe
 /// whose `paper` profile reads it.
 fn real_layout(dir: &Path) -> String {
-    let cfg = SynthConfig {
-        seed: 5,
-        cities: 2,
-        test_only_cities: 1,
-        train_locations_per_city: 1,
-        test_locations_per_city: 1,
-        train_clips_per_class_a: 2,
-        train_clips_per_class_device: 1,
-        test_clips_per_class_device: 1,
-        clips_per_segment: 1,
-        device_sim_irs: 2,
-        ..Default::default()
-    };
-    synth::generate(&cfg, &dir.join("data/ds"), None).unwrap();
+    common::tiny_tau_dataset(dir, 2);
     TINY.replace(
         "profiles:\n",
         "profiles:\n  paper:\n    note: x\n    data:\n      kind: tau2022\n      root: ds\n      manifest: ds.yaml\n      train_split: evaluation_setup/fold1_train.csv\n      test_split: evaluation_setup/fold1_evaluate.csv\n      irs_root: ds/irs\n      irs_manifest: irs.yaml\n    stages: [teacher]\n",

@@ -1,18 +1,12 @@
 //! End-to-end runner behaviour on the tiny fixture recipe: caching, selective re-runs, exact
 //! resume after a kill, and byte-identical reports from independent runs.
 
+mod common;
+use common::ascrepro;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const TINY: &str = include_str!("fixtures/tiny.yaml");
-
-fn ascrepro(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("spawn ascrepro")
-}
 
 fn run_ok(dir: &Path, recipe: &str, cache: &str, out: &str) -> String {
     std::fs::write(dir.join("recipe.yaml"), recipe).unwrap();

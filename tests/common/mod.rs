@@ -7,7 +7,8 @@ pub mod parity;
 use ascrepro::models::blocks::Ctx;
 use ascrepro::models::Net;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use tch::{nn, Device, Kind, Tensor};
 
 /// The set-up's Python (`make setup` creates `.venv` with torch==2.11.0). The PyTorch reference
@@ -93,4 +94,31 @@ pub fn perturb_with(
             v.shallow_clone().copy_(&new);
         }
     });
+}
+
+/// Runs the `ascrepro` binary in `dir`.
+pub fn ascrepro(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ascrepro"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("spawn ascrepro")
+}
+
+/// The smallest TAU-layout synthetic dataset (seed 5) at `dir/data/ds`, with `irs` device IRs.
+pub fn tiny_tau_dataset(dir: &Path, irs: usize) {
+    let cfg = ascrepro::data::synth::SynthConfig {
+        seed: 5,
+        cities: 2,
+        test_only_cities: 1,
+        train_locations_per_city: 1,
+        test_locations_per_city: 1,
+        train_clips_per_class_a: 2,
+        train_clips_per_class_device: 1,
+        test_clips_per_class_device: 1,
+        clips_per_segment: 1,
+        device_sim_irs: irs,
+        ..Default::default()
+    };
+    ascrepro::data::synth::generate(&cfg, &dir.join("data/ds"), None).unwrap();
 }
