@@ -4,48 +4,10 @@
 //! augmentation settings are refused with the file, line and field.
 
 mod common;
-use common::ascrepro;
+use common::{ascrepro, run_recipe, run_recipe_ok, stage_status};
 use std::path::Path;
-use std::process::Output;
 
 const AUGMENTED: &str = include_str!("fixtures/augmented.yaml");
-
-fn run(dir: &Path, recipe: &str, cache: &str, out: &str) -> Output {
-    std::fs::write(dir.join("recipe.yaml"), recipe).unwrap();
-    ascrepro(
-        dir,
-        &[
-            "run",
-            "recipe.yaml",
-            "--cache",
-            cache,
-            "--out",
-            out,
-            "--threads",
-            "1",
-        ],
-    )
-}
-
-fn run_ok(dir: &Path, recipe: &str, cache: &str, out: &str) -> String {
-    let o = run(dir, recipe, cache, out);
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(o.status.success(), "run failed:\n{stderr}");
-    stderr
-}
-
-/// The status word of stage `kind id` in the runner's log ("cached", "computed").
-fn status(log: &str, kind: &str, id: &str) -> String {
-    let found: Vec<String> = log
-        .lines()
-        .filter_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (w.len() >= 3 && w[0] == kind && w[1] == id).then(|| w[2].to_string())
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "expected one `{kind} {id}` line in:\n{log}");
-    found[0].clone()
-}
 
 fn sums(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap()
@@ -55,7 +17,7 @@ fn sums(dir: &Path) -> String {
 fn every_augmentation_trains_and_regenerates_identically() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let first = run_ok(d, AUGMENTED, "cache-a", "out-a");
+    let first = run_recipe_ok(d, AUGMENTED, "cache-a", "out-a");
     for (kind, id) in [
         ("waveforms", "train"),
         ("energy_ir", "energy_ir"),
@@ -63,7 +25,7 @@ fn every_augmentation_trains_and_regenerates_identically() {
         ("train", "waveform"),
         ("train", "frames"),
     ] {
-        assert_eq!(status(&first, kind, id), "computed", "{kind} {id}");
+        assert_eq!(stage_status(&first, kind, id), "computed", "{kind} {id}");
     }
     let results = std::fs::read_to_string(d.join("out-a/results.json")).unwrap();
     for what in [
@@ -77,19 +39,19 @@ fn every_augmentation_trains_and_regenerates_identically() {
     }
 
     // Same inputs: everything cached; a fresh cache regenerates the same bytes.
-    let again = run_ok(d, AUGMENTED, "cache-a", "out-a");
+    let again = run_recipe_ok(d, AUGMENTED, "cache-a", "out-a");
     assert!(again.contains("nothing recomputed"), "{again}");
-    run_ok(d, AUGMENTED, "cache-b", "out-b");
+    run_recipe_ok(d, AUGMENTED, "cache-b", "out-b");
     assert_eq!(sums(&d.join("out-a")), sums(&d.join("out-b")));
 
     // An augmentation setting is part of its stage's hash, and of no other stage's.
     let changed = AUGMENTED.replace("dir_augmentation: {p: 0.4}", "dir_augmentation: {p: 0.6}");
     assert_ne!(changed, AUGMENTED);
-    let log = run_ok(d, &changed, "cache-a", "out-a");
-    assert_eq!(status(&log, "waveforms", "train"), "cached");
-    assert_eq!(status(&log, "energy_ir", "energy_ir"), "cached");
-    assert_eq!(status(&log, "train", "waveform"), "computed");
-    assert_eq!(status(&log, "train", "frames"), "cached");
+    let log = run_recipe_ok(d, &changed, "cache-a", "out-a");
+    assert_eq!(stage_status(&log, "waveforms", "train"), "cached");
+    assert_eq!(stage_status(&log, "energy_ir", "energy_ir"), "cached");
+    assert_eq!(stage_status(&log, "train", "waveform"), "computed");
+    assert_eq!(stage_status(&log, "train", "frames"), "cached");
 }
 
 /// The new fields are left out of a recipe's normalised form when absent, so the hashes of
@@ -112,7 +74,7 @@ fn recipes_without_the_new_fields_serialise_as_before() {
 
 /// Runs the recipe expecting a clean failure; returns stderr.
 fn refused(dir: &Path, recipe: &str) -> String {
-    let o = run(dir, recipe, "cache", "out");
+    let o = run_recipe(dir, recipe, "cache", "out");
     let stderr = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success(), "expected failure:\n{stderr}");
     assert!(!stderr.contains("panicked"), "panic:\n{stderr}");

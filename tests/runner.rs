@@ -2,41 +2,11 @@
 //! resume after a kill, and byte-identical reports from independent runs.
 
 mod common;
-use common::ascrepro;
+use common::{ascrepro, run_recipe_ok, stage_status};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TINY: &str = include_str!("fixtures/tiny.yaml");
-
-fn run_ok(dir: &Path, recipe: &str, cache: &str, out: &str) -> String {
-    std::fs::write(dir.join("recipe.yaml"), recipe).unwrap();
-    let o = ascrepro(
-        dir,
-        &[
-            "run",
-            "recipe.yaml",
-            "--cache",
-            cache,
-            "--out",
-            out,
-            "--threads",
-            "1",
-        ],
-    );
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(o.status.success(), "run failed:\n{stderr}");
-    stderr
-}
-
-/// The status word of stage `kind id` in the runner's log ("cached", "computed", ...).
-fn status(log: &str, kind: &str, id: &str) -> String {
-    log.lines()
-        .find_map(|l| {
-            let w: Vec<&str> = l.split_whitespace().collect();
-            (w.len() >= 3 && w[0] == kind && w[1] == id).then(|| w[2].to_string())
-        })
-        .unwrap_or_else(|| panic!("no `{kind} {id}` line in:\n{log}"))
-}
 
 fn sums(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("SHA256SUMS")).unwrap()
@@ -46,19 +16,19 @@ fn sums(dir: &Path) -> String {
 fn cache_reuse_selective_rerun_and_identical_reports() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    let first = run_ok(d, TINY, "cache-a", "out-a");
-    assert_eq!(status(&first, "train", "teacher"), "computed");
+    let first = run_recipe_ok(d, TINY, "cache-a", "out-a");
+    assert_eq!(stage_status(&first, "train", "teacher"), "computed");
     assert!(d.join("out-a/index.html").is_file());
 
     // Nothing changed: nothing recomputed, and the log says so.
-    let again = run_ok(d, TINY, "cache-a", "out-a");
+    let again = run_recipe_ok(d, TINY, "cache-a", "out-a");
     assert!(
         again.contains("stages were cached: nothing recomputed"),
         "{again}"
     );
 
     // An independent run into empty directories gives the same checksums.
-    run_ok(d, TINY, "cache-b", "out-b");
+    run_recipe_ok(d, TINY, "cache-b", "out-b");
     assert_eq!(sums(&d.join("out-a")), sums(&d.join("out-b")));
     let v = ascrepro(d, &["verify", "out-b"]);
     assert!(v.status.success(), "{}", String::from_utf8_lossy(&v.stderr));
@@ -69,11 +39,11 @@ fn cache_reuse_selective_rerun_and_identical_reports() {
         "    distill: {teacher: teacher, form: ce_plus_kl, lambda: 10, temperature: 5}",
     );
     assert_ne!(changed, TINY);
-    let log = run_ok(d, &changed, "cache-a", "out-a");
-    assert_eq!(status(&log, "train", "teacher"), "cached");
-    assert_eq!(status(&log, "evaluate", "teacher"), "cached");
-    assert_eq!(status(&log, "train", "student"), "computed");
-    assert_eq!(status(&log, "quantize", "student_int8"), "computed");
+    let log = run_recipe_ok(d, &changed, "cache-a", "out-a");
+    assert_eq!(stage_status(&log, "train", "teacher"), "cached");
+    assert_eq!(stage_status(&log, "evaluate", "teacher"), "cached");
+    assert_eq!(stage_status(&log, "train", "student"), "computed");
+    assert_eq!(stage_status(&log, "quantize", "student_int8"), "computed");
     assert_ne!(sums(&d.join("out-a")), sums(&d.join("out-b")));
 }
 
@@ -85,7 +55,7 @@ fn killed_training_resumes_to_the_uninterrupted_result() {
     std::fs::write(d.join("recipe.yaml"), &recipe).unwrap();
 
     // Reference: uninterrupted.
-    run_ok(d, &recipe, "cache-ref", "out-ref");
+    run_recipe_ok(d, &recipe, "cache-ref", "out-ref");
 
     // Interrupted: kill -9 once the teacher has checkpointed its second epoch.
     let mut child = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
@@ -136,7 +106,7 @@ fn killed_training_resumes_to_the_uninterrupted_result() {
     child.wait().unwrap();
     assert!(!d.join("out-int/SHA256SUMS").exists());
 
-    let log = run_ok(d, &recipe, "cache-int", "out-int");
-    assert_eq!(status(&log, "data", "synth"), "cached");
+    let log = run_recipe_ok(d, &recipe, "cache-int", "out-int");
+    assert_eq!(stage_status(&log, "data", "synth"), "cached");
     assert_eq!(sums(&d.join("out-int")), sums(&d.join("out-ref")));
 }

@@ -122,3 +122,42 @@ pub fn tiny_tau_dataset(dir: &Path, irs: usize) {
     };
     ascrepro::data::synth::generate(&cfg, &dir.join("data/ds"), None).unwrap();
 }
+
+/// `ascrepro run recipe.yaml` in `dir` (the recipe text written there), one libtorch thread.
+pub fn run_recipe(dir: &Path, recipe: &str, cache: &str, out: &str) -> Output {
+    std::fs::write(dir.join("recipe.yaml"), recipe).unwrap();
+    ascrepro(
+        dir,
+        &[
+            "run",
+            "recipe.yaml",
+            "--cache",
+            cache,
+            "--out",
+            out,
+            "--threads",
+            "1",
+        ],
+    )
+}
+
+/// [`run_recipe`] that must succeed; returns its log (stderr).
+pub fn run_recipe_ok(dir: &Path, recipe: &str, cache: &str, out: &str) -> String {
+    let o = run_recipe(dir, recipe, cache, out);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "run failed:\n{stderr}");
+    stderr
+}
+
+/// The status word of stage `kind id` in a run's log ("cached", "computed"); exactly one line.
+pub fn stage_status(log: &str, kind: &str, id: &str) -> String {
+    let found: Vec<String> = log
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            (w.len() >= 3 && w[0] == kind && w[1] == id).then(|| w[2].to_string())
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "expected one `{kind} {id}` line in:\n{log}");
+    found[0].clone()
+}
