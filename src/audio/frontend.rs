@@ -6,14 +6,15 @@
 //! is not divided by 5 and so would show f32 FFT rounding five times larger
 //! (tests/frontend_parity.rs bounds both against libtorch).
 //!
-//! Speed (benches/frontend.rs): two frames share one complex FFT (`frame_a + i frame_b`; their
-//! spectra separate by conjugate symmetry), power spectra of a group of frames are stored
-//! bin-major so each sparse mel weight multiplies the whole group, the loops are built for AVX2
-//! when the CPU has it (bit-identical results), the logarithm is a branch-free polynomial that
-//! vectorises, and per-thread buffers are reused across clips. The spectra of a whole group are
-//! separated in one pass that writes each bin's row once (hand-vectorised for AVX2 in f32),
-//! which measured faster than one pass per pair writing two lanes of every row. A
-//! real-to-complex FFT per frame (realfft) measured slower than the pairing.
+//! Speed (benches/frontend.rs): each frame's real FFT is a complex FFT of half its length on the
+//! frame packed as `x[2n] + i x[2n+1]` (whose 16 KB working set stays in the L1 cache; two frames
+//! packed into one full-length complex FFT took 15% longer per frame, realfft's own real FFT slower
+//! still), power spectra of a group of frames are stored bin-major so each sparse mel weight
+//! multiplies the whole group, the loops are built for AVX2 when the CPU has it (bit-identical
+//! results), the logarithm is a branch-free polynomial that vectorises and is taken as each
+//! group's mel sums come out, and per-thread buffers are reused across clips. The half-length
+//! spectra of a whole group are untangled in one pass that writes each bin's row once
+//! (hand-vectorised for AVX2 in f32).
 //!
 //! Two families (SPEC "Front ends"):
 //!
@@ -221,14 +222,38 @@ struct Filter {
 
 /// Frames transformed before their mel bands are summed: the power spectra of a group are
 /// stored bin-major (`[bin][frame]`), so each filter weight multiplies `GROUP` frames at once.
-/// Even: frames are transformed in pairs.
 const GROUP: usize = 8;
 
-/// The complex FFT of size `n_fft`, in the precision of the front end's signal path.
+/// The real FFT of `n_fft` points as a complex FFT of `n_fft / 2` points of the frame packed as
+/// `x[2n] + i x[2n+1]`, untangled by [`real_power`]: half the points of a complex FFT of the
+/// frame, and a working set that stays in the L1 cache.
+#[derive(Clone)]
+struct PackedRealFft<T: FftNum> {
+    fft: Arc<dyn Fft<T>>,
+    /// `-i e^{-2 pi i k / n_fft}` for `k = 0 ..= n_fft / 4` (sine and cosine in f64, rounded).
+    twiddles: Vec<Complex<T>>,
+}
+
+impl<T: Real> PackedRealFft<T> {
+    fn new(n_fft: usize) -> Self {
+        let twiddles = (0..=n_fft / 4)
+            .map(|k| {
+                let theta = 2.0 * std::f64::consts::PI * k as f64 / n_fft as f64;
+                Complex::new(T::of_f64(-theta.sin()), T::of_f64(-theta.cos()))
+            })
+            .collect();
+        PackedRealFft {
+            fft: FftPlanner::<T>::new().plan_fft_forward(n_fft / 2),
+            twiddles,
+        }
+    }
+}
+
+/// The FFT in the precision of the front end's signal path.
 #[derive(Clone)]
 enum Transform {
-    Single(Arc<dyn Fft<f32>>),
-    Double(Arc<dyn Fft<f64>>),
+    Single(PackedRealFft<f32>),
+    Double(PackedRealFft<f64>),
 }
 
 /// A front end with its window, sparse mel filterbank and FFT plan precomputed. Cheap to share
@@ -269,12 +294,8 @@ impl Frontend {
         };
         let filters = bank.into_iter().map(sparse).collect();
         let fft = match params.scale {
-            MelScale::Kaldi => {
-                Transform::Single(FftPlanner::<f32>::new().plan_fft_forward(params.n_fft))
-            }
-            MelScale::Htk => {
-                Transform::Double(FftPlanner::<f64>::new().plan_fft_forward(params.n_fft))
-            }
+            MelScale::Kaldi => Transform::Single(PackedRealFft::new(params.n_fft)),
+            MelScale::Htk => Transform::Double(PackedRealFft::new(params.n_fft)),
         };
         Frontend {
             id,
@@ -324,7 +345,7 @@ impl Frontend {
     fn dispatch<T: Real>(
         &self,
         samples: &[f32],
-        fft: &Arc<dyn Fft<T>>,
+        fft: &PackedRealFft<T>,
         s: &mut Scratch<T>,
     ) -> Features {
         #[cfg(target_arch = "x86_64")]
@@ -340,7 +361,7 @@ impl Frontend {
     fn compute_avx2<T: Real>(
         &self,
         samples: &[f32],
-        fft: &Arc<dyn Fft<T>>,
+        fft: &PackedRealFft<T>,
         s: &mut Scratch<T>,
     ) -> Features {
         self.compute_in::<T, true>(samples, fft, s)
@@ -351,7 +372,7 @@ impl Frontend {
     fn compute_in<T: Real, const AVX2: bool>(
         &self,
         samples: &[f32],
-        fft: &Arc<dyn Fft<T>>,
+        fft: &PackedRealFft<T>,
         s: &mut Scratch<T>,
     ) -> Features {
         let p = &self.params;
@@ -360,65 +381,52 @@ impl Frontend {
         self.padded_signal(samples, &mut s.padded);
         let n_frames = self.n_frames(samples.len());
         let n_mels = p.n_mels;
-        s.mel.resize(n_mels * n_frames, T::zero());
+        let mut data = vec![0f32; n_mels * n_frames];
+        let (shift, scale) = p.normalise.unwrap_or((0.0, 1.0));
+        let (log_offset, shift, scale) =
+            (T::of_f64(p.log_offset), T::of_f64(shift), T::of_f64(scale));
 
-        s.buffer.resize(n_fft, Complex::default());
-        s.spectrum.resize(n_fft * GROUP / 2, Complex::default());
+        let half = n_fft / 2;
+        s.buffer.resize(half, Complex::default());
+        s.spectrum.resize(half * GROUP, Complex::default());
         s.fft_scratch
-            .resize(fft.get_outofplace_scratch_len(), Complex::default());
+            .resize(fft.fft.get_outofplace_scratch_len(), Complex::default());
         s.power.resize(n_bins * GROUP, T::zero());
         let (offset, win) = (self.window_offset, self.window.len());
-        let zero = Complex::default();
 
         for first in (0..n_frames).step_by(GROUP) {
             let frames = GROUP.min(n_frames - first);
-            for lane in (0..frames).step_by(2) {
-                // Frame a in the real part, frame b (or silence past the last frame) in the
-                // imaginary part; zeros outside the window's span.
-                let a = (first + lane) * p.hop + offset;
-                let b = if first + lane + 1 < n_frames {
-                    Some(a + p.hop)
-                } else {
-                    None
-                };
-                s.buffer[..offset].fill(zero);
-                s.buffer[offset + win..].fill(zero);
-                let span = &mut s.buffer[offset..offset + win];
-                let seg_a = &s.padded[a..a + win];
-                match b {
-                    Some(b) => {
-                        let seg_b = &s.padded[b..b + win];
-                        for (((z, &xa), &xb), &w) in
-                            span.iter_mut().zip(seg_a).zip(seg_b).zip(&self.window)
-                        {
-                            let w = T::of_f32(w);
-                            *z = Complex::new(xa * w, xb * w);
-                        }
-                    }
-                    None => {
-                        for ((z, &xa), &w) in span.iter_mut().zip(seg_a).zip(&self.window) {
-                            *z = Complex::new(xa * T::of_f32(w), T::zero());
-                        }
-                    }
+            for (lane, spectrum) in s.spectrum.chunks_exact_mut(half).enumerate() {
+                if lane >= frames {
+                    // Past the last frame: a silent spectrum, summed and discarded.
+                    spectrum.fill(Complex::default());
+                    continue;
                 }
-                // Out of place: `buffer` is left undefined (refilled for the next pair).
-                fft.process_outofplace_with_scratch(
+                // The windowed frame, zeros outside the window's span, packed as
+                // `x[2n] + i x[2n+1]`.
+                let frame = as_reals(&mut s.buffer);
+                let a = (first + lane) * p.hop + offset;
+                frame[..offset].fill(T::zero());
+                frame[offset + win..].fill(T::zero());
+                for ((y, &x), &w) in frame[offset..offset + win]
+                    .iter_mut()
+                    .zip(&s.padded[a..a + win])
+                    .zip(&self.window)
+                {
+                    *y = x * T::of_f32(w);
+                }
+                // Out of place: `buffer` is left undefined (refilled for the next frame).
+                fft.fft.process_outofplace_with_scratch(
                     &mut s.buffer,
-                    &mut s.spectrum[lane / 2 * n_fft..][..n_fft],
+                    spectrum,
                     &mut s.fft_scratch,
                 );
             }
             if AVX2 {
                 // SAFETY: `AVX2` is only set by `compute_avx2`, run on CPUs with AVX2.
-                unsafe { T::split_power_avx2(&s.spectrum, &mut s.power) }
+                unsafe { T::real_power_avx2(&s.spectrum, &fft.twiddles, &mut s.power) }
             } else {
-                split_power(&s.spectrum, &mut s.power);
-            }
-            if frames < GROUP {
-                // Lanes past the last frame: summed and discarded, kept finite.
-                for bin in s.power.chunks_exact_mut(GROUP) {
-                    bin[frames..].fill(T::zero());
-                }
+                real_power(&s.spectrum, &fft.twiddles, &mut s.power);
             }
             for (m, filter) in self.filters.iter().enumerate() {
                 // Even and odd weights in two sums: two independent chains of additions.
@@ -439,37 +447,26 @@ impl Frontend {
                         even[g] = even[g] + w * power[g];
                     }
                 }
-                let mut mel = [T::zero(); GROUP];
+                // `log(mel + offset)`, normalised, in the signal path's precision: one
+                // branch-free loop over the group's lanes (vectorised).
+                let mut log_mel = [0f32; GROUP];
                 for g in 0..GROUP {
-                    mel[g] = even[g] + odd[g];
+                    let mel = even[g] + odd[g];
+                    log_mel[g] = (((mel + log_offset).ln_positive() + shift) / scale).to_f32();
                 }
-                let row = &mut s.mel[m * n_frames + first..][..frames];
-                match <&mut [T; GROUP]>::try_from(&mut *row) {
+                let row = &mut data[m * n_frames + first..][..frames];
+                match <&mut [f32; GROUP]>::try_from(&mut *row) {
                     // A whole group: a fixed-size copy, no call.
-                    Ok(row) => *row = mel,
-                    Err(_) => row.copy_from_slice(&mel[..frames]),
+                    Ok(row) => *row = log_mel,
+                    Err(_) => row.copy_from_slice(&log_mel[..frames]),
                 }
             }
         }
-        let data = self.log_mel(&s.mel);
         Features {
             n_mels,
             n_frames,
             data,
         }
-    }
-
-    /// `log(mel + offset)`, normalised, in the signal path's precision (one branch-free loop:
-    /// vectorised).
-    #[inline(always)]
-    fn log_mel<T: Real>(&self, mel: &[T]) -> Vec<f32> {
-        let p = &self.params;
-        let (shift, scale) = p.normalise.unwrap_or((0.0, 1.0));
-        let (offset, shift, scale) = (T::of_f64(p.log_offset), T::of_f64(shift), T::of_f64(scale));
-        // Collected rather than written into a zeroed vector: no separate pass to clear it.
-        mel.iter()
-            .map(|&m| (((m + offset).ln_positive() + shift) / scale).to_f32())
-            .collect()
     }
 
     /// The signal after pre-emphasis, reflect-padded by `n_fft / 2` on each side, into `padded`.
@@ -566,7 +563,7 @@ impl Frontend {
             None => "none".to_string(),
         };
         format!(
-            "frontend={id};impl=v2(f32-params,{signal}-signal-and-log);sr={sr};preemphasis={preemphasis};stft=center-reflect;\
+            "frontend={id};impl=v3(f32-params,{signal}-signal-and-log);sr={sr};preemphasis={preemphasis};stft=center-reflect;\
              n_fft={n_fft};win={win};window=hann({kind});hop={hop};power=2;mel={scale};\
              n_mels={n_mels};fmin={fmin};fmax={fmax};log=ln(x+{off});normalise={normalise};\
              resampler={res}",
@@ -593,61 +590,75 @@ impl Frontend {
     }
 }
 
-/// Separates the spectra of the `GROUP / 2` pairs of real frames packed as `a + i b` into
-/// `spectra` (consecutive FFTs of `n_fft` points) and stores their powers `|A_k|^2`, `|B_k|^2`
-/// for `k = 0 ..= n_fft/2` at lanes `2 j`, `2 j + 1` of the bin-major `power` (one whole row of
-/// `GROUP` lanes per bin: each row is written once). With `y = conj(z[n_fft - k])`:
-/// `A_k = (z_k + y) / 2`, `B_k = (z_k - y) / 2i`.
+/// `buffer` as its interleaved real and imaginary parts.
+fn as_reals<T: FftNum>(buffer: &mut [Complex<T>]) -> &mut [T] {
+    // SAFETY: `Complex<T>` is `#[repr(C)] { re: T, im: T }`: `len` complex numbers are `2 len`
+    // values of `T`, with `T`'s alignment; the borrow of `buffer` is carried over.
+    unsafe { std::slice::from_raw_parts_mut(buffer.as_mut_ptr().cast::<T>(), 2 * buffer.len()) }
+}
+
+/// Untangles the `GROUP` packed transforms of one group (`spectra`: consecutive FFTs of
+/// `M = n_fft / 2` points of `z[n] = x[2n] + i x[2n+1]`) and stores the powers `|X_k|^2`,
+/// `k = 0 ..= M`, of each frame at its lane of the bin-major `power` (each bin's row is written
+/// once). With `d = z_k - conj(z_{M-k})` and the twiddle `u_k = -i e^{-2 pi i k / n_fft}`:
+/// `2 X_k = e + t` and `2 conj(X_{M-k}) = e - t`, where `e = z_k + conj(z_{M-k})`, `t = u_k d`
+/// (`z_M` is `z_0`, so `k = 0` gives the DC and Nyquist bins).
 #[inline(always)]
-fn split_power<T: Real>(spectra: &[Complex<T>], power: &mut [T]) {
-    let n = spectra.len() / (GROUP / 2);
-    for (k, bin) in power.chunks_exact_mut(GROUP).enumerate().take(n / 2 + 1) {
-        split_bin(spectra, bin, k);
+fn real_power<T: Real>(spectra: &[Complex<T>], twiddles: &[Complex<T>], power: &mut [T]) {
+    let m = spectra.len() / GROUP;
+    for k in 0..=m / 2 {
+        real_bins(spectra, twiddles, power, k);
     }
 }
 
-/// The row of bin `k` of [`split_power`].
+/// Rows `k` and `M - k` of [`real_power`].
 #[inline(always)]
-fn split_bin<T: Real>(spectra: &[Complex<T>], bin: &mut [T], k: usize) {
-    let n = spectra.len() / (GROUP / 2);
+fn real_bins<T: Real>(spectra: &[Complex<T>], twiddles: &[Complex<T>], power: &mut [T], k: usize) {
+    let m = spectra.len() / GROUP;
     let quarter = T::of_f64(0.25);
-    // Bin 0 mirrors onto itself.
-    let r = if k == 0 { 0 } else { n - k };
-    let mut row = [T::zero(); GROUP];
-    for (j, z) in spectra.chunks_exact(n).enumerate() {
-        let (zk, zr) = (z[k], z[r]);
-        let (sum_re, sum_im) = (zk.re + zr.re, zk.im - zr.im);
-        let (diff_re, diff_im) = (zk.re - zr.re, zk.im + zr.im);
-        row[2 * j] = (sum_re * sum_re + sum_im * sum_im) * quarter;
-        row[2 * j + 1] = (diff_re * diff_re + diff_im * diff_im) * quarter;
+    let u = twiddles[k];
+    let (mut low, mut high) = ([T::zero(); GROUP], [T::zero(); GROUP]);
+    for (j, z) in spectra.chunks_exact(m).enumerate() {
+        let (zk, zr) = (z[k], z[(m - k) % m]);
+        let (e_re, e_im) = (zk.re + zr.re, zk.im - zr.im);
+        let (d_re, d_im) = (zk.re - zr.re, zk.im + zr.im);
+        let (t_re, t_im) = (d_re * u.re - d_im * u.im, d_im * u.re + d_re * u.im);
+        let (s_re, s_im) = (e_re + t_re, e_im + t_im);
+        let (c_re, c_im) = (e_re - t_re, e_im - t_im);
+        low[j] = (s_re * s_re + s_im * s_im) * quarter;
+        high[j] = (c_re * c_re + c_im * c_im) * quarter;
     }
-    bin.copy_from_slice(&row);
+    power[k * GROUP..][..GROUP].copy_from_slice(&low);
+    power[(m - k) * GROUP..][..GROUP].copy_from_slice(&high);
 }
 
-/// [`split_power`] for f32 with AVX2, bit-identical: the same operations on four bins at once
-/// (`a - b` is computed as `a + (-b)`, which IEEE defines to be the same), then a transpose so
-/// that each bin's row of `GROUP` lanes is one store.
+/// [`real_power`] for f32 with AVX2, bit-identical: the same operations on four bins of a frame
+/// at once (`a - b` is computed as `a + (-b)`, which IEEE defines to be the same), then an 8 x 8
+/// transpose so that each bin's row of `GROUP` lanes is one store.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn split_power_f32_avx2(spectra: &[Complex<f32>], power: &mut [f32]) {
+fn real_power_f32_avx2(spectra: &[Complex<f32>], twiddles: &[Complex<f32>], power: &mut [f32]) {
     use std::arch::x86_64::*;
     const { assert!(GROUP == 8) };
-    let n = spectra.len() / (GROUP / 2);
-    let half = n / 2;
-    split_bin(spectra, &mut power[..GROUP], 0);
-    let blocks = half / 4;
+    let m = spectra.len() / GROUP;
+    // Blocks of bins `k0 .. k0 + 4` with `1 <= k0` and `k0 + 3 < M / 2`: rows `M - k` distinct.
+    let blocks = (m / 2).saturating_sub(1) / 4;
     let quarter = _mm256_set1_ps(0.25);
     // Negates the imaginary parts: `conj`.
     let conj = _mm256_setr_ps(0.0, -0.0, 0.0, -0.0, 0.0, -0.0, 0.0, -0.0);
     for block in 0..blocks {
         let k0 = 1 + 4 * block;
-        let rows = &mut power[k0 * GROUP..(k0 + 4) * GROUP];
-        // For each pair j: [A(k0), B(k0), A(k0+1), B(k0+1) | the same for k0+2, k0+3].
-        let lanes: [__m256d; GROUP / 2] = std::array::from_fn(|j| {
-            let z = &spectra[j * n..][..n];
+        // SAFETY: 4 complex f32 = 8 floats (k0 + 3 <= M / 4 < twiddles.len()); unaligned load.
+        let u = unsafe { _mm256_loadu_ps(twiddles[k0..k0 + 4].as_ptr().cast::<f32>()) };
+        let (u_re, u_im) = (_mm256_moveldup_ps(u), _mm256_movehdup_ps(u));
+        // For each frame j: [|X_k|^2 for k0 .. k0 + 3 | |X_{M-k}|^2 for k0 .. k0 + 3].
+        // (Loops, not `array::from_fn`: its closure is not inlined, nor built for AVX2.)
+        let mut v = [_mm256_setzero_ps(); GROUP];
+        for (j, v) in v.iter_mut().enumerate() {
+            let z = &spectra[j * m..][..m];
             let zk = &z[k0..k0 + 4];
-            // z[n - k0 - 3 ..= n - k0]: reversed below into z[n - k0], .., z[n - k0 - 3].
-            let zr = &z[n - k0 - 3..n - k0 + 1];
+            // z[M - k0 - 3 ..= M - k0]: reversed below into z[M - k0], .., z[M - k0 - 3].
+            let zr = &z[m - k0 - 3..m - k0 + 1];
             // SAFETY: each slice holds 4 complex f32 = 8 floats; unaligned loads.
             let (zk, zr) = unsafe {
                 (
@@ -657,30 +668,49 @@ fn split_power_f32_avx2(spectra: &[Complex<f32>], power: &mut [f32]) {
             };
             let zr = _mm256_castpd_ps(_mm256_permute4x64_pd::<0x1b>(_mm256_castps_pd(zr)));
             let y = _mm256_xor_ps(zr, conj);
-            let (sum, diff) = (_mm256_add_ps(zk, y), _mm256_sub_ps(zk, y));
-            // [|sum_k0|^2, |sum_k0+1|^2, |diff_k0|^2, |diff_k0+1|^2 | k0+2, k0+3]; re^2 + im^2.
-            let p = _mm256_hadd_ps(_mm256_mul_ps(sum, sum), _mm256_mul_ps(diff, diff));
-            let p = _mm256_mul_ps(p, quarter);
-            _mm256_castps_pd(_mm256_permute_ps::<0xd8>(p))
-        });
-        // 4 x 4 transpose of (A, B) pairs: pairs j by bins k0 .. k0 + 3.
-        let t0 = _mm256_unpacklo_pd(lanes[0], lanes[1]);
-        let t1 = _mm256_unpackhi_pd(lanes[0], lanes[1]);
-        let t2 = _mm256_unpacklo_pd(lanes[2], lanes[3]);
-        let t3 = _mm256_unpackhi_pd(lanes[2], lanes[3]);
-        let out = [
-            _mm256_permute2f128_pd::<0x20>(t0, t2),
-            _mm256_permute2f128_pd::<0x20>(t1, t3),
-            _mm256_permute2f128_pd::<0x31>(t0, t2),
-            _mm256_permute2f128_pd::<0x31>(t1, t3),
-        ];
-        for (row, v) in rows.chunks_exact_mut(GROUP).zip(out) {
-            // SAFETY: `row` holds GROUP = 8 floats; unaligned store.
-            unsafe { _mm256_storeu_ps(row.as_mut_ptr(), _mm256_castpd_ps(v)) };
+            let (e, d) = (_mm256_add_ps(zk, y), _mm256_sub_ps(zk, y));
+            // t = u d: (d_re u_re - d_im u_im, d_im u_re + d_re u_im).
+            let swapped = _mm256_permute_ps::<0xb1>(d);
+            let t = _mm256_addsub_ps(_mm256_mul_ps(d, u_re), _mm256_mul_ps(swapped, u_im));
+            let (s, c) = (_mm256_add_ps(e, t), _mm256_sub_ps(e, t));
+            // [|s_k0|^2, |s_k0+1|^2, |c_k0|^2, |c_k0+1|^2 | k0+2, k0+3]; re^2 + im^2.
+            let p = _mm256_hadd_ps(_mm256_mul_ps(s, s), _mm256_mul_ps(c, c));
+            let p = _mm256_castps_pd(_mm256_mul_ps(p, quarter));
+            *v = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xd8>(p));
+        }
+        // 8 x 8 transpose: frames j by [rows k0 .. k0 + 3, rows M - k0 .. M - k0 - 3].
+        let mut t = [_mm256_setzero_ps(); 8];
+        for h in 0..2 {
+            // Frames 4h .. 4h + 3: their elements c and c + 4 in the halves of tt[4h + c].
+            let lo = [
+                _mm256_unpacklo_ps(v[4 * h], v[4 * h + 1]),
+                _mm256_unpacklo_ps(v[4 * h + 2], v[4 * h + 3]),
+            ];
+            let hi = [
+                _mm256_unpackhi_ps(v[4 * h], v[4 * h + 1]),
+                _mm256_unpackhi_ps(v[4 * h + 2], v[4 * h + 3]),
+            ];
+            t[4 * h] = _mm256_shuffle_ps::<0x44>(lo[0], lo[1]);
+            t[4 * h + 1] = _mm256_shuffle_ps::<0xee>(lo[0], lo[1]);
+            t[4 * h + 2] = _mm256_shuffle_ps::<0x44>(hi[0], hi[1]);
+            t[4 * h + 3] = _mm256_shuffle_ps::<0xee>(hi[0], hi[1]);
+        }
+        for c in 0..4 {
+            let (low, high) = (
+                _mm256_permute2f128_ps::<0x20>(t[c], t[4 + c]),
+                _mm256_permute2f128_ps::<0x31>(t[c], t[4 + c]),
+            );
+            let (k, r) = (k0 + c, m - k0 - c);
+            // SAFETY: rows k and M - k hold GROUP = 8 floats each; unaligned stores.
+            unsafe {
+                _mm256_storeu_ps(power[k * GROUP..][..GROUP].as_mut_ptr(), low);
+                _mm256_storeu_ps(power[r * GROUP..][..GROUP].as_mut_ptr(), high);
+            }
         }
     }
-    for k in 1 + 4 * blocks..=half {
-        split_bin(spectra, &mut power[k * GROUP..(k + 1) * GROUP], k);
+    real_bins(spectra, twiddles, power, 0);
+    for k in 1 + 4 * blocks..=m / 2 {
+        real_bins(spectra, twiddles, power, k);
     }
 }
 
@@ -693,13 +723,17 @@ trait Real: FftNum + Default {
     fn ln_positive(self) -> Self;
     /// Runs `f` with this thread's buffers for this type.
     fn with_scratch<R>(f: impl FnOnce(&mut Scratch<Self>) -> R) -> R;
-    /// [`split_power`], hand-vectorised where that pays.
+    /// [`real_power`], hand-vectorised where that pays.
     ///
     /// # Safety
     /// The CPU supports AVX2.
     #[inline(always)]
-    unsafe fn split_power_avx2(spectra: &[Complex<Self>], power: &mut [Self]) {
-        split_power(spectra, power);
+    unsafe fn real_power_avx2(
+        spectra: &[Complex<Self>],
+        twiddles: &[Complex<Self>],
+        power: &mut [Self],
+    ) {
+        real_power(spectra, twiddles, power);
     }
 }
 
@@ -707,15 +741,13 @@ trait Real: FftNum + Default {
 struct Scratch<T> {
     /// Pre-emphasised, reflect-padded signal.
     padded: Vec<T>,
-    /// Two windowed frames packed as `a + i b` (the FFT's input, then its scratch).
+    /// One windowed frame packed as `x[2n] + i x[2n+1]` (the FFT's input, then its scratch).
     buffer: Vec<Complex<T>>,
-    /// The FFTs of the `GROUP / 2` pairs of a group.
+    /// The packed FFTs of the `GROUP` frames of a group.
     spectrum: Vec<Complex<T>>,
     fft_scratch: Vec<Complex<T>>,
     /// Power spectra of one group of frames, `[bin][frame]`.
     power: Vec<T>,
-    /// Mel band energies of the clip, `[mel][frame]`.
-    mel: Vec<T>,
 }
 
 impl<T> Default for Scratch<T> {
@@ -726,7 +758,6 @@ impl<T> Default for Scratch<T> {
             spectrum: Vec::new(),
             fft_scratch: Vec::new(),
             power: Vec::new(),
-            mel: Vec::new(),
         }
     }
 }
@@ -753,14 +784,18 @@ impl Real for f32 {
         SCRATCH_F32.with(|s| f(&mut s.borrow_mut()))
     }
     #[inline(always)]
-    unsafe fn split_power_avx2(spectra: &[Complex<Self>], power: &mut [Self]) {
+    unsafe fn real_power_avx2(
+        spectra: &[Complex<Self>],
+        twiddles: &[Complex<Self>],
+        power: &mut [Self],
+    ) {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the caller guarantees AVX2.
         unsafe {
-            split_power_f32_avx2(spectra, power)
+            real_power_f32_avx2(spectra, twiddles, power)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        split_power(spectra, power);
+        real_power(spectra, twiddles, power);
     }
 }
 
