@@ -287,13 +287,17 @@ impl Runner<'_> {
         produce: impl FnOnce(&Self, &Path) -> Result<()>,
     ) -> Result<cache::Entry> {
         let t0 = Instant::now();
-        let (entry, cached) = match self.cache.get(kind, hash) {
-            Some(e) => (e, true),
-            None => {
-                let e = self.cache.put(kind, hash, |dir| produce(self, dir))?;
-                (e, false)
-            }
-        };
+        let (entry, computed) = self.cache.get_or_compute(
+            kind,
+            hash,
+            || {
+                self.say(&format!(
+                    "  {kind:<9} {id:<22} waiting for another run computing it"
+                ))
+            },
+            |dir| produce(self, dir),
+        )?;
+        let cached = !computed;
         let seconds = t0.elapsed().as_secs_f64();
         self.say(&format!(
             "  {:<9} {:<22} {}",
