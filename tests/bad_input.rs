@@ -1,34 +1,14 @@
 //! Bad input gets one clear error naming the file, line or field, a non-zero exit, and no panic.
 
 mod common;
+use common::{ascrepro, ascrepro_fails};
 use std::path::Path;
-use std::process::Command;
 
 const TINY: &str = include_str!("fixtures/tiny.yaml");
 
-/// Runs ascrepro in `dir` and returns its stderr, asserting a clean failure.
-fn fails(dir: &Path, args: &[&str]) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
-    assert!(
-        !o.status.success(),
-        "expected failure, got success:\n{stderr}"
-    );
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "panic:\n{stderr}"
-    );
-    assert!(stderr.contains("error: "), "{stderr}");
-    stderr
-}
-
 fn run_recipe(dir: &Path, text: &str) -> String {
     std::fs::write(dir.join("r.yaml"), text).unwrap();
-    fails(
+    ascrepro_fails(
         dir,
         &[
             "run", "r.yaml", "--cache", "cache", "--out", "out", "--quiet",
@@ -124,7 +104,7 @@ fn real_layout(dir: &Path) -> String {
 
 /// Runs the `paper` profile of `dir/r.yaml`, which must fail.
 fn run_paper(dir: &Path) -> String {
-    fails(
+    ascrepro_fails(
         dir,
         &[
             "run",
@@ -150,11 +130,7 @@ fn first_wav(dir: &Path) -> std::path::PathBuf {
 
 fn manifests(dir: &Path) {
     for (sub, out) in [("data/ds", "ds.yaml"), ("data/ds/irs", "irs.yaml")] {
-        let o = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-            .current_dir(dir)
-            .args(["manifest", "create", sub, "--out", out])
-            .output()
-            .unwrap();
+        let o = ascrepro(dir, &["manifest", "create", sub, "--out", out]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 }
@@ -192,9 +168,9 @@ fn corrupt_wav_names_the_file() {
 #[test]
 fn missing_recipe_and_unknown_profile() {
     let d = tempfile::tempdir().unwrap();
-    let e = fails(d.path(), &["run", "nope.yaml"]);
+    let e = ascrepro_fails(d.path(), &["run", "nope.yaml"]);
     assert!(e.contains("nope.yaml"), "{e}");
     std::fs::write(d.path().join("r.yaml"), TINY).unwrap();
-    let e = fails(d.path(), &["run", "r.yaml", "--profile", "papr"]);
+    let e = ascrepro_fails(d.path(), &["run", "r.yaml", "--profile", "papr"]);
     assert!(e.contains("papr"), "{e}");
 }

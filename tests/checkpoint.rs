@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
 mod common;
-use common::{eval, max_abs_diff, python, python_script, temp_dir};
+use common::{ascrepro, ascrepro_fails, eval, max_abs_diff, python, python_script, temp_dir};
 
 /// The checkpoints of tests/python/make_checkpoints.py, written once per test binary.
 fn fixtures() -> &'static Path {
@@ -356,14 +356,6 @@ fn truncated_or_corrupted_files_are_refused_never_misread() {
     );
 }
 
-fn ascrepro(args: &[&str], dir: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap()
-}
-
 /// (file, logits, label) of each JSON line.
 fn parse_json_lines(out: &Output) -> Vec<(String, Vec<f32>, String)> {
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -447,7 +439,7 @@ fn predict_ckpt(dir: &Path, ckpt: &str) -> Output {
         "a.wav",
         "b.wav",
     ]);
-    ascrepro(&args, dir)
+    ascrepro(dir, &args)
 }
 
 #[test]
@@ -483,6 +475,7 @@ fn predict_prints_the_library_logits_for_a_checkpoint_and_for_our_weights() {
     // The same weights saved as ours: no model options needed, same logits.
     save_weights(&imported.vs, &c8(), &dir.join("w.safetensors")).unwrap();
     let out = ascrepro(
+        &dir,
         &[
             "predict",
             "--frontend",
@@ -493,7 +486,6 @@ fn predict_prints_the_library_logits_for_a_checkpoint_and_for_our_weights() {
             "a.wav",
             "b.wav",
         ],
-        &dir,
     );
     let again = parse_json_lines(&out);
     for (a, b) in rows.iter().zip(&again) {
@@ -501,7 +493,8 @@ fn predict_prints_the_library_logits_for_a_checkpoint_and_for_our_weights() {
         assert_eq!(a.2, b.2);
     }
     // Model options do not apply to our weights; the table output names every file.
-    let e = fails(
+    let e = ascrepro_fails(
+        &dir,
         &[
             "predict",
             "--width",
@@ -512,10 +505,10 @@ fn predict_prints_the_library_logits_for_a_checkpoint_and_for_our_weights() {
             "w.safetensors",
             "a.wav",
         ],
-        &dir,
     );
     assert!(e.contains("--width do not apply"), "{e}");
     let out = ascrepro(
+        &dir,
         &[
             "predict",
             "--frontend",
@@ -525,7 +518,6 @@ fn predict_prints_the_library_logits_for_a_checkpoint_and_for_our_weights() {
             "a.wav",
             "b.wav",
         ],
-        &dir,
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
@@ -533,18 +525,6 @@ fn predict_prints_the_library_logits_for_a_checkpoint_and_for_our_weights() {
         table.contains("a.wav") && table.contains(&rows[1].2),
         "{table}"
     );
-}
-
-fn fails(args: &[&str], dir: &Path) -> String {
-    let out = ascrepro(args, dir);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!out.status.success(), "expected failure:\n{stderr}");
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
-        "panic:\n{stderr}"
-    );
-    assert!(stderr.contains("error: "), "{stderr}");
-    stderr
 }
 
 #[test]
@@ -556,10 +536,11 @@ fn predict_refuses_what_does_not_fit() {
     let mut args = TF8.to_vec();
     args[4] = "12";
     args.extend(["--weights", w, "a.wav"]);
-    let e = fails(&args, &dir);
+    let e = ascrepro_fails(&dir, &args);
     assert!(e.contains("tf8.ckpt") && e.contains("does not fit"), "{e}");
     assert!(e.contains("has shape"), "{e}");
-    let e = fails(
+    let e = ascrepro_fails(
+        &dir,
         &[
             "predict",
             "--frontend",
@@ -568,10 +549,10 @@ fn predict_refuses_what_does_not_fit() {
             w,
             "a.wav",
         ],
-        &dir,
     );
     assert!(e.contains("--model"), "{e}");
-    let e = fails(
+    let e = ascrepro_fails(
+        &dir,
         &[
             "predict",
             "--model",
@@ -582,22 +563,21 @@ fn predict_refuses_what_does_not_fit() {
             w,
             "a.wav",
         ],
-        &dir,
     );
     assert!(e.contains("--width"), "{e}");
     std::fs::write(dir.join("junk.pth"), b"not a checkpoint").unwrap();
     let mut args = TF8.to_vec();
     args.extend(["--weights", "junk.pth", "a.wav"]);
-    let e = fails(&args, &dir);
+    let e = ascrepro_fails(&dir, &args);
     assert!(e.contains("junk.pth: not a zip archive"), "{e}");
     let mut args = TF8.to_vec();
     args.extend(["--weights", w, "missing.wav"]);
-    let e = fails(&args, &dir);
+    let e = ascrepro_fails(&dir, &args);
     assert!(e.contains("missing.wav"), "{e}");
     let mut args = TF8.to_vec();
     args[8] = "cpmel-64";
     args.extend(["--weights", w, "a.wav"]);
-    let e = fails(&args, &dir);
+    let e = ascrepro_fails(&dir, &args);
     assert!(e.contains("--frontend") && e.contains("cpmel-64"), "{e}");
 }
 

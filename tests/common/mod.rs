@@ -105,6 +105,23 @@ pub fn ascrepro(dir: &Path, args: &[&str]) -> Output {
         .expect("spawn ascrepro")
 }
 
+/// Runs the `ascrepro` binary in `dir`, asserting a clean failure: a non-zero exit, an
+/// `error: ` line and no panic. Returns its stderr.
+pub fn ascrepro_fails(dir: &Path, args: &[&str]) -> String {
+    let out = ascrepro(dir, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success(),
+        "expected failure, got success:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("RUST_BACKTRACE"),
+        "panic:\n{stderr}"
+    );
+    assert!(stderr.contains("error: "), "{stderr}");
+    stderr
+}
+
 /// The smallest TAU-layout synthetic dataset (seed 5) at `dir/data/ds`, with `irs` device IRs.
 pub fn tiny_tau_dataset(dir: &Path, irs: usize) {
     let cfg = ascrepro::data::synth::SynthConfig {
