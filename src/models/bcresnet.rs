@@ -30,7 +30,7 @@ use super::blocks::{
 };
 use super::spec::{check_dropout, check_norm, check_num_classes};
 use super::tfsepnet23::{build_stages, StageBlock, Staged};
-use super::{Architecture, AscModel, FieldError, ModelSpec, Net};
+use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -356,12 +356,6 @@ impl BcResNet {
                 pool: GlobalAvgPool::new(vb.child_name("pool")),
             },
         }
-    }
-}
-
-impl AscModel for BcResNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_ctx(xs, &Ctx::new(train))
     }
 }
 

@@ -19,7 +19,7 @@
 
 use super::blocks::{BatchNorm2d, Conv2d, ConvBn, ConvSpec, Ctx, GlobalAvgPool, Vb};
 use super::spec::check_num_classes;
-use super::{AscModel, FieldError, ModelSpec, Net};
+use super::{FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -657,12 +657,6 @@ impl CpMobileNet {
     /// The blocks, in forward order.
     pub fn blocks(&self) -> &[CpMobileBlock] {
         &self.blocks
-    }
-}
-
-impl AscModel for CpMobileNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_ctx(xs, &Ctx::new(train))
     }
 }
 

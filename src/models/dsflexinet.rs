@@ -28,7 +28,7 @@
 use super::blocks::{BatchNorm2d, Conv2d, ConvBn, ConvSpec, Ctx, GlobalAvgPool, Vb};
 use super::repconv::RepConv2d;
 use super::spec::{check_dropout, check_num_classes};
-use super::{Architecture, AscModel, FieldError, ModelSpec, Net};
+use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -431,12 +431,6 @@ impl DsFlexiNet {
             head_norm: BatchNorm2d::new(&vb.sub("head_norm"), 2 * in_ch),
             classifier: Linear::new(&vb.sub("classifier"), 2 * in_ch, cfg.num_classes),
         }
-    }
-}
-
-impl AscModel for DsFlexiNet {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_ctx(xs, &Ctx::new(train))
     }
 }
 

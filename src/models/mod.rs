@@ -187,6 +187,13 @@ pub trait Net: AscModel {
     }
 }
 
+/// Every architecture's plain forward pass is its `forward_ctx` without a probe.
+impl<T: Net> AscModel for T {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        self.forward_ctx(xs, &Ctx::new(train))
+    }
+}
+
 /// Builds the network for `cfg` with variables under `vb`; fails if `cfg` is invalid.
 pub fn build_net(vb: &Vb, cfg: &ModelConfig) -> Result<Box<dyn Net>> {
     cfg.validate()?;

@@ -8,7 +8,7 @@ use super::blocks::{
     ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, Vb,
 };
 use super::spec::{check_dropout, check_norm, check_num_classes};
-use super::{Architecture, AscModel, FieldError, ModelSpec, Net};
+use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -266,12 +266,6 @@ impl TfSepNet23 {
                 pool: GlobalAvgPool::new(vb.child_name("pool")),
             },
         }
-    }
-}
-
-impl AscModel for TfSepNet23 {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_ctx(xs, &Ctx::new(train))
     }
 }
 

@@ -16,7 +16,7 @@ use super::blocks::{
     ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, UnitNames, Vb,
 };
 use super::spec::{check_dropout, check_num_classes};
-use super::{Architecture, AscModel, FieldError, ModelSpec, Net};
+use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
@@ -206,12 +206,6 @@ impl TfSepNet64 {
             classifier: ConvBn::new(&vb.sub("classifier"), &head, false, false),
             pool: GlobalAvgPool::new(vb.child_name("classifier.pool")),
         }
-    }
-}
-
-impl AscModel for TfSepNet64 {
-    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        self.forward_ctx(xs, &Ctx::new(train))
     }
 }
 
