@@ -14,12 +14,12 @@ use ascrepro::models::{
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
 mod common;
-use common::{ascrepro, ascrepro_fails, eval, max_abs_diff, python, python_script, temp_dir};
+use common::{ascrepro, ascrepro_fails, eval, max_abs_diff, run_python, temp_dir};
 
 /// The checkpoints of tests/python/make_checkpoints.py, written once per test binary.
 fn fixtures() -> &'static Path {
@@ -30,18 +30,9 @@ fn fixtures() -> &'static Path {
         let bank = Frontend::new(FrontendId::CpMel128).mel_bank();
         let bytes: Vec<u8> = bank.iter().flat_map(|w| w.to_le_bytes()).collect();
         std::fs::write(dir.join("fb.bin"), bytes).unwrap();
-        let out = Command::new(python())
-            .arg(python_script("make_checkpoints.py"))
-            .arg(&dir)
-            .arg(dir.join("fb.bin"))
-            .arg(released_dir())
-            .env("OMP_NUM_THREADS", "1")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "make_checkpoints.py failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        run_python(
+            "make_checkpoints.py",
+            [dir.clone(), dir.join("fb.bin"), released_dir()],
         );
         dir
     })

@@ -3,13 +3,12 @@
 //! with a note naming the file; bad inputs fail with one error naming the file, no panic.
 
 mod common;
-use common::{ascrepro, ascrepro_fails};
+use common::{ascrepro, ascrepro_fails, run_python};
 
 use ascrepro::audio::features::extract_file;
 use ascrepro::audio::frontend::{Frontend, FrontendId};
 use ascrepro::audio::wav::read_wav;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A test signal per channel: tones at channel-dependent frequencies plus a little noise.
 fn signal(channel: usize, rate: u32, seconds: f64) -> Vec<f32> {
@@ -58,18 +57,8 @@ fn write_wav(path: &Path, rate: u32, bits: u16, channels: &[Vec<f32>]) {
 /// Loads `npy` with the venv's numpy: (shape, dtype, values as numpy holds them).
 fn numpy_load(dir: &Path, npy: &Path) -> (Vec<usize>, String, Vec<f32>) {
     let raw = dir.join("values.f32");
-    let o = Command::new(common::python())
-        .arg(common::python_script("load_npy.py"))
-        .arg(npy)
-        .arg(&raw)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.success(),
-        "np.load failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let info: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let stdout = run_python("load_npy.py", [npy, raw.as_path()]);
+    let info: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(info["c_contiguous"], true);
     assert_eq!(info["finite"], true);
     let shape = info["shape"]

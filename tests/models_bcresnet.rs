@@ -6,12 +6,12 @@ use ascrepro::compress::quantize::quantize_int8;
 use ascrepro::models::bcresnet::Config;
 use ascrepro::models::blocks::{Ctx, NormKind, Vb};
 use ascrepro::models::{build, build_net, AscModel, ModelConfig, ModelSpec, Net};
-use std::process::Command;
+use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
 mod common;
 use common::complexity::{cli_json, folding, reference_rows, Row};
-use common::{fold_and_compare, max_abs_diff, parity};
+use common::{ascrepro_fails, fold_and_compare, max_abs_diff, parity};
 
 const RESNORM: NormKind = NormKind::ResNorm { lambda: 0.1 };
 
@@ -100,8 +100,9 @@ fn the_cli_prints_the_same_count() {
     assert_eq!(v["model"], "bcresnet C=40 ResNorm(lambda=0.1)");
 
     // Options the architecture does not have are refused, naming the option.
-    let out = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .args([
+    let err = ascrepro_fails(
+        Path::new("."),
+        &[
             "complexity",
             "bcresnet",
             "--width",
@@ -110,11 +111,8 @@ fn the_cli_prints_the_same_count() {
             "17",
             "--input",
             "1x128x44",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+        ],
+    );
     assert!(err.contains("--depth") && err.contains("bcresnet"), "{err}");
 }
 

@@ -7,6 +7,7 @@ pub mod parity;
 use ascrepro::models::blocks::Ctx;
 use ascrepro::models::Net;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tch::{nn, Device, Kind, Tensor};
@@ -36,6 +37,23 @@ pub fn python_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
         .join(name)
+}
+
+/// Runs tests/python/`script` with `args` in the venv's Python (one OpenMP thread), asserting
+/// it succeeds; returns its stdout.
+pub fn run_python<S: AsRef<OsStr>>(script: &str, args: impl IntoIterator<Item = S>) -> Vec<u8> {
+    let out = Command::new(python())
+        .arg(python_script(script))
+        .args(args)
+        .env("OMP_NUM_THREADS", "1")
+        .output()
+        .expect("spawn the venv's python");
+    assert!(
+        out.status.success(),
+        "tests/python/{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// A path under `../shared` (the spec, reports and reference tables beside the repository).

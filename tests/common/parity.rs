@@ -3,10 +3,9 @@
 //! `train_logits` and the running statistics after that train step (`after.<name>`) as
 //! safetensors; our network loads the state dict by variable name and must reproduce the rest.
 
-use super::{max_abs_diff, python, python_script, temp_dir};
+use super::{max_abs_diff, run_python, temp_dir};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use tch::{nn, Tensor};
 
 /// A parity script's output, read back.
@@ -17,14 +16,11 @@ pub type Reference = HashMap<String, Tensor>;
 pub fn run_script(script: &str, tag: &str, args: &[String]) -> (PathBuf, Reference) {
     let dir = temp_dir(tag);
     let out = dir.join("parity.safetensors");
-    let status = Command::new(python())
-        .arg(python_script(script))
-        .arg(&out)
-        .args(args)
-        .env("OMP_NUM_THREADS", "1")
-        .status()
-        .unwrap();
-    assert!(status.success(), "tests/python/{script} failed");
+    let out_arg = out.as_os_str().to_owned();
+    run_python(
+        script,
+        std::iter::once(out_arg).chain(args.iter().map(Into::into)),
+    );
     let file = Tensor::read_safetensors(&out)
         .unwrap()
         .into_iter()
