@@ -4,7 +4,12 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 TORCH_VERSION := 2.11.0
-STAMP := $(VENV)/.torch-$(TORCH_VERSION)
+# torch is the libtorch; the rest is the Python side of the parity tests: the authors'
+# resamplers and front ends (torchaudio's Resample and MelSpectrogram; librosa.load with
+# res_type='kaiser_best', the default of the librosa 0.8.1 the authors pin, which no longer
+# imports under numpy 2: 0.11 runs the same resampy code).
+PY_DEPS := torch==$(TORCH_VERSION) torchaudio==$(TORCH_VERSION) numpy librosa==0.11.0 resampy==0.4.3
+STAMP := $(VENV)/.deps-$(shell echo '$(PY_DEPS)' | sha256sum | cut -c1-12)
 BIN := target/release/ascrepro
 RECIPE := recipes/cai2023_tfsepnet.yaml
 
@@ -14,7 +19,7 @@ $(PY):
 	python3 -m venv $(VENV)
 
 $(STAMP): | $(PY)
-	$(PY) -m pip install --quiet --disable-pip-version-check torch==$(TORCH_VERSION) numpy
+	$(PY) -m pip install --quiet --disable-pip-version-check $(PY_DEPS)
 	touch $@
 
 # .cargo/config.toml points LIBTORCH at this link; build.rs embeds its lib/ as the binary's rpath.

@@ -141,7 +141,7 @@ impl TorchCpMel512 {
 }
 
 fn bench_frontend(threads: i32) {
-    let fe = Frontend::new(FrontendId::CpMel512);
+    let fe = Frontend::authors(FrontendId::CpMel512);
     let clips: Vec<Vec<f32>> = (0..8).map(|k| clip(k, SR)).collect();
     let tensors: Vec<Tensor> = clips.iter().map(|c| Tensor::from_slice(c)).collect();
     let peer = TorchCpMel512::new(&fe);

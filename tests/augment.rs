@@ -294,7 +294,7 @@ validate_every: 0",
     #[test]
     fn augmented_training_resumes_to_the_uninterrupted_weights() {
         let tmp = tempfile::tempdir().unwrap();
-        let fe = Frontend::new(FrontendId::CpMel128);
+        let fe = Frontend::authors(FrontendId::CpMel128);
         let (waves, set) = data(&fe);
         let irs = ImpulseResponses::from_samples(
             32000,

@@ -5,6 +5,7 @@
 
 use ascrepro::audio::features::extract_file;
 use ascrepro::audio::frontend::{Frontend, FrontendId};
+use ascrepro::audio::resample::ResamplerId;
 use ascrepro::audio::wav::write_wav_24;
 use ascrepro::labels::CLASSES;
 use ascrepro::models::blocks::NormKind;
@@ -27,7 +28,7 @@ fn fixtures() -> &'static Path {
     DIR.get_or_init(|| {
         let dir = temp_dir("checkpoint_fixtures");
         // The mel-embedding checkpoints carry our cpmel-128 filterbank (and a changed copy).
-        let bank = Frontend::new(FrontendId::CpMel128).mel_bank();
+        let bank = Frontend::authors(FrontendId::CpMel128).mel_bank();
         let bytes: Vec<u8> = bank.iter().flat_map(|w| w.to_le_bytes()).collect();
         std::fs::write(dir.join("fb.bin"), bytes).unwrap();
         run_python(
@@ -441,7 +442,7 @@ fn predict_prints_the_library_logits_for_a_checkpoint_and_for_our_weights() {
     let out = predict_ckpt(&dir, "tf8.ckpt");
     let rows = parse_json_lines(&out);
     let imported = import("tf8.ckpt", &c8()).unwrap();
-    let fe = Frontend::new(FrontendId::CpMel128);
+    let fe = Frontend::authors(FrontendId::CpMel128);
     assert_eq!(rows.len(), 2);
     for ((file, logits, label), wav) in rows.iter().zip(["a.wav", "b.wav"]) {
         assert_eq!(file, wav);
@@ -579,17 +580,36 @@ fn predict_checks_an_embedded_filterbank_and_uses_it_when_it_differs() {
     write_wavs(&dir);
     let plain = parse_json_lines(&predict_ckpt(&dir, "tf8.ckpt"));
 
+    // The embedded torchaudio kernel is used for the 44.1 kHz clip (cpmel-128 alone would take
+    // librosa's resampler); the 32 kHz clip is not resampled.
     let out = predict_ckpt(&dir, "tf8_mel.ckpt");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
-        stderr.contains("`mel.1.mel_scale.fb` matches front end cpmel-128's"),
+        stderr.contains("`mel.1.mel_scale.fb` matches front end cpmel-128's")
+            && stderr.contains(
+                "`mel.0.kernel` (44100 -> 32000 Hz) matches torchaudio's Resample defaults"
+            ),
         "{stderr}"
     );
-    assert!(stderr.contains("resampling kernel is not used"), "{stderr}");
-    let same = parse_json_lines(&out);
-    for (a, b) in plain.iter().zip(&same) {
-        assert_close(&a.1, &b.1, 0.0, &a.0);
+    let imported = import("tf8_mel.ckpt", &c8()).unwrap();
+    let torchaudio = Frontend::new(FrontendId::CpMel128, ResamplerId::Torchaudio);
+    for ((file, logits, _), p) in parse_json_lines(&out).iter().zip(&plain) {
+        let lib = library_logits(&*imported.net, &torchaudio, &dir.join(file));
+        assert_close(logits, &lib, 1e-5, file);
+        if file == "b.wav" {
+            assert_close(logits, &p.1, 0.0, file);
+        }
     }
+    let weights = fixtures().join("tf8_melk.ckpt");
+    let mut args = TF8.to_vec();
+    args.extend(["--weights", weights.to_str().unwrap(), "a.wav"]);
+    let e = ascrepro_fails(&dir, &args);
+    assert!(
+        e.contains("tf8_melk.ckpt")
+            && e.contains("`mel.0.kernel`")
+            && e.contains("not a torchaudio kernel"),
+        "{e}"
+    );
 
     let out = predict_ckpt(&dir, "tf8_melx.ckpt");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -608,9 +628,7 @@ fn predict_checks_an_embedded_filterbank_and_uses_it_when_it_differs() {
         .unwrap()
         .1;
     let bank = checkpoint::tensor_values(&fb.transpose(0, 1));
-    let fe = Frontend::new(FrontendId::CpMel128)
-        .with_mel_bank(&bank, 128)
-        .unwrap();
+    let fe = torchaudio.with_mel_bank(&bank, 128).unwrap();
     for ((file, logits, _), p) in changed.iter().zip(&plain) {
         let lib = library_logits(&*imported.net, &fe, &dir.join(file));
         assert_close(logits, &lib, 1e-5, file);
@@ -761,4 +779,108 @@ fn the_pickle_machine_survives_truncated_and_corrupted_programs() {
         }
     }
     assert!(errors > 0);
+}
+
+/// Zhang et al.'s released system 1 read by `predict` from 44.1 kHz WAVs: a checkpoint with the
+/// released key names, torchaudio's own resampling kernel and filterbank embedded, and the
+/// logits of the authors' inference path (torchaudio Resample + MelSpectrogram in front of the
+/// model) on the same files, computed with the venv's torch.
+#[test]
+fn predict_reproduces_zhangs_system_from_44k_clips_with_its_embedded_front_end() {
+    let dir = temp_dir("zhang_system");
+    let scene = |seed: u32, f0: f32| -> Vec<f32> {
+        let mut noise = seed;
+        let mut low = 0f32;
+        (0..44100)
+            .map(|i| {
+                noise = noise.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let white = (noise >> 16) as f32 / 32768.0 - 1.0;
+                low = 0.98 * low + 0.02 * white;
+                let t = i as f32 / 44100.0;
+                0.05 * (2.0 * std::f32::consts::PI * f0 * t).sin() + 0.4 * low + 0.02 * white
+            })
+            .collect()
+    };
+    let wavs: Vec<String> = [(7, 440.0), (99, 5200.0)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(seed, f0))| {
+            let path = dir.join(format!("clip{i}.wav"));
+            write_wav_24(&path, &scene(seed, f0), 44100).unwrap();
+            path.display().to_string()
+        })
+        .collect();
+    let ckpt = dir
+        .join("c64_unpruned_distilled_1.ckpt")
+        .display()
+        .to_string();
+    let json = dir.join("authors.json");
+    let mut args = vec![ckpt.clone(), json.display().to_string()];
+    args.extend(wavs.iter().cloned());
+    run_python("zhang_system.py", &args);
+    let authors: HashMap<String, Vec<f32>> =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let widths: Vec<String> = sscp_mobile::S1_WIDTHS
+        .iter()
+        .map(|w| w.to_string())
+        .collect();
+    let widths = widths.join(",");
+    let mut cli = vec![
+        "predict",
+        "--model",
+        "sscp_mobile",
+        "--widths",
+        &widths,
+        "--frontend",
+        "tamel-256",
+        "--weights",
+        &ckpt,
+        "--json",
+    ];
+    cli.extend(wavs.iter().map(String::as_str));
+    let out = ascrepro(&dir, &cli);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("`mel.0.kernel` (44100 -> 32000 Hz) matches torchaudio's Resample defaults")
+            && stderr.contains("`mel.1.mel_scale.fb` matches front end tamel-256's"),
+        "{stderr}"
+    );
+    for (file, logits, label) in parse_json_lines(&out) {
+        let theirs = &authors[&file];
+        let diff = logits
+            .iter()
+            .zip(theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let best = (0..10)
+            .max_by(|&a, &b| theirs[a].total_cmp(&theirs[b]))
+            .unwrap();
+        eprintln!("{file}: largest logit difference {diff:.2e}, label {label}");
+        assert!(
+            diff <= 2e-3,
+            "{file}: logits differ by {diff}: {logits:?} vs {theirs:?}"
+        );
+        assert_eq!(label, CLASSES[best], "{file}");
+    }
+    // The check can fail: the same system fed through librosa's resampler is farther off.
+    cli.splice(9..9, ["--resampler", "librosa"]);
+    let out = ascrepro(&dir, &cli);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resampler librosa given"));
+    let off = parse_json_lines(&out)
+        .iter()
+        .map(|(file, logits, _)| {
+            let theirs = &authors[file];
+            logits
+                .iter()
+                .zip(theirs)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max)
+        })
+        .fold(0f32, f32::max);
+    eprintln!("with librosa's resampler instead: largest logit difference {off:.2e}");
+    assert!(
+        off > 10.0 * 2e-3,
+        "the resampler hardly changes the logits ({off})"
+    );
 }

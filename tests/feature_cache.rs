@@ -67,7 +67,7 @@ fn batch(files: &[ClipFile], fe: &Frontend, cache: &FeatureCache) -> (Vec<Featur
 fn second_extraction_hits_the_cache_with_identical_features() {
     let dir = common::temp_dir("feature_cache_hits");
     let paths = clips(&dir);
-    let fe = Frontend::new(FrontendId::CpMel128);
+    let fe = Frontend::authors(FrontendId::CpMel128);
     let uncached = extract_files(&paths, &fe, None).unwrap();
     let cache = FeatureCache::open(&dir.join("cache"), &fe).unwrap();
 
@@ -116,7 +116,7 @@ fn second_extraction_hits_the_cache_with_identical_features() {
     std::fs::copy(&paths[1], &copy).unwrap();
     let (_, stats) = batch(&unhashed(&[copy]), &fe, &cache);
     assert_eq!(stats.cache_hits, 1);
-    let other = Frontend::new(FrontendId::TaMel256);
+    let other = Frontend::authors(FrontendId::TaMel256);
     let other_cache = FeatureCache::open(&dir.join("cache"), &other).unwrap();
     let (_, stats) = batch(&unhashed(&paths[..2]), &other, &other_cache);
     assert_eq!((stats.cache_hits, stats.extracted), (0, 2));
@@ -126,7 +126,7 @@ fn second_extraction_hits_the_cache_with_identical_features() {
 fn damaged_entries_are_recomputed_never_used() {
     let dir = common::temp_dir("feature_cache_damage");
     let paths = clips(&dir);
-    let fe = Frontend::new(FrontendId::CpMel512);
+    let fe = Frontend::authors(FrontendId::CpMel512);
     let cache = FeatureCache::open(&dir.join("cache"), &fe).unwrap();
     let (reference, _) = batch(&unhashed(&paths), &fe, &cache);
 
@@ -161,7 +161,7 @@ fn damaged_entries_are_recomputed_never_used() {
 fn batch_results_do_not_depend_on_the_thread_count() {
     let dir = common::temp_dir("feature_cache_threads");
     let paths = clips(&dir);
-    let fe = Frontend::new(FrontendId::CpMel512);
+    let fe = Frontend::authors(FrontendId::CpMel512);
     let run = |threads: usize, cache_dir: &str| {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -99,7 +99,7 @@ fn npy_loads_in_numpy_with_the_library_values() {
     );
     let (shape, dtype, values) = numpy_load(&dir, &dir.join("mono.npy"));
     assert_eq!((shape, dtype.as_str()), (vec![512, 64], "float32"));
-    let fe = Frontend::new(FrontendId::CpMel512);
+    let fe = Frontend::authors(FrontendId::CpMel512);
     let expected = fe.compute(&read_wav(&clip).unwrap().samples);
     assert_eq!(values, expected.data, "values differ from the library's");
 
@@ -109,7 +109,7 @@ fn npy_loads_in_numpy_with_the_library_values() {
     features_ok(&dir, "cpmel-128", "tau.npy", "tau44k.wav");
     let (shape, dtype, values) = numpy_load(&dir, &dir.join("tau.npy"));
     assert_eq!((shape, dtype.as_str()), (vec![128, 44], "float32"));
-    let expected = extract_file(&clip, &Frontend::new(FrontendId::CpMel128)).unwrap();
+    let expected = extract_file(&clip, &Frontend::authors(FrontendId::CpMel128)).unwrap();
     assert_eq!(values, expected.data);
 }
 
@@ -143,7 +143,7 @@ fn multichannel_files_are_mixed_to_mono_with_a_note() {
     );
     let (shape, _, values) = numpy_load(&dir, &dir.join("three.npy"));
     assert_eq!(shape, vec![256, 33]);
-    let fe = Frontend::new(FrontendId::TaMel256);
+    let fe = Frontend::authors(FrontendId::TaMel256);
     assert_eq!(values, fe.compute(&audio.samples).data);
 }
 

@@ -243,7 +243,7 @@ fn diffs(ours: &[f32], theirs: &[f32], exact: &[f32], n_frames: usize, scale: f6
 
 fn check_parity(r: &Reference) {
     tch::set_num_threads(1);
-    let fe = Frontend::new(r.id);
+    let fe = Frontend::authors(r.id);
     // Log-mel units per nat of power: CP-JKU divides the log by 5.
     let scale = if r.cp_jku { 5.0 } else { 1.0 };
     for (name, samples) in cases() {
@@ -303,7 +303,7 @@ fn one_second_shapes() {
         (FrontendId::TaMel256, (256, 65)),
         (FrontendId::TaMel256x502, (256, 64)),
     ] {
-        let fe = Frontend::new(id);
+        let fe = Frontend::authors(id);
         let f = fe.compute(&scene(32000, 9));
         assert_eq!((f.n_mels, f.n_frames), shape, "{id}");
         assert_eq!(f.data.len(), shape.0 * shape.1);
@@ -313,7 +313,7 @@ fn one_second_shapes() {
 
 #[test]
 fn resampled_44k_clip_gives_the_one_second_shape() {
-    let fe = Frontend::new(FrontendId::CpMel128);
+    let fe = Frontend::authors(FrontendId::CpMel128);
     let x: Vec<f32> = noise(44100, 11).iter().map(|v| (0.1 * v) as f32).collect();
     let f = ascrepro::audio::features::extract_samples(&x, 44100, &fe).unwrap();
     assert_eq!((f.n_mels, f.n_frames), (128, 44));
@@ -323,7 +323,7 @@ fn resampled_44k_clip_gives_the_one_second_shape() {
 fn very_short_clips_still_give_features() {
     // torch refuses these (reflect padding wider than the signal); we reflect periodically.
     for id in FrontendId::ALL {
-        let fe = Frontend::new(id);
+        let fe = Frontend::authors(id);
         for len in [1, 2, 300, 1500] {
             let f = fe.compute(&scene(len, 5));
             assert_eq!(f.n_frames, fe.n_frames(len), "{id} {len}");

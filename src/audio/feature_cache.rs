@@ -230,7 +230,8 @@ mod tests {
     #[test]
     fn round_trips_bit_exactly_and_detects_damage() {
         let root = tempfile::tempdir().unwrap();
-        let cache = FeatureCache::open(root.path(), &Frontend::new(FrontendId::CpMel128)).unwrap();
+        let cache =
+            FeatureCache::open(root.path(), &Frontend::authors(FrontendId::CpMel128)).unwrap();
         assert!(matches!(cache.get(SHA).unwrap(), Lookup::Miss));
         let e = entry(44, Some(2));
         cache.put(SHA, &e).unwrap();
@@ -261,10 +262,11 @@ mod tests {
     #[test]
     fn front_ends_get_separate_directories_and_hashes_are_checked() {
         let root = tempfile::tempdir().unwrap();
-        let a = FeatureCache::open(root.path(), &Frontend::new(FrontendId::CpMel128)).unwrap();
-        let b = FeatureCache::open(root.path(), &Frontend::new(FrontendId::CpMel512)).unwrap();
+        let a = FeatureCache::open(root.path(), &Frontend::authors(FrontendId::CpMel128)).unwrap();
+        let b = FeatureCache::open(root.path(), &Frontend::authors(FrontendId::CpMel512)).unwrap();
         assert_ne!(a.dir(), b.dir());
-        let again = FeatureCache::open(root.path(), &Frontend::new(FrontendId::CpMel128)).unwrap();
+        let again =
+            FeatureCache::open(root.path(), &Frontend::authors(FrontendId::CpMel128)).unwrap();
         assert_eq!(a.dir(), again.dir());
         assert!(a.get("../../etc/passwd").is_err());
         assert!(a.get(&SHA.to_uppercase()).is_err());

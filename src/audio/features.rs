@@ -4,7 +4,6 @@
 
 use super::feature_cache::{CachedFeatures, FeatureCache, Lookup};
 use super::frontend::{Features, Frontend};
-use super::resample::resample;
 use super::wav::{read_wav, read_wav_noting, Audio};
 use crate::data::manifest::hash_file;
 use crate::error::{Error, Result};
@@ -12,7 +11,8 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Mono samples at any rate -> resample to `fe.sample_rate()` if needed -> `fe.compute`.
+/// Mono samples at any rate -> the front end's resampler to `fe.sample_rate()` if needed ->
+/// `fe.compute`.
 pub fn extract_samples(samples: &[f32], sample_rate: u32, fe: &Frontend) -> Result<Features> {
     if samples.is_empty() {
         return Err(Error::msg("audio has no samples"));
@@ -26,7 +26,9 @@ pub fn extract_samples(samples: &[f32], sample_rate: u32, fe: &Frontend) -> Resu
     if sample_rate == fe.sample_rate() {
         Ok(fe.compute(samples))
     } else {
-        let resampled = resample(samples, sample_rate, fe.sample_rate())?;
+        let resampled = fe
+            .resampler()
+            .resample(samples, sample_rate, fe.sample_rate())?;
         Ok(fe.compute(&resampled))
     }
 }
@@ -210,7 +212,7 @@ mod tests {
 
     #[test]
     fn empty_and_non_finite_audio_are_errors() {
-        let fe = Frontend::new(FrontendId::CpMel128);
+        let fe = Frontend::authors(FrontendId::CpMel128);
         assert!(extract_samples(&[], 32000, &fe).is_err());
         assert!(extract_samples(&[0.0, f32::NAN], 32000, &fe).is_err());
         assert!(extract_samples(&[0.0; 10], 0, &fe).is_err());
@@ -218,7 +220,7 @@ mod tests {
 
     #[test]
     fn resamples_other_rates() {
-        let fe = Frontend::new(FrontendId::CpMel128);
+        let fe = Frontend::authors(FrontendId::CpMel128);
         let x: Vec<f32> = (0..44100).map(|i| (i as f32 * 0.05).sin() * 0.3).collect();
         let f = extract_samples(&x, 44100, &fe).unwrap();
         assert_eq!((f.n_mels, f.n_frames), (128, 44));
@@ -245,7 +247,7 @@ mod tests {
         let good = write("good.wav", 8000);
         let bad1 = dir.path().join("missing1.wav");
         let bad2 = dir.path().join("missing2.wav");
-        let fe = Frontend::new(FrontendId::CpMel128);
+        let fe = Frontend::authors(FrontendId::CpMel128);
         let pb = indicatif::ProgressBar::hidden();
         let ok = extract_files(&[good.clone(), good.clone()], &fe, Some(&pb)).unwrap();
         assert_eq!(ok.len(), 2);

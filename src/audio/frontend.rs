@@ -4,7 +4,8 @@
 //! trained with). The signal path (pre-emphasis, FFT, power, mel sums, log) runs in f32 for
 //! the `cpmel-*` front ends, as the released code does, and in f64 for `tamel-*`, whose log-mel
 //! is not divided by 5 and so would show f32 FFT rounding five times larger
-//! (tests/frontend_parity.rs bounds both against libtorch).
+//! (tests/frontend_parity.rs bounds both against libtorch, tests/resampler_parity.rs against
+//! the authors' pipelines).
 //!
 //! Speed (benches/frontend.rs): each frame's real FFT is a complex FFT of half its length on the
 //! frame packed as `x[2n] + i x[2n+1]` (whose 16 KB working set stays in the L1 cache; two frames
@@ -62,6 +63,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use super::resample::{Resampler, ResamplerId};
+
 /// Identifies one of the front ends of the SPEC table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum FrontendId {
@@ -83,6 +86,16 @@ impl FrontendId {
         FrontendId::TaMel256,
         FrontendId::TaMel256x502,
     ];
+
+    /// The resampler of the systems built on this front end (`audio::resample` says why):
+    /// CP-JKU's mel with `librosa.load`, torchaudio's mel with torchaudio's `Resample`. What
+    /// `features` and `predict` use unless told otherwise; recipes always name theirs.
+    pub fn authors_resampler(self) -> ResamplerId {
+        match self {
+            FrontendId::CpMel128 | FrontendId::CpMel512 => ResamplerId::Librosa,
+            FrontendId::TaMel256 | FrontendId::TaMel256x502 => ResamplerId::Torchaudio,
+        }
+    }
 
     /// The id as written in recipes, e.g. `"cpmel-128"`.
     pub fn as_str(self) -> &'static str {
@@ -269,6 +282,8 @@ pub struct Frontend {
     fft: Transform,
     /// SHA-256 of a filterbank set by [`Frontend::with_mel_bank`] (named in the fingerprint).
     custom_bank: Option<String>,
+    /// How clips at other rates are brought to `sample_rate` (part of the fingerprint).
+    resampler: Resampler,
 }
 
 impl fmt::Debug for Frontend {
@@ -281,7 +296,8 @@ impl fmt::Debug for Frontend {
 }
 
 impl Frontend {
-    pub fn new(id: FrontendId) -> Frontend {
+    /// The front end `id`, fed by `resampler` for clips at other rates.
+    pub fn new(id: FrontendId, resampler: ResamplerId) -> Frontend {
         let params = Params::of(id);
         let window = hann(params.win_length, params.periodic_window)
             .into_iter()
@@ -305,7 +321,26 @@ impl Frontend {
             filters,
             fft,
             custom_bank: None,
+            resampler: Resampler::new(resampler),
         }
+    }
+
+    /// The front end `id` with the resampler of the systems built on it
+    /// ([`FrontendId::authors_resampler`]).
+    pub fn authors(id: FrontendId) -> Frontend {
+        Frontend::new(id, id.authors_resampler())
+    }
+
+    /// This front end with another resampler (e.g. one with a checkpoint's embedded kernel).
+    pub fn with_resampler(&self, resampler: Resampler) -> Frontend {
+        Frontend {
+            resampler,
+            ..self.clone()
+        }
+    }
+
+    pub fn resampler(&self) -> &Resampler {
+        &self.resampler
     }
 
     pub fn id(&self) -> FrontendId {
@@ -541,8 +576,8 @@ impl Frontend {
         Ok(fe)
     }
 
-    /// Stable text naming every numeric parameter and the resampler design (features of
-    /// 44.1 kHz files depend on it too); changes iff the output can change.
+    /// Stable text naming every numeric parameter and the resampler (features of 44.1 kHz
+    /// files depend on it too); changes iff the output can change.
     pub fn fingerprint(&self) -> String {
         let p = &self.params;
         let preemphasis = match p.preemphasis {
@@ -581,7 +616,7 @@ impl Frontend {
             fmin = p.f_min,
             fmax = p.f_max,
             off = p.log_offset,
-            res = super::resample::RESAMPLER_ID,
+            res = self.resampler.fingerprint(),
             signal = match self.fft {
                 Transform::Single(_) => "f32",
                 Transform::Double(_) => "f64",
@@ -1027,7 +1062,7 @@ mod tests {
             (FrontendId::TaMel256, 256, 65),
             (FrontendId::TaMel256x502, 256, 64),
         ] {
-            let fe = Frontend::new(id);
+            let fe = Frontend::authors(id);
             assert_eq!(fe.sample_rate(), 32000);
             assert_eq!(fe.n_mels(), mels, "{id}");
             assert_eq!(fe.n_frames(32000), frames, "{id}");
@@ -1042,7 +1077,7 @@ mod tests {
     #[test]
     fn frame_counts_match_compute_for_any_length() {
         for id in FrontendId::ALL {
-            let fe = Frontend::new(id);
+            let fe = Frontend::authors(id);
             for len in [
                 0, 1, 2, 3, 100, 499, 500, 501, 743, 744, 745, 2048, 2049, 16000, 54321,
             ] {
@@ -1060,7 +1095,7 @@ mod tests {
     #[test]
     fn silence_is_the_log_floor() {
         // cpmel: f32 arithmetic, as torch does it (within 2 ulp of the exact floor).
-        let fe = Frontend::new(FrontendId::CpMel128);
+        let fe = Frontend::authors(FrontendId::CpMel128);
         let f = fe.compute(&vec![0.0; 32000]);
         let floor = f.data[0];
         assert!(f.data.iter().all(|&v| v == floor));
@@ -1070,7 +1105,7 @@ mod tests {
             "{floor} {exact}"
         );
         // tamel: f64 arithmetic, rounded once.
-        let fe = Frontend::new(FrontendId::TaMel256);
+        let fe = Frontend::authors(FrontendId::TaMel256);
         let f = fe.compute(&vec![0.0; 32000]);
         assert!(f.data.iter().all(|&v| v == (1e-5f64).ln() as f32));
     }
@@ -1094,13 +1129,18 @@ mod tests {
     fn fingerprints_differ_and_are_stable() {
         let prints: Vec<String> = FrontendId::ALL
             .iter()
-            .map(|&id| Frontend::new(id).fingerprint())
+            .map(|&id| Frontend::authors(id).fingerprint())
             .collect();
         for (i, a) in prints.iter().enumerate() {
-            assert_eq!(a, &Frontend::new(FrontendId::ALL[i]).fingerprint());
+            assert_eq!(a, &Frontend::authors(FrontendId::ALL[i]).fingerprint());
             for b in &prints[i + 1..] {
                 assert_ne!(a, b);
             }
+        }
+        // The resampler is part of the identity.
+        for id in FrontendId::ALL {
+            let [a, b] = ResamplerId::ALL.map(|r| Frontend::new(id, r).fingerprint());
+            assert_ne!(a, b);
         }
     }
 
@@ -1173,7 +1213,7 @@ mod tests {
             .map(|i| ((i * 7919 % 1009) as f32 / 504.5 - 1.0) * 0.3)
             .collect();
         for id in FrontendId::ALL {
-            let fe = Frontend::new(id);
+            let fe = Frontend::authors(id);
             let baseline = match &fe.fft {
                 Transform::Single(fft) => {
                     f32::with_scratch(|s| fe.compute_in::<_, false>(&x, fft, s))

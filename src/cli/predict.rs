@@ -5,6 +5,7 @@
 use super::model_args::{self, ModelArgs};
 use crate::audio::features::extract_file_with_note;
 use crate::audio::frontend::{Frontend, FrontendId};
+use crate::audio::resample::{torchaudio_kernel, Resampler, ResamplerId, SincKernel};
 use crate::error::{Error, Result};
 use crate::labels::CLASSES;
 use crate::models::blocks::Ctx;
@@ -13,9 +14,17 @@ use crate::runner::platform;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 
-/// Largest difference between an embedded filterbank weight and ours still called a match
-/// (the banks are built in f32; torch's and ours agree to about one ulp).
-const FILTERBANK_TOLERANCE: f32 = 1e-6;
+/// Largest difference between an embedded filterbank weight and ours still called a match.
+/// Both banks are built in f32 from the same formulas, but each weight is a difference of
+/// frequencies up to 16 kHz (f32-rounded to ~1e-3 Hz) divided by a band's width (down to
+/// ~10 Hz for 256 HTK bands), so two correct f32 builds differ by up to ~1e-5; another bank
+/// (other scale, range or normalisation) moves weights by 1e-2 or more.
+const FILTERBANK_TOLERANCE: f32 = 1e-4;
+
+/// Largest difference between an embedded resampling kernel's taps and torchaudio's defaults
+/// still called a match: both are f64 computations rounded to f32 (taps up to 0.72), so they
+/// differ by at most an ulp or two.
+const KERNEL_TOLERANCE: f32 = 1e-6;
 
 #[derive(clap::Args, Debug)]
 pub struct PredictArgs {
@@ -31,6 +40,11 @@ pub struct PredictArgs {
     /// Front end the model was trained with: cpmel-128, cpmel-512, tamel-256, tamel-256-502.
     #[arg(long)]
     frontend: String,
+    /// Resampler for clips not at 32 kHz: torchaudio or librosa. Default: a resampling
+    /// kernel the checkpoint embeds (torchaudio's), else the one of the systems built on the
+    /// front end (librosa for cpmel-*, torchaudio for tamel-*).
+    #[arg(long)]
+    resampler: Option<String>,
     /// Weights: ascrepro's .safetensors, or a PyTorch checkpoint (.ckpt, .pth, .pt).
     #[arg(long)]
     weights: PathBuf,
@@ -70,7 +84,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
         .frontend
         .parse()
         .map_err(|e| Error::msg(format!("--frontend: {e}")))?;
-    let loaded = load(&args, Frontend::new(id), device)?;
+    let resampler = super::features::parse_resampler(args.resampler.as_deref(), id)?;
+    let loaded = load(&args, Frontend::new(id, resampler), device)?;
     if loaded.config.num_classes() != CLASSES.len() as i64 {
         return Err(Error::file(
             &args.weights,
@@ -201,17 +216,13 @@ fn load(args: &PredictArgs, frontend: Frontend, device: Device) -> Result<Loaded
     let mut notes = imported.notes;
     let (frontend, fb_note) = embedded_frontend(path, frontend, &imported.set_aside)?;
     notes.extend(fb_note);
-    if imported
-        .set_aside
-        .iter()
-        .any(|(n, _)| n.ends_with("kernel") && n.starts_with("mel."))
-    {
-        notes.push(
-            "the embedded resampling kernel is not used: audio is resampled by ascrepro's \
-             band-limited resampler"
-                .into(),
-        );
-    }
+    let (frontend, kernel_note) = embedded_resampler(
+        path,
+        frontend,
+        &imported.set_aside,
+        args.resampler.is_some(),
+    )?;
+    notes.extend(kernel_note);
     Ok(Loaded {
         net: imported.net,
         config,
@@ -219,6 +230,57 @@ fn load(args: &PredictArgs, frontend: Frontend, device: Device) -> Result<Loaded
         notes,
         _vs: imported.vs,
     })
+}
+
+/// When the checkpoint embeds torchaudio's resampling kernel (`mel.0.kernel`, `[new, 1, taps]`,
+/// the `Resample` module in front of the mel), the front end resamples with it for its rate
+/// pair, unless `--resampler` was given; either way the user is told once how it compares
+/// with torchaudio's defaults.
+fn embedded_resampler(
+    path: &Path,
+    fe: Frontend,
+    set_aside: &[(String, Tensor)],
+    resampler_given: bool,
+) -> Result<(Frontend, Option<String>)> {
+    let Some((name, kernel)) = set_aside
+        .iter()
+        .find(|(n, t)| n.starts_with("mel.") && n.ends_with("kernel") && t.dim() == 3)
+    else {
+        return Ok((fe, None));
+    };
+    let size = kernel.size();
+    let (rows, cols) = (size[0] as usize, size[2] as usize);
+    let values = checkpoint::tensor_values(kernel);
+    let theirs = SincKernel::from_dense(&values, rows, cols, fe.sample_rate())
+        .map_err(|e| Error::file(path, format!("embedded resampling kernel `{name}`: {e}")))?;
+    let (from, to) = theirs.rates();
+    if resampler_given && fe.resampler().id() != ResamplerId::Torchaudio {
+        let chosen = fe.resampler().id();
+        return Ok((
+            fe,
+            Some(format!(
+                "the checkpoint embeds a torchaudio resampling kernel `{name}` ({from} -> {to} \
+                 Hz); --resampler {chosen} given, so it is not used"
+            )),
+        ));
+    }
+    let comparison = match theirs.max_difference(&torchaudio_kernel(from, to)) {
+        Some(d) if d <= KERNEL_TOLERANCE => {
+            format!("matches torchaudio's Resample defaults (largest difference {d:.1e})")
+        }
+        Some(d) => {
+            format!("differs from torchaudio's Resample defaults (largest difference {d:.3e})")
+        }
+        None => "has another shape than torchaudio's Resample defaults".to_string(),
+    };
+    let note = format!(
+        "embedded resampling kernel `{name}` ({from} -> {to} Hz) {comparison}: {from} Hz files \
+         are resampled with it, files at other rates with torchaudio's defaults"
+    );
+    Ok((
+        fe.with_resampler(Resampler::with_kernel(theirs)),
+        Some(note),
+    ))
 }
 
 /// When the checkpoint embeds a torchaudio mel filterbank (`*.mel_scale.fb`, `[n_bins, n_mels]`),

@@ -28,6 +28,7 @@ pub struct Plan {
     pub profile: String,
     pub profile_spec: ProfileSpec,
     pub frontend: crate::audio::frontend::FrontendId,
+    pub resampler: crate::audio::resample::ResamplerId,
     pub stages: Vec<PlannedStage>,
 }
 
@@ -97,6 +98,7 @@ pub fn load(path: &Path, profile: &str) -> Result<Plan> {
         .parse()
         .map_err(|e: Error| ctx.err(&["frontend"], e.to_string()))?;
     let stages = plan_stages(&ctx, &resolved, profile, &spec, frontend)?;
+    let resampler = resolved.resampler;
     Ok(Plan {
         published_models: recipe.models.clone(),
         recipe: resolved,
@@ -106,6 +108,7 @@ pub fn load(path: &Path, profile: &str) -> Result<Plan> {
         profile: profile.to_string(),
         profile_spec: spec,
         frontend,
+        resampler,
         stages,
     })
 }

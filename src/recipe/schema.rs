@@ -16,6 +16,9 @@ pub struct Recipe {
     pub source: String,
     /// Front-end id (SPEC.md table), e.g. `cpmel-128`.
     pub frontend: String,
+    /// How the system's authors bring clips to the front end's rate (`torchaudio` or
+    /// `librosa`; `audio::resample` says which system uses which and where in the chain).
+    pub resampler: crate::audio::resample::ResamplerId,
     /// Master seed; every stage derives its own from it and its id.
     pub seed: u64,
     /// Named model architectures.

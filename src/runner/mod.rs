@@ -11,7 +11,7 @@ use crate::audio::augment::{energy, EnergyTable, ImpulseResponses};
 use crate::audio::feature_cache::FeatureCache;
 use crate::audio::features::{extract_batch, extract_samples, BatchStats, ClipFile};
 use crate::audio::frontend::Frontend;
-use crate::audio::{conv::fft_convolve, resample::resample, wav::read_wav};
+use crate::audio::{conv::fft_convolve, wav::read_wav};
 use crate::compress::complexity::{count, CountOptions};
 use crate::data::{manifest::Manifest, synth, tau, Dataset};
 use crate::error::{Error, IoContext, Result};
@@ -95,7 +95,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         plan.recipe.id, plan.profile, r.platform["device"], r.platform["threads"]
     ));
     let data = r.prepare_data(&project, &data_root)?;
-    let fe = Frontend::new(plan.frontend);
+    let fe = Frontend::new(plan.frontend, plan.resampler);
     let (train, test, features_hash) = r.features(&data, &fe)?;
 
     // Device-simulated clips by configuration: stages sharing one share the clips.
@@ -236,9 +236,10 @@ type Hashed<T> = Rc<(T, String)>;
 /// Augmentation inputs already loaded in this run, shared by the stages that use them.
 #[derive(Default)]
 struct AugmentationMemo {
-    waves: Option<Hashed<WaveformSet>>,
-    /// By how many impulse responses of the set are used (`None`: all).
-    irs: BTreeMap<Option<usize>, Hashed<ImpulseResponses>>,
+    /// By sample rate (`None`: the clips' recorded rate).
+    waves: BTreeMap<Option<u32>, Hashed<WaveformSet>>,
+    /// By how many impulse responses of the set are used (`None`: all) and their rate.
+    irs: BTreeMap<(Option<usize>, u32), Hashed<ImpulseResponses>>,
     /// By energy-IR stage hash.
     energy: BTreeMap<String, Hashed<FeatureSet>>,
 }
@@ -578,7 +579,11 @@ impl Runner<'_> {
                     let clip = &ds.train[*clip];
                     let audio = read_wav(&ds.root.join(&clip.file))?;
                     let ir = read_wav(ir_path)?;
-                    let h = resample(&ir.samples, ir.sample_rate, audio.sample_rate)?;
+                    // At the clip's recorded rate: simulated recordings are new WAV files, read
+                    // (and resampled) like any clip.
+                    let h = fe
+                        .resampler()
+                        .resample(&ir.samples, ir.sample_rate, audio.sample_rate)?;
                     let mut y = fft_convolve(&audio.samples, &h);
                     let rms = |v: &[f32]| (v.iter().map(|s| (*s as f64).powi(2)).sum::<f64>() / v.len().max(1) as f64).sqrt();
                     let (a, b) = (rms(&audio.samples), rms(&y));
@@ -707,40 +712,64 @@ impl Runner<'_> {
         if !on_waveforms && tr.energy_ir.is_none() {
             return Ok(inputs);
         }
-        let waves = self.waveforms(data, fe)?;
-        if let Some(d) = &tr.dir_augmentation {
-            inputs.irs =
-                Some(self.impulse_responses(data, d.irs, fe.sample_rate(), "DIR augmentation")?);
+        // Online waveform augmentations see the clips as the system's loader delivers them
+        // (`audio::resample`: at the front end's rate when it resamples on load, else at the
+        // recorded rate); offline energy-IR copies are made at the recorded rate.
+        if on_waveforms {
+            let rate = fe
+                .resampler()
+                .id()
+                .resamples_on_load()
+                .then_some(fe.sample_rate());
+            let waves = self.waveforms(data, fe, rate)?;
+            if let Some(d) = &tr.dir_augmentation {
+                let rate = waves.0.sample_rate;
+                inputs.irs =
+                    Some(self.impulse_responses(data, d.irs, rate, fe, "DIR augmentation")?);
+            }
+            inputs.waves = Some(waves);
         }
         if let Some(e) = &tr.energy_ir {
+            let recorded = self.waveforms(data, fe, None)?;
             let irs = self.impulse_responses(
                 data,
                 e.irs,
-                fe.sample_rate(),
+                recorded.0.sample_rate,
+                fe,
                 "energy-driven IR augmentation",
             )?;
-            inputs.energy = Some(self.energy_ir(e, &waves, &irs, fe)?);
-        }
-        // The energy copies are made from the waveforms; training reads them only to augment.
-        if on_waveforms {
-            inputs.waves = Some(waves);
+            inputs.energy = Some(self.energy_ir(e, &recorded, &irs, fe)?);
         }
         Ok(inputs)
     }
 
-    /// The training split resampled to the front end's rate, cached like features.
-    fn waveforms(&mut self, data: &PreparedData, fe: &Frontend) -> Result<Hashed<WaveformSet>> {
-        if let Some(w) = &self.augmentation.waves {
+    /// The training split at `rate` (by the front end's resampler), or at its recorded rate
+    /// (`None`, one rate for all clips), cached like features.
+    fn waveforms(
+        &mut self,
+        data: &PreparedData,
+        fe: &Frontend,
+        rate: Option<u32>,
+    ) -> Result<Hashed<WaveformSet>> {
+        if let Some(w) = self.augmentation.waves.get(&rate) {
             return Ok(w.clone());
         }
-        let rate = fe.sample_rate();
-        let hash = StageHash::new("waveforms")
+        let resampler = fe.resampler();
+        let mut hash = StageHash::new("waveforms")
             .part("data", &data.manifest_hash)
             .json("split", &self.plan.profile_spec.data.train_split)
-            .part("rate", &rate.to_string())
-            .part("resampler", crate::audio::resample::RESAMPLER_ID)
-            .part("code", &self.code)
-            .finish();
+            .part("code", &self.code);
+        hash = match rate {
+            Some(rate) => hash
+                .part("rate", &rate.to_string())
+                .part("resampler", &resampler.fingerprint()),
+            None => hash.part("rate", "recorded"),
+        };
+        let hash = hash.finish();
+        let what = match rate {
+            Some(rate) => format!("{rate} Hz"),
+            None => "the recorded rate".to_string(),
+        };
         let ds = &data.dataset;
         let entry = self.stage(
             "waveforms",
@@ -748,43 +777,59 @@ impl Runner<'_> {
             &hash,
             vec!["data".into()],
             |r, dir| {
-                let pb = r.progress(&format!("waveforms at {rate} Hz"));
+                let pb = r.progress(&format!("waveforms at {what}"));
                 pb.set_length(ds.train.len() as u64);
-                let clips: Vec<Vec<f32>> = ds
+                let clips: Vec<(Vec<f32>, u32)> = ds
                     .train
                     .par_iter()
                     .map(|c| {
                         let path = ds.root.join(&c.file);
                         let audio = read_wav(&path)?;
-                        let samples = resample(&audio.samples, audio.sample_rate, rate)
+                        let at = rate.unwrap_or(audio.sample_rate);
+                        let samples = resampler
+                            .resample(&audio.samples, audio.sample_rate, at)
                             .map_err(|e| Error::file(&path, e.to_string()))?;
                         pb.inc(1);
-                        Ok(samples)
+                        Ok((samples, at))
                     })
                     .collect::<Result<_>>()?;
                 pb.finish_and_clear();
+                let first_rate = clips.first().map_or(rate.unwrap_or(0), |c| c.1);
+                if let Some(i) = clips.iter().position(|c| c.1 != first_rate) {
+                    return Err(Error::file(
+                        ds.root.join(&ds.train[i].file),
+                        format!(
+                            "is at {} Hz, {} at {first_rate} Hz: waveform augmentations at the \
+                             recorded rate need the training clips at one rate",
+                            clips[i].1, ds.train[0].file
+                        ),
+                    ));
+                }
+                let clips: Vec<Vec<f32>> = clips.into_iter().map(|c| c.0).collect();
                 let y = ds.train.iter().map(|c| c.scene as i64).collect();
                 let d = ds.train.iter().map(|c| c.device as i64).collect();
-                WaveformSet::new(rate, &clips, y, d)?.save(&dir.join("waveforms.safetensors"))
+                WaveformSet::new(first_rate, &clips, y, d)?.save(&dir.join("waveforms.safetensors"))
             },
         )?;
         let w = Rc::new((
             WaveformSet::load(&entry.path("waveforms.safetensors"))?,
             hash,
         ));
-        self.augmentation.waves = Some(w.clone());
+        self.augmentation.waves.insert(rate, w.clone());
         Ok(w)
     }
 
-    /// The first `limit` impulse responses of the profile's set (all when `None`) at `rate`.
+    /// The first `limit` impulse responses of the profile's set (all when `None`) at `rate`,
+    /// by the front end's resampler.
     fn impulse_responses(
         &mut self,
         data: &PreparedData,
         limit: Option<usize>,
         rate: u32,
+        fe: &Frontend,
         what: &str,
     ) -> Result<Hashed<ImpulseResponses>> {
-        if let Some(set) = self.augmentation.irs.get(&limit) {
+        if let Some(set) = self.augmentation.irs.get(&(limit, rate)) {
             return Ok(set.clone());
         }
         let Some((ir_dir, ir_hash)) = &data.irs else {
@@ -795,15 +840,15 @@ impl Runner<'_> {
                 format!("{what} needs impulse responses: give `irs_root` and `irs_manifest`"),
             ));
         };
-        let set = ImpulseResponses::load(ir_dir, limit, rate)?;
+        let set = ImpulseResponses::load(ir_dir, limit, rate, fe.resampler())?;
         let hash = StageHash::new("irs")
             .part("set", ir_hash)
             .json("limit", &limit)
             .part("rate", &rate.to_string())
-            .part("resampler", crate::audio::resample::RESAMPLER_ID)
+            .part("resampler", &fe.resampler().fingerprint())
             .finish();
         let set = Rc::new((set, hash));
-        self.augmentation.irs.insert(limit, set.clone());
+        self.augmentation.irs.insert((limit, rate), set.clone());
         Ok(set)
     }
 
@@ -860,11 +905,12 @@ impl Runner<'_> {
                 let feats: Vec<_> = jobs
                     .par_iter()
                     .map(|&(clip, ir)| {
-                        let f = fe.compute(&energy::render(w.clip(clip), set.get(ir), fade));
+                        let copy = energy::render(w.clip(clip), set.get(ir), fade);
+                        let f = extract_samples(&copy, w.sample_rate, fe);
                         pb.inc(1);
                         f
                     })
-                    .collect();
+                    .collect::<Result<_>>()?;
                 pb.finish_and_clear();
                 let y = jobs.iter().map(|&(c, _)| w.y[c]).collect();
                 let d = jobs.iter().map(|&(c, _)| w.device[c]).collect();

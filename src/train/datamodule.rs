@@ -3,7 +3,8 @@
 //! are then computed per batch with the Rust front end.
 
 use crate::audio::augment::{ImpulseResponses, WaveEdit};
-use crate::audio::frontend::Frontend;
+use crate::audio::features::extract_samples;
+use crate::audio::frontend::{Features, Frontend};
 use crate::error::{Error, Result};
 use rayon::prelude::*;
 use std::path::Path;
@@ -84,9 +85,9 @@ impl FeatureSet {
             .par_iter()
             .map(|&(k, row, edit)| {
                 let samples = edit.apply(audio.waves.clip(row), audio.irs);
-                (k, audio.frontend.compute(&samples).data)
+                Ok((k, audio.features(&samples)?.data))
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let shape = &x.size()[1..];
         for (k, data) in feats {
             let row = Tensor::from_slice(&data);
@@ -241,6 +242,12 @@ pub struct TrainAudio<'a> {
 }
 
 impl TrainAudio<'_> {
+    /// Features of (edited) samples of the waveforms' rate: resampled by the front end's
+    /// resampler first when the waveforms are at the recorded rate.
+    pub fn features(&self, samples: &[f32]) -> Result<Features> {
+        extract_samples(samples, self.waves.sample_rate, self.frontend)
+    }
+
     /// The waveforms must be the first rows of `set`: same labels and devices, and the front
     /// end must turn the first one into exactly its stored features (both caches come from the
     /// same files through the same resampler and front end).
@@ -254,15 +261,8 @@ impl TrainAudio<'_> {
                 "the cached waveforms do not list the same clips as the training features",
             ));
         }
-        if self.waves.sample_rate != self.frontend.sample_rate() {
-            return Err(Error::msg(format!(
-                "waveforms at {} Hz cannot feed a front end at {} Hz",
-                self.waves.sample_rate,
-                self.frontend.sample_rate()
-            )));
-        }
         if n > 0 {
-            let fresh = Tensor::from_slice(&self.frontend.compute(self.waves.clip(0)).data);
+            let fresh = Tensor::from_slice(&self.features(self.waves.clip(0))?.data);
             let stored = set.x.get(0).reshape([-1]);
             if fresh.size() != stored.size() || !fresh.equal(&stored) {
                 return Err(Error::msg(
@@ -329,7 +329,7 @@ mod tests {
 
     #[test]
     fn batch_with_audio_recomputes_exactly_the_edited_rows() {
-        let fe = Frontend::new(FrontendId::CpMel128);
+        let fe = Frontend::authors(FrontendId::CpMel128);
         let (waves, set) = sets(&fe);
         let irs = ImpulseResponses::from_samples(32000, vec![vec![0.6, -0.2, 0.1]]);
         let audio = TrainAudio {
@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn rows_without_waveforms_keep_their_features_and_mismatches_are_refused() {
-        let fe = Frontend::new(FrontendId::CpMel128);
+        let fe = Frontend::authors(FrontendId::CpMel128);
         let (waves, set) = sets(&fe);
         // Only the first two clips have waveforms.
         let short = WaveformSet::new(

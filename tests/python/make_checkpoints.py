@@ -14,6 +14,8 @@ exactly as training code does, plus PyTorch's logits for them.
                            filterbank read from FB_BIN (f32, [n_mels, n_bins] row-major, as
                            `Frontend::mel_bank` returns it) and stored torchaudio's way ([n_bins, n_mels])
         tf8_melx.ckpt      the same with a different filterbank
+        tf8_melk.ckpt      tf8_mel.ckpt with a `mel.0.kernel` that is no torchaudio kernel (its first row
+                           peaks past the middle)
       and reference.safetensors: input `x` [2, 1, 128, 44] and `logits.<file>` for every file, computed
       by PyTorch in eval mode with the weights as stored (rounded to the file's precision).
       Also bad files: legacy.pth (non-zip torch.save), compressed.pth (deflated data.pkl),
@@ -32,6 +34,7 @@ import zipfile
 
 import numpy as np
 import torch
+import torchaudio
 
 from reference import perturb, save_safetensors
 from tfsepnet23 import Net
@@ -120,9 +123,13 @@ def tfsepnet(out, fb_path):
         "tf8_strided.pth": (strided(state), state),
     }
     bank = torch.from_numpy(np.fromfile(fb_path, dtype="<f4").reshape(128, -1).T.copy())
-    for name, fb in [("tf8_mel.ckpt", bank), ("tf8_melx.ckpt", bank * 1.5 + 0.001)]:
+    kernel = torchaudio.transforms.Resample(44100, 32000).kernel
+    odd = torch.zeros(320, 1, 459)
+    odd[:, :, 300] = 1.0
+    for name, fb, k in [("tf8_mel.ckpt", bank, kernel), ("tf8_melx.ckpt", bank * 1.5 + 0.001, kernel),
+                        ("tf8_melk.ckpt", bank, odd)]:
         sd = prefixed("model.", state)
-        sd["mel.0.kernel"] = torch.randn(320, 1, 459)
+        sd["mel.0.kernel"] = k
         sd["mel.1.mel_scale.fb"] = fb
         files[name] = (lightning(sd, opt, 7), state)
     for name, (obj, weights) in files.items():

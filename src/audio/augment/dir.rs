@@ -6,7 +6,7 @@
 //! stays where it is) and the level is left as it comes out.
 
 use crate::audio::conv::fft_convolve;
-use crate::audio::{resample::resample, wav::read_wav};
+use crate::audio::{resample::Resampler, wav::read_wav};
 use crate::error::{Error, IoContext, Result};
 use crate::labels::device_index;
 use rand::Rng;
@@ -23,8 +23,14 @@ pub struct ImpulseResponses {
 
 impl ImpulseResponses {
     /// The first `limit` `.wav` files of `dir` (all when `None`), sorted by name as device
-    /// simulation sorts them, each resampled to `sample_rate`.
-    pub fn load(dir: &Path, limit: Option<usize>, sample_rate: u32) -> Result<ImpulseResponses> {
+    /// simulation sorts them, each brought to `sample_rate` by `resampler` (the system's: the
+    /// authors load their impulse responses as they load clips).
+    pub fn load(
+        dir: &Path,
+        limit: Option<usize>,
+        sample_rate: u32,
+        resampler: &Resampler,
+    ) -> Result<ImpulseResponses> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .at(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -45,7 +51,11 @@ impl ImpulseResponses {
         let mut names = Vec::with_capacity(want);
         for p in &paths {
             let audio = read_wav(p)?;
-            irs.push(resample(&audio.samples, audio.sample_rate, sample_rate)?);
+            irs.push(
+                resampler
+                    .resample(&audio.samples, audio.sample_rate, sample_rate)
+                    .map_err(|e| Error::file(p, e.to_string()))?,
+            );
             names.push(
                 p.file_name()
                     .map(|n| n.to_string_lossy().to_string())
@@ -228,16 +238,17 @@ mod tests {
             w.finalize().unwrap();
         }
         std::fs::write(dir.path().join("notes.txt"), "not an IR").unwrap();
-        let set = ImpulseResponses::load(dir.path(), Some(2), 32000).unwrap();
+        let librosa = Resampler::new(crate::audio::resample::ResamplerId::Librosa);
+        let set = ImpulseResponses::load(dir.path(), Some(2), 32000, &librosa).unwrap();
         assert_eq!(set.names, vec!["a.wav", "b.wav"]);
         assert_eq!(set.get(0).len(), 320);
         assert_eq!(
-            ImpulseResponses::load(dir.path(), None, 16000)
+            ImpulseResponses::load(dir.path(), None, 16000, &librosa)
                 .unwrap()
                 .len(),
             3
         );
-        let err = ImpulseResponses::load(dir.path(), Some(4), 32000).unwrap_err();
+        let err = ImpulseResponses::load(dir.path(), Some(4), 32000, &librosa).unwrap_err();
         assert!(
             err.to_string().contains("has 3 WAV files; 4 needed"),
             "{err}"
