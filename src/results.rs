@@ -111,6 +111,10 @@ pub struct RunIdentity {
     /// Manifest hash of every dataset the run read, keyed by dataset name.
     pub data: BTreeMap<String, String>,
     pub code_version: String,
+    /// The front end with its resampler: the fingerprint naming every parameter of the
+    /// features (`Frontend::fingerprint`).
+    #[serde(default)]
+    pub frontend: String,
     /// Numeric platform: libtorch version, threads, CPU capability, architecture, OS.
     pub platform: BTreeMap<String, String>,
 }

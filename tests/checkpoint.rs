@@ -843,7 +843,8 @@ fn predict_reproduces_zhangs_system_from_44k_clips_with_its_embedded_front_end()
     assert!(
         stderr
             .contains("`mel.0.kernel` (44100 -> 32000 Hz) matches torchaudio's Resample defaults")
-            && stderr.contains("`mel.1.mel_scale.fb` matches front end tamel-256's"),
+            && stderr.contains("`mel.1.mel_scale.fb` matches front end tamel-256's")
+            && stderr.contains("`mel.1.spectrogram.window` matches front end tamel-256's"),
         "{stderr}"
     );
     for (file, logits, label) in parse_json_lines(&out) {
@@ -863,6 +864,14 @@ fn predict_reproduces_zhangs_system_from_44k_clips_with_its_embedded_front_end()
         );
         assert_eq!(label, CLASSES[best], "{file}");
     }
+    // A front end with another window is refused, naming the window.
+    let mut wrong = cli.clone();
+    wrong[6] = "tamel-256-502";
+    let e = ascrepro_fails(&dir, &wrong);
+    assert!(
+        e.contains("`mel.1.spectrogram.window` (3072 values) is not front end tamel-256-502's"),
+        "{e}"
+    );
     // The check can fail: the same system fed through librosa's resampler is farther off.
     cli.splice(9..9, ["--resampler", "librosa"]);
     let out = ascrepro(&dir, &cli);

@@ -159,6 +159,7 @@ fn record() -> RunRecord {
             recipe_hash: "2e".repeat(32),
             data: [("synthetic-tau".to_string(), "3d".repeat(32))].into_iter().collect(),
             code_version: "0.1.0+7d9875d".into(),
+            frontend: "frontend=cpmel-128;resampler=librosa".into(),
             platform: [
                 ("libtorch", "2.11.0"),
                 ("threads", "2"),

@@ -546,6 +546,12 @@ impl Frontend {
         dense
     }
 
+    /// The STFT window (`win_length` values, before centring in the FFT frame), as torch
+    /// builds it in f32.
+    pub fn window(&self) -> &[f32] {
+        &self.window
+    }
+
     /// This front end with another mel filterbank in the layout of [`mel_bank`](Self::mel_bank)
     /// (dense row-major `[n_mels, n_fft/2 + 1]`, any `n_mels`): the bank a released checkpoint
     /// embeds. The fingerprint names the bank by its SHA-256.

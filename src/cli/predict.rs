@@ -21,6 +21,10 @@ use tch::{Device, Kind, Tensor};
 /// (other scale, range or normalisation) moves weights by 1e-2 or more.
 const FILTERBANK_TOLERANCE: f32 = 1e-4;
 
+/// Largest difference between an embedded STFT window and ours still called a match (both are
+/// torch's f32 Hann windows).
+const WINDOW_TOLERANCE: f32 = 1e-6;
+
 /// Largest difference between an embedded resampling kernel's taps and torchaudio's defaults
 /// still called a match: both are f64 computations rounded to f32 (taps up to 0.72), so they
 /// differ by at most an ulp or two.
@@ -216,6 +220,7 @@ fn load(args: &PredictArgs, frontend: Frontend, device: Device) -> Result<Loaded
     let mut notes = imported.notes;
     let (frontend, fb_note) = embedded_frontend(path, frontend, &imported.set_aside)?;
     notes.extend(fb_note);
+    notes.extend(embedded_window(path, &frontend, &imported.set_aside)?);
     let (frontend, kernel_note) = embedded_resampler(
         path,
         frontend,
@@ -230,6 +235,47 @@ fn load(args: &PredictArgs, frontend: Frontend, device: Device) -> Result<Loaded
         notes,
         _vs: imported.vs,
     })
+}
+
+/// When the checkpoint embeds its STFT window (`*.spectrogram.window`, torchaudio's
+/// `MelSpectrogram`), checks it is the front end's: a model trained on another window needs
+/// another front end, which is said rather than silently computed.
+fn embedded_window(
+    path: &Path,
+    fe: &Frontend,
+    set_aside: &[(String, Tensor)],
+) -> Result<Option<String>> {
+    let Some((name, window)) = set_aside
+        .iter()
+        .find(|(n, _)| n.ends_with("spectrogram.window"))
+    else {
+        return Ok(None);
+    };
+    let theirs = checkpoint::tensor_values(window);
+    let ours = fe.window();
+    let id = fe.id();
+    let diff = (theirs.len() == ours.len()).then(|| {
+        ours.iter()
+            .zip(&theirs)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max)
+    });
+    match diff {
+        Some(d) if d <= WINDOW_TOLERANCE => Ok(Some(format!(
+            "embedded STFT window `{name}` matches front end {id}'s (largest difference {d:.1e})"
+        ))),
+        _ => Err(Error::file(
+            path,
+            format!(
+                "embedded STFT window `{name}` ({} values) is not front end {id}'s ({} values{}): \
+                 choose the --frontend the model was trained with",
+                theirs.len(),
+                ours.len(),
+                diff.map(|d| format!(", largest difference {d:.3e}"))
+                    .unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// When the checkpoint embeds torchaudio's resampling kernel (`mel.0.kernel`, `[new, 1, taps]`,

@@ -96,6 +96,7 @@ pub(crate) fn identity_tables(r: &RunRecord) -> Result<Vec<Table>> {
             ("run hash".into(), id.run_hash.clone()),
             ("recipe hash".into(), id.recipe_hash.clone()),
             ("code version".into(), id.code_version.clone()),
+            ("front end".into(), id.frontend.clone()),
         ],
         Fmt::Code,
     )?;

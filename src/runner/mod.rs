@@ -171,7 +171,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         }
     }
 
-    let record = r.record(&data, systems, input)?;
+    let record = r.record(&data, &fe, systems, input)?;
     let report_hash = StageHash::new("report")
         .json("record", &record)
         .part("code", &r.code)
@@ -1014,6 +1014,7 @@ impl Runner<'_> {
     fn record(
         &self,
         data: &PreparedData,
+        fe: &Frontend,
         systems: Vec<SystemRecord>,
         input: [i64; 3],
     ) -> Result<RunRecord> {
@@ -1113,6 +1114,7 @@ impl Runner<'_> {
                 recipe_hash: self.plan.recipe_hash.clone(),
                 data: data_hashes,
                 code_version: self.code.clone(),
+                frontend: fe.fingerprint(),
                 platform: self.platform.clone(),
             },
             stages: self.records.clone(),

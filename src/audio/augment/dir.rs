@@ -3,7 +3,9 @@
 //! used by the TF-SepNet reports): each device-A training clip is, with probability `p`,
 //! convolved with an impulse response drawn uniformly from the set. The full linear
 //! convolution is cut to the clip's length (`convolve(x, ir, 'full')[:len(x)]`, the IR's onset
-//! stays where it is) and the level is left as it comes out.
+//! stays where it is) and the level is left as it comes out. It acts at the rate the system's
+//! loader delivers clips, with the impulse responses loaded at that rate the same way: 32 kHz
+//! for the librosa systems, the recorded rate for the torchaudio ones (`audio::resample`).
 
 use crate::audio::conv::fft_convolve;
 use crate::audio::{resample::Resampler, wav::read_wav};
