@@ -12,6 +12,7 @@ mod common;
 use ascrepro::audio::augment::{energy, DirAugment, ImpulseResponses};
 use ascrepro::audio::features::extract_samples;
 use ascrepro::audio::frontend::{Features, Frontend, FrontendId};
+use ascrepro::audio::npy;
 use ascrepro::audio::resample::{Resampler, ResamplerId};
 use ascrepro::audio::wav::read_wav;
 use rand::{Rng, SeedableRng};
@@ -230,6 +231,48 @@ fn every_resampler_and_front_end_matches_the_authors_pipeline() {
         }
     }
     eprintln!("largest log-mel difference: {worst:.2e}");
+
+    // `ascrepro features` writes exactly these features (checked above against the authors'
+    // pipelines), with the front end's authors' resampler when none is given.
+    let audio = read_wav(&dir.join("scene.wav")).unwrap();
+    for (f, r, given) in [
+        (FrontendId::TaMel256, ResamplerId::Torchaudio, true),
+        (FrontendId::TaMel256, ResamplerId::Librosa, true),
+        (FrontendId::CpMel512, ResamplerId::Librosa, true),
+        (FrontendId::CpMel512, ResamplerId::Torchaudio, true),
+        (FrontendId::TaMel256, ResamplerId::Torchaudio, false),
+        (FrontendId::CpMel512, ResamplerId::Librosa, false),
+    ] {
+        let out = format!("{f}-{r}-{given}.npy");
+        let (fs, rs) = (f.to_string(), r.to_string());
+        let mut args = vec!["features", "--frontend", &fs, "--out", &out, "scene.wav"];
+        if given {
+            args.splice(3..3, ["--resampler", rs.as_str()]);
+        }
+        let o = common::ascrepro(&dir, &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("{r} resampler")));
+        let lib = extract_samples(&audio.samples, RATE, &Frontend::new(f, r)).unwrap();
+        let expected = npy::to_bytes(&[lib.n_mels, lib.n_frames], &lib.data).unwrap();
+        assert!(std::fs::read(dir.join(&out)).unwrap() == expected, "{out}");
+    }
+    let e = common::ascrepro_fails(
+        &dir,
+        &[
+            "features",
+            "--frontend",
+            "tamel-256",
+            "--resampler",
+            "sox",
+            "--out",
+            "x.npy",
+            "scene.wav",
+        ],
+    );
+    assert!(
+        e.contains("--resampler") && e.contains("torchaudio, librosa"),
+        "{e}"
+    );
 }
 
 /// A small room-like device impulse response at 44.1 kHz.
@@ -264,66 +307,56 @@ fn waveform_augmentations_act_where_each_systems_authors_apply_them() {
     ]);
     let x = read_wav(&clip_path).unwrap().samples;
 
+    // The clip and the IR brought to `rate` by the front end's resampler (the IR as a set, the
+    // way the runner loads it), then DIR convolution or an energy-IR copy, then the features.
+    let at = |fe: &Frontend, rate: u32, energy_copy: bool| {
+        let irs = ImpulseResponses::load(&ir_dir, None, rate, fe.resampler()).unwrap();
+        let clip = fe.resampler().resample(&x, RATE, rate).unwrap();
+        let y = if energy_copy {
+            energy::render(&clip, irs.get(0), energy::fade_samples(rate))
+        } else {
+            DirAugment::convolve(&clip, irs.get(0))
+        };
+        extract_samples(&y, rate, fe).unwrap()
+    };
+    // Ours must match the authors' chain, and the other place in the chain must not.
+    let check = |what: &str, key: &str, ours: &Features, swapped: &Features| {
+        let d = feature_diff(ours, &theirs[key]);
+        let d_swapped = feature_diff(swapped, &theirs[key]);
+        eprintln!("{what}: {d:.2e} (at the other rate: {d_swapped:.2e})");
+        assert!(d <= 1e-3, "{what} differs from the authors' chain by {d}");
+        assert!(
+            d_swapped > 10.0 * d,
+            "{what}: the test cannot tell the rates apart"
+        );
+    };
     // DIR, librosa systems (CP-JKU's loader): at 32 kHz, the IR loaded at 32 kHz too.
     let fe = Frontend::new(FrontendId::CpMel512, ResamplerId::Librosa);
     assert!(fe.resampler().id().resamples_on_load());
-    let at = fe.sample_rate();
-    let irs = ImpulseResponses::load(&ir_dir, None, at, fe.resampler()).unwrap();
-    let x32 = fe.resampler().resample(&x, RATE, at).unwrap();
-    let ours = extract_samples(&DirAugment::convolve(&x32, irs.get(0)), at, &fe).unwrap();
-    let reference = &theirs["dir/librosa/cpmel-512"];
-    let d = feature_diff(&ours, reference);
-    // The other place in the chain: convolving at 44.1 kHz before resampling.
-    let ir44 = ImpulseResponses::load(&ir_dir, None, RATE, fe.resampler()).unwrap();
-    let swapped = extract_samples(&DirAugment::convolve(&x, ir44.get(0)), RATE, &fe).unwrap();
-    let d_swapped = feature_diff(&swapped, reference);
-    eprintln!("DIR, librosa, cpmel-512: {d:.2e} (at 44.1 kHz instead: {d_swapped:.2e})");
-    assert!(
-        d <= 1e-3,
-        "DIR at 32 kHz differs from CP-JKU's chain by {d}"
+    let (ours, swapped) = (at(&fe, 32000, false), at(&fe, RATE, false));
+    check(
+        "DIR, librosa, cpmel-512, at 32 kHz",
+        "dir/librosa/cpmel-512",
+        &ours,
+        &swapped,
     );
-    assert!(
-        d_swapped > 10.0 * d,
-        "the test cannot tell where DIR happens"
-    );
-
     // DIR, torchaudio systems (DCASE baselines): at the recorded rate, resampled in the front end.
     let fe = Frontend::new(FrontendId::TaMel256, ResamplerId::Torchaudio);
     assert!(!fe.resampler().id().resamples_on_load());
-    let irs = ImpulseResponses::load(&ir_dir, None, RATE, fe.resampler()).unwrap();
-    let ours = extract_samples(&DirAugment::convolve(&x, irs.get(0)), RATE, &fe).unwrap();
-    let reference = &theirs["dir/torchaudio/tamel-256"];
-    let d = feature_diff(&ours, reference);
-    let ir32 = ImpulseResponses::load(&ir_dir, None, 32000, fe.resampler()).unwrap();
-    let x32 = fe.resampler().resample(&x, RATE, 32000).unwrap();
-    let swapped = extract_samples(&DirAugment::convolve(&x32, ir32.get(0)), 32000, &fe).unwrap();
-    let d_swapped = feature_diff(&swapped, reference);
-    eprintln!("DIR, torchaudio, tamel-256: {d:.2e} (at 32 kHz instead: {d_swapped:.2e})");
-    assert!(
-        d <= 1e-3,
-        "DIR at 44.1 kHz differs from the baseline's chain by {d}"
+    let (ours, swapped) = (at(&fe, RATE, false), at(&fe, 32000, false));
+    check(
+        "DIR, torchaudio, tamel-256, at 44.1 kHz",
+        "dir/torchaudio/tamel-256",
+        &ours,
+        &swapped,
     );
-    assert!(
-        d_swapped > 10.0 * d,
-        "the test cannot tell where DIR happens"
-    );
-
     // RMS-energy IR copies (Ramezanee et al.): offline, at the recorded rate.
     let fe = Frontend::new(FrontendId::TaMel256x502, ResamplerId::Torchaudio);
-    let copy = energy::render(&x, irs.get(0), energy::fade_samples(RATE));
-    let ours = extract_samples(&copy, RATE, &fe).unwrap();
-    let reference = &theirs["energy/torchaudio/tamel-256-502"];
-    let d = feature_diff(&ours, reference);
-    let copy32 = energy::render(&x32, ir32.get(0), energy::fade_samples(32000));
-    let swapped = extract_samples(&copy32, 32000, &fe).unwrap();
-    let d_swapped = feature_diff(&swapped, reference);
-    eprintln!("energy IR, torchaudio, tamel-256-502: {d:.2e} (at 32 kHz instead: {d_swapped:.2e})");
-    assert!(
-        d <= 1e-3,
-        "energy-IR copy differs from the authors' generator by {d}"
-    );
-    assert!(
-        d_swapped > 10.0 * d,
-        "the test cannot tell where the copies are made"
+    let (ours, swapped) = (at(&fe, RATE, true), at(&fe, 32000, true));
+    check(
+        "energy IR, torchaudio, tamel-256-502, at 44.1 kHz",
+        "energy/torchaudio/tamel-256-502",
+        &ours,
+        &swapped,
     );
 }

@@ -13,6 +13,7 @@
 //! `mel.*` front-end tensors) are set aside and returned; any missing, unexpected or mis-shaped
 //! tensor refuses the file with a list of the first mismatches.
 
+pub mod frontend;
 pub mod pickle;
 mod tensor;
 pub mod zip;
