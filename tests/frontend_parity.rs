@@ -66,8 +66,8 @@ const REFERENCES: [Reference; 4] = [
 ];
 
 /// `torchaudio.compliance.kaldi.get_mel_banks(n_mels, n_fft, sr, 0, sr/2, 100, -500, 1.0)`
-/// with torchaudio's tensor operations (f32; with warp 1 the VTLN arguments do nothing), plus
-/// CP-JKU's zero Nyquist column.
+/// with torchaudio's tensor operations (f32, the log correctly rounded; with warp 1 the VTLN
+/// arguments do nothing), plus CP-JKU's zero Nyquist column.
 fn kaldi_bank(r: &Reference) -> Tensor {
     let mel_scalar = |f: f64| 1127.0 * (1.0 + f / 700.0).ln();
     let (low, high) = (mel_scalar(0.0), mel_scalar(SR / 2.0));
@@ -78,7 +78,11 @@ fn kaldi_bank(r: &Reference) -> Tensor {
     let right = (&bin + 2.0) * delta + low;
     let freqs =
         Tensor::arange((r.n_fft / 2) as f64, (Kind::Float, Device::Cpu)) * (SR / r.n_fft as f64);
-    let mel = ((freqs / 700.0 + 1.0).log() * 1127.0).unsqueeze(0);
+    // The log correctly rounded to f32, as ours: torch's vectorised f32 log is within an ulp of
+    // it, but which way depends on the CPU's kernels (AVX2 or AVX-512 builds differ), and one
+    // ulp of the mel scale near 15 kHz moves a 512-band bank's weights by up to 7e-5.
+    let ratio = freqs / 700.0 + 1.0;
+    let mel = (ratio.to_kind(Kind::Double).log().to_kind(Kind::Float) * 1127.0).unsqueeze(0);
     let up = (&mel - &left) / (&centre - &left);
     let down = (&right - &mel) / (&right - &centre);
     let bank = up.minimum(&down).clamp_min(0.0);
