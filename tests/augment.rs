@@ -19,7 +19,7 @@ fn every_augmentation_trains_and_regenerates_identically() {
     let d = tmp.path();
     let first = run_recipe_ok(d, AUGMENTED, "cache-a", "out-a");
     for (kind, id) in [
-        ("waveforms", "train"),
+        ("waveforms", "train@recorded"),
         ("energy_ir", "energy_ir"),
         ("devsim", "devsim-2x6"),
         ("train", "waveform"),
@@ -48,10 +48,31 @@ fn every_augmentation_trains_and_regenerates_identically() {
     let changed = AUGMENTED.replace("dir_augmentation: {p: 0.4}", "dir_augmentation: {p: 0.6}");
     assert_ne!(changed, AUGMENTED);
     let log = run_recipe_ok(d, &changed, "cache-a", "out-a");
-    assert_eq!(stage_status(&log, "waveforms", "train"), "cached");
+    assert_eq!(stage_status(&log, "waveforms", "train@recorded"), "cached");
     assert_eq!(stage_status(&log, "energy_ir", "energy_ir"), "cached");
     assert_eq!(stage_status(&log, "train", "waveform"), "computed");
     assert_eq!(stage_status(&log, "train", "frames"), "cached");
+}
+
+/// Where waveform augmentations act follows the recipe's resampler (`audio::resample`): with
+/// torchaudio's (resampling in the front end) DIR, time roll and the energy-IR copies all use
+/// the clips at their recorded rate; with librosa's (resampling on load) DIR and time roll use
+/// 32 kHz waveforms, while the offline energy-IR copies stay at the recorded rate.
+#[test]
+fn waveform_augmentations_act_where_the_resampler_puts_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let torchaudio = run_recipe_ok(d, AUGMENTED, "cache", "out");
+    assert!(!torchaudio.contains("train@32000Hz"), "{torchaudio}");
+    let librosa = AUGMENTED.replace("resampler: torchaudio", "resampler: librosa");
+    assert_ne!(librosa, AUGMENTED);
+    let log = run_recipe_ok(d, &librosa, "cache", "out");
+    assert_eq!(stage_status(&log, "waveforms", "train@32000Hz"), "computed");
+    assert_eq!(stage_status(&log, "waveforms", "train@recorded"), "cached");
+    // Other features, so other training; the recorded-rate copies are made again only
+    // because their features come through the other resampler.
+    assert_eq!(stage_status(&log, "energy_ir", "energy_ir"), "computed");
+    assert_eq!(stage_status(&log, "train", "waveform"), "computed");
 }
 
 /// The new fields are left out of a recipe's normalised form when absent, so the hashes of

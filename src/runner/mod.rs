@@ -766,51 +766,48 @@ impl Runner<'_> {
             None => hash.part("rate", "recorded"),
         };
         let hash = hash.finish();
-        let what = match rate {
-            Some(rate) => format!("{rate} Hz"),
-            None => "the recorded rate".to_string(),
+        let (what, id) = match rate {
+            Some(rate) => (format!("{rate} Hz"), format!("train@{rate}Hz")),
+            None => (
+                "the recorded rate".to_string(),
+                "train@recorded".to_string(),
+            ),
         };
         let ds = &data.dataset;
-        let entry = self.stage(
-            "waveforms",
-            "train",
-            &hash,
-            vec!["data".into()],
-            |r, dir| {
-                let pb = r.progress(&format!("waveforms at {what}"));
-                pb.set_length(ds.train.len() as u64);
-                let clips: Vec<(Vec<f32>, u32)> = ds
-                    .train
-                    .par_iter()
-                    .map(|c| {
-                        let path = ds.root.join(&c.file);
-                        let audio = read_wav(&path)?;
-                        let at = rate.unwrap_or(audio.sample_rate);
-                        let samples = resampler
-                            .resample(&audio.samples, audio.sample_rate, at)
-                            .map_err(|e| Error::file(&path, e.to_string()))?;
-                        pb.inc(1);
-                        Ok((samples, at))
-                    })
-                    .collect::<Result<_>>()?;
-                pb.finish_and_clear();
-                let first_rate = clips.first().map_or(rate.unwrap_or(0), |c| c.1);
-                if let Some(i) = clips.iter().position(|c| c.1 != first_rate) {
-                    return Err(Error::file(
-                        ds.root.join(&ds.train[i].file),
-                        format!(
-                            "is at {} Hz, {} at {first_rate} Hz: waveform augmentations at the \
+        let entry = self.stage("waveforms", &id, &hash, vec!["data".into()], |r, dir| {
+            let pb = r.progress(&format!("waveforms at {what}"));
+            pb.set_length(ds.train.len() as u64);
+            let clips: Vec<(Vec<f32>, u32)> = ds
+                .train
+                .par_iter()
+                .map(|c| {
+                    let path = ds.root.join(&c.file);
+                    let audio = read_wav(&path)?;
+                    let at = rate.unwrap_or(audio.sample_rate);
+                    let samples = resampler
+                        .resample(&audio.samples, audio.sample_rate, at)
+                        .map_err(|e| Error::file(&path, e.to_string()))?;
+                    pb.inc(1);
+                    Ok((samples, at))
+                })
+                .collect::<Result<_>>()?;
+            pb.finish_and_clear();
+            let first_rate = clips.first().map_or(rate.unwrap_or(0), |c| c.1);
+            if let Some(i) = clips.iter().position(|c| c.1 != first_rate) {
+                return Err(Error::file(
+                    ds.root.join(&ds.train[i].file),
+                    format!(
+                        "is at {} Hz, {} at {first_rate} Hz: waveform augmentations at the \
                              recorded rate need the training clips at one rate",
-                            clips[i].1, ds.train[0].file
-                        ),
-                    ));
-                }
-                let clips: Vec<Vec<f32>> = clips.into_iter().map(|c| c.0).collect();
-                let y = ds.train.iter().map(|c| c.scene as i64).collect();
-                let d = ds.train.iter().map(|c| c.device as i64).collect();
-                WaveformSet::new(first_rate, &clips, y, d)?.save(&dir.join("waveforms.safetensors"))
-            },
-        )?;
+                        clips[i].1, ds.train[0].file
+                    ),
+                ));
+            }
+            let clips: Vec<Vec<f32>> = clips.into_iter().map(|c| c.0).collect();
+            let y = ds.train.iter().map(|c| c.scene as i64).collect();
+            let d = ds.train.iter().map(|c| c.device as i64).collect();
+            WaveformSet::new(first_rate, &clips, y, d)?.save(&dir.join("waveforms.safetensors"))
+        })?;
         let w = Rc::new((
             WaveformSet::load(&entry.path("waveforms.safetensors"))?,
             hash,
