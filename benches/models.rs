@@ -24,7 +24,7 @@
 
 use ascrepro::models::{build, tfsepnet64, AscModel, ModelConfig};
 use ascrepro::train::loss::cross_entropy_per_sample;
-use ascrepro::train::Adam;
+use ascrepro::train::{Adam, WeightDecay};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -203,7 +203,7 @@ fn main() {
 
     let x = Tensor::randn([BATCH, INPUT[0], INPUT[1], INPUT[2]], opts);
     let y = Tensor::randint(10, [BATCH], (Kind::Int64, Device::Cpu));
-    let mut adam = Adam::new(&vs, (0.9, 0.999), 0.0);
+    let mut adam = Adam::new(&vs, (0.9, 0.999), WeightDecay::L2(0.0));
     let train = measure(BATCH, &TRAIN, Peer::start(&python, "train"), || {
         let loss = cross_entropy_per_sample(&net.forward_t(&x, true), &y).mean(Kind::Float);
         adam.zero_grad();

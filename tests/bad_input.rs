@@ -174,3 +174,46 @@ fn missing_recipe_and_unknown_profile() {
     let e = ascrepro_fails(d.path(), &["run", "r.yaml", "--profile", "papr"]);
     assert!(e.contains("papr"), "{e}");
 }
+
+/// Optimiser, schedule and resampler are typed: an unknown value is a parse error naming the
+/// file, line and field and listing the valid ones; there is no fallback.
+#[test]
+fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
+    let d = tempfile::tempdir().unwrap();
+    for (from, to, field, valid) in [
+        (
+            "optimizer: {kind: adam,",
+            "optimizer: {kind: sgd,",
+            "training.optimizer.kind",
+            "`adam` or `adamw`",
+        ),
+        (
+            "schedule: {kind: warmup_cosine,",
+            "schedule: {kind: step,",
+            "training.schedule.kind",
+            "`warmup_cosine`, `cosine`, `sgdr`",
+        ),
+        (
+            "resampler: librosa",
+            "resampler: sox",
+            "resampler",
+            "`torchaudio` or `librosa`",
+        ),
+    ] {
+        let text = TINY.replace(from, to);
+        assert_ne!(text, TINY, "{from}");
+        let line = text.lines().position(|l| l.contains(to)).unwrap() + 1;
+        let e = run_recipe(d.path(), &text);
+        assert!(
+            e.contains(&format!("r.yaml:{line}: {field}: unknown variant")) && e.contains(valid),
+            "{e}"
+        );
+    }
+    // A schedule's own fields are checked too.
+    let text = TINY.replace(
+        "schedule: {kind: warmup_cosine, warmup_epochs: 1}",
+        "schedule: {kind: sgdr, t0: 0, t_mult: 2}",
+    );
+    let e = run_recipe(d.path(), &text);
+    assert!(e.contains("training.schedule") && e.contains("t0"), "{e}");
+}

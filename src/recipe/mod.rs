@@ -411,33 +411,24 @@ fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
     if t.batch_size == 0 {
         return Err(err("batch_size", "must be at least 1"));
     }
-    if t.optimizer.kind != "adam" {
-        return Err(err(
-            "optimizer",
-            &format!("unknown optimizer `{}` (use `adam`)", t.optimizer.kind),
-        ));
-    }
-    if !positive(t.optimizer.lr) {
+    let lr = t.optimizer.lr();
+    if !positive(lr) {
         return Err(err("optimizer", "lr must be > 0"));
     }
-    match t.schedule.kind.as_str() {
-        "warmup_cosine" => {
-            if t.schedule.warmup_epochs.is_none() {
-                return Err(err("schedule", "warmup_cosine needs `warmup_epochs`"));
-            }
-        }
-        "cosine" => {}
-        "sgdr" => {
-            if t.schedule.t0.unwrap_or(0) == 0 || t.schedule.t_mult.unwrap_or(0) == 0 {
-                return Err(err("schedule", "sgdr needs `t0` >= 1 and `t_mult` >= 1"));
-            }
-        }
-        other => {
+    match t.schedule {
+        ScheduleSpec::WarmupCosine { warmup_epochs } if warmup_epochs >= t.epochs => {
             return Err(err(
                 "schedule",
-                &format!("unknown schedule `{other}` (use `warmup_cosine`, `cosine` or `sgdr`)"),
-            ))
+                &format!(
+                    "warmup_epochs ({warmup_epochs}) must be fewer than the epochs ({})",
+                    t.epochs
+                ),
+            ));
         }
+        ScheduleSpec::Sgdr { t0, t_mult } if t0 == 0 || t_mult == 0 => {
+            return Err(err("schedule", "sgdr needs `t0` >= 1 and `t_mult` >= 1"));
+        }
+        _ => {}
     }
     if let Some(m) = &t.mixup {
         if !positive(m.alpha) {

@@ -70,35 +70,62 @@ fn one() -> usize {
     1
 }
 
+/// The optimiser, as its PyTorch namesake with PyTorch's defaults unless given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OptimizerSpec {
-    /// `adam` (PyTorch defaults unless given).
-    pub kind: String,
-    pub lr: f64,
-    #[serde(default = "adam_betas")]
-    pub betas: [f64; 2],
-    #[serde(default)]
-    pub weight_decay: f64,
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum OptimizerSpec {
+    /// `torch.optim.Adam`: weight decay is an L2 term added to the gradient.
+    #[serde(rename = "adam")]
+    Adam {
+        lr: f64,
+        #[serde(default = "adam_betas")]
+        betas: [f64; 2],
+        #[serde(default)]
+        weight_decay: f64,
+    },
+    /// `torch.optim.AdamW`: decoupled weight decay (the parameters shrink by `lr * weight_decay`
+    /// before each Adam step), 0.01 by default as in PyTorch.
+    #[serde(rename = "adamw")]
+    AdamW {
+        lr: f64,
+        #[serde(default = "adam_betas")]
+        betas: [f64; 2],
+        #[serde(default = "adamw_weight_decay")]
+        weight_decay: f64,
+    },
+}
+
+impl OptimizerSpec {
+    /// The peak learning rate (the schedule scales it).
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerSpec::Adam { lr, .. } | OptimizerSpec::AdamW { lr, .. } => *lr,
+        }
+    }
 }
 
 fn adam_betas() -> [f64; 2] {
     [0.9, 0.999]
 }
 
-/// Learning-rate schedule, stepped every optimisation step.
+fn adamw_weight_decay() -> f64 {
+    0.01
+}
+
+/// Learning-rate schedule, stepped every optimisation step (fractional epochs).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ScheduleSpec {
-    /// `warmup_cosine` (linear 0 → lr over `warmup_epochs`, then cosine to 0), `cosine`, or
-    /// `sgdr` (cosine annealing with warm restarts, `t0` epochs, period × `t_mult`).
-    pub kind: String,
-    #[serde(default)]
-    pub warmup_epochs: Option<usize>,
-    #[serde(default)]
-    pub t0: Option<usize>,
-    #[serde(default)]
-    pub t_mult: Option<usize>,
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum ScheduleSpec {
+    /// Linear 0 -> lr over `warmup_epochs`, then cosine to 0 at the last epoch.
+    #[serde(rename = "warmup_cosine")]
+    WarmupCosine { warmup_epochs: usize },
+    /// Cosine from lr to 0 over all epochs.
+    #[serde(rename = "cosine")]
+    Cosine,
+    /// SGDR (`CosineAnnealingWarmRestarts`): cosine to 0 over `t0` epochs, then restarts with
+    /// periods `t_mult` times longer.
+    #[serde(rename = "sgdr")]
+    Sgdr { t0: usize, t_mult: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

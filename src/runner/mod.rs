@@ -19,7 +19,8 @@ use crate::eval;
 use crate::labels::device_index;
 use crate::models;
 use crate::recipe::{
-    self, DeviceSimulationSpec, EnergyIrSpec, Plan, PlannedStage, QuantizeStage, TrainStage,
+    self, DeviceSimulationSpec, EnergyIrSpec, OptimizerSpec, Plan, PlannedStage, QuantizeStage,
+    ScheduleSpec, TrainStage,
 };
 use crate::results::*;
 use crate::train::datamodule::{TrainAudio, WaveformSet};
@@ -1208,16 +1209,22 @@ fn describe_spec(m: &recipe::ModelSpec) -> String {
 
 fn describe_training(t: &TrainStage) -> String {
     let tr = &t.training;
+    let optimizer = match &tr.optimizer {
+        OptimizerSpec::Adam { lr, .. } => format!("Adam lr {lr}"),
+        OptimizerSpec::AdamW {
+            lr, weight_decay, ..
+        } => format!("AdamW lr {lr} weight decay {weight_decay}"),
+    };
+    let schedule = match tr.schedule {
+        ScheduleSpec::WarmupCosine { warmup_epochs } => {
+            format!("warmup_cosine, warm-up {warmup_epochs} epochs")
+        }
+        ScheduleSpec::Cosine => "cosine".to_string(),
+        ScheduleSpec::Sgdr { t0, t_mult } => format!("sgdr, T0 {t0}, Tmult {t_mult}"),
+    };
     let mut parts = vec![format!(
-        "{} epochs, batch {}, Adam lr {} ({}{})",
-        tr.epochs,
-        tr.batch_size,
-        tr.optimizer.lr,
-        tr.schedule.kind,
-        tr.schedule
-            .warmup_epochs
-            .map(|w| format!(", warm-up {w} epochs"))
-            .unwrap_or_default()
+        "{} epochs, batch {}, {optimizer} ({schedule})",
+        tr.epochs, tr.batch_size
     )];
     if let Some(m) = &tr.mixup {
         parts.push(format!("Mixup α={}", m.alpha));

@@ -1,9 +1,11 @@
-//! Adam with PyTorch's update rule, written out so its state (moments, step) can be saved with a
-//! checkpoint: a resumed run then continues bit for bit where the interrupted one stopped.
+//! Adam and AdamW with PyTorch's update rule (`torch.optim.Adam`/`AdamW`, single-tensor path,
+//! the same tensor operations in the same order), written out so their state (moments, step)
+//! can be saved with a checkpoint: a resumed run then continues bit for bit where the
+//! interrupted one stopped.
 
 use crate::error::Result;
 use std::collections::BTreeMap;
-use tch::{nn::VarStore, Tensor};
+use tch::{nn::VarStore, Kind, Tensor};
 
 pub struct Adam {
     /// Trainable variables by name, in sorted order (VarStore iteration order is unspecified).
@@ -13,11 +15,20 @@ pub struct Adam {
     pub step: i64,
     pub betas: (f64, f64),
     pub eps: f64,
-    pub weight_decay: f64,
+    pub weight_decay: WeightDecay,
+}
+
+/// How weight decay enters the update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum WeightDecay {
+    /// `torch.optim.Adam`: `grad + decay * param`.
+    L2(f64),
+    /// `torch.optim.AdamW`: `param *= 1 - lr * decay` before the Adam step.
+    Decoupled(f64),
 }
 
 impl Adam {
-    pub fn new(vs: &VarStore, betas: (f64, f64), weight_decay: f64) -> Adam {
+    pub fn new(vs: &VarStore, betas: (f64, f64), weight_decay: WeightDecay) -> Adam {
         let vars: BTreeMap<String, Tensor> = vs
             .variables()
             .into_iter()
@@ -46,26 +57,42 @@ impl Adam {
         }
     }
 
-    /// One update at learning rate `lr` (PyTorch `torch.optim.Adam`, amsgrad off).
+    /// One update at learning rate `lr` (amsgrad off). The scalars are computed as PyTorch's
+    /// Python code computes them (`beta ** step`, `bias_correction2 ** 0.5`).
     pub fn step(&mut self, lr: f64) {
         self.step += 1;
         let (b1, b2) = self.betas;
-        let bc1 = 1.0 - b1.powi(self.step as i32);
-        let bc2 = 1.0 - b2.powi(self.step as i32);
+        let step = self.step as f64;
+        let bc1 = 1.0 - b1.powf(step);
+        let bc2_sqrt = (1.0 - b2.powf(step)).powf(0.5);
+        let step_size = lr / bc1;
         tch::no_grad(|| {
             for (i, (_, p)) in self.params.iter_mut().enumerate() {
                 let mut g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                if self.weight_decay != 0.0 {
-                    g = &g + &*p * self.weight_decay;
+                match self.weight_decay {
+                    // torch: grad.add(param, alpha=decay), a fused multiply-add in its
+                    // vectorised kernel: the f64 sum of f32 values rounds the same way.
+                    WeightDecay::L2(d) if d != 0.0 => {
+                        let decay = f64::from(d as f32);
+                        g = (g.to_kind(Kind::Double) + p.to_kind(Kind::Double) * decay)
+                            .to_kind(g.kind());
+                    }
+                    WeightDecay::Decoupled(d) if d != 0.0 => {
+                        let _ = p.g_mul_scalar_(1.0 - lr * d);
+                    }
+                    _ => {}
                 }
-                let _ = self.m[i].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
-                let _ = self.v[i].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
-                let denom = self.v[i].sqrt() / bc2.sqrt() + self.eps;
-                let update = &self.m[i] / denom * (lr / bc1);
-                let _ = p.g_sub_(&update);
+                // torch: exp_avg.lerp_(grad, 1 - beta1);
+                // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2), whose kernel
+                // computes (value * grad) * grad;
+                // param.addcdiv_(exp_avg, denom, value=-step_size): (value * exp_avg) / denom.
+                let _ = self.m[i].lerp_(&g, 1.0 - b1);
+                let _ = self.v[i].g_mul_scalar_(b2).addcmul_(&(&g * (1.0 - b2)), &g);
+                let denom = (self.v[i].sqrt() / bc2_sqrt).g_add_scalar_(self.eps);
+                let _ = p.addcdiv_(&(&self.m[i] * -step_size), &denom);
             }
         });
     }
@@ -105,7 +132,7 @@ mod tests {
     fn matches_pytorch_update_rule() {
         let vs = VarStore::new(Device::Cpu);
         let w = vs.root().var("w", &[2], nn::Init::Const(1.0));
-        let mut opt = Adam::new(&vs, (0.9, 0.999), 0.0);
+        let mut opt = Adam::new(&vs, (0.9, 0.999), WeightDecay::L2(0.0));
         let mut expected = vec![1.0f64, 1.0];
         let (mut m, mut v) = (vec![0.0f64; 2], vec![0.0f64; 2]);
         for t in 1..=2 {

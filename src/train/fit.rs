@@ -2,11 +2,11 @@
 //! augmentations and optional distillation from precomputed teacher logits.
 
 use super::datamodule::TrainAudio;
-use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule};
+use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule, WeightDecay};
 use crate::audio::augment::{roll, DirAugment, FreqMixStyle, Mixup, SpecAugment, WaveformAugment};
 use crate::error::{Error, IoContext, Result};
 use crate::models::{self, AscModel};
-use crate::recipe::TrainStage;
+use crate::recipe::{OptimizerSpec, TrainStage};
 use crate::results::EpochLog;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
@@ -76,17 +76,25 @@ pub fn fit(
         alpha: m.alpha,
         p: m.p,
     });
-    let schedule = LrSchedule::from_spec(&t.schedule, t.optimizer.lr, t.epochs);
+    let schedule = LrSchedule::from_spec(&t.schedule, t.optimizer.lr(), t.epochs);
     let augment = BatchAugment::from_stage(st, opts.audio, train)?;
 
     tch::manual_seed(st.seed as i64);
     let vs = VarStore::new(opts.device);
     let model = models::build(&vs.root(), &st.model)?;
-    let mut adam = Adam::new(
-        &vs,
-        (t.optimizer.betas[0], t.optimizer.betas[1]),
-        t.optimizer.weight_decay,
-    );
+    let (betas, decay) = match t.optimizer {
+        OptimizerSpec::Adam {
+            betas,
+            weight_decay,
+            ..
+        } => (betas, WeightDecay::L2(weight_decay)),
+        OptimizerSpec::AdamW {
+            betas,
+            weight_decay,
+            ..
+        } => (betas, WeightDecay::Decoupled(weight_decay)),
+    };
+    let mut adam = Adam::new(&vs, (betas[0], betas[1]), decay);
     let (mut start, mut curve) = (0, Vec::new());
     if let Some((meta, tensors)) = load_checkpoint(opts.checkpoint_dir)? {
         restore(&vs, &tensors)?;

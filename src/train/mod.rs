@@ -6,7 +6,7 @@ pub mod fit;
 pub mod loss;
 pub mod schedule;
 
-pub use adam::Adam;
+pub use adam::{Adam, WeightDecay};
 pub use datamodule::FeatureSet;
 pub use fit::{fit, FitOptions, Fitted};
 pub use loss::KdLoss;

@@ -16,18 +16,18 @@ pub enum LrSchedule {
 impl LrSchedule {
     pub fn from_spec(spec: &ScheduleSpec, peak: f64, epochs: usize) -> LrSchedule {
         let total = epochs as f64;
-        match spec.kind.as_str() {
-            "warmup_cosine" => LrSchedule::WarmupCosine {
+        match *spec {
+            ScheduleSpec::WarmupCosine { warmup_epochs } => LrSchedule::WarmupCosine {
                 peak,
-                warmup: spec.warmup_epochs.unwrap_or(0) as f64,
+                warmup: warmup_epochs as f64,
                 total,
             },
-            "sgdr" => LrSchedule::Sgdr {
+            ScheduleSpec::Cosine => LrSchedule::Cosine { peak, total },
+            ScheduleSpec::Sgdr { t0, t_mult } => LrSchedule::Sgdr {
                 peak,
-                t0: spec.t0.unwrap_or(10) as f64,
-                t_mult: spec.t_mult.unwrap_or(2) as f64,
+                t0: t0 as f64,
+                t_mult: t_mult as f64,
             },
-            _ => LrSchedule::Cosine { peak, total },
         }
     }
 
