@@ -175,8 +175,9 @@ fn missing_recipe_and_unknown_profile() {
     assert!(e.contains("papr"), "{e}");
 }
 
-/// Optimiser, schedule and resampler are typed: an unknown value is a parse error naming the
-/// file, line and field and listing the valid ones; there is no fallback.
+/// Optimiser, schedule, resampler, stage, distillation and data kinds are typed: an unknown
+/// value is a parse error naming the file, line and field and listing the valid ones; there is
+/// no fallback.
 #[test]
 fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
     let d = tempfile::tempdir().unwrap();
@@ -198,6 +199,24 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
             "resampler: sox",
             "resampler",
             "`torchaudio` or `librosa`",
+        ),
+        (
+            "    kind: quantize",
+            "    kind: prune",
+            "stages[2].kind",
+            "`train` or `quantize`",
+        ),
+        (
+            "form: ce_plus_kl,",
+            "form: mse,",
+            "stages[1].distill.form",
+            "`ce_plus_kl` or `weighted`",
+        ),
+        (
+            "      kind: synth",
+            "      kind: tau2019",
+            "profiles.demo.data.kind",
+            "`tau2022` or `synth`",
         ),
     ] {
         let text = TINY.replace(from, to);

@@ -168,8 +168,8 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                 format!("duplicate stage id `{}`", s.id),
             ));
         }
-        match s.kind.as_str() {
-            "train" => {
+        match s.kind {
+            StageKind::Train => {
                 let Some(model) = &s.model else {
                     return Err(ctx.err(
                         &["stages", &idx],
@@ -189,7 +189,7 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                 if let Some(d) = &s.distill {
                     let teacher = r.stages.iter().position(|t| t.id == d.teacher);
                     match teacher {
-                        Some(t) if t < i && r.stages[t].kind == "train" => {}
+                        Some(t) if t < i && r.stages[t].kind == StageKind::Train => {}
                         Some(_) => {
                             return Err(ctx.err(
                                 &["stages", &idx, "distill", "teacher"],
@@ -206,22 +206,13 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                             ))
                         }
                     }
-                    if !matches!(d.form.as_str(), "ce_plus_kl" | "weighted") {
-                        return Err(ctx.err(
-                            &["stages", &idx, "distill", "form"],
-                            format!(
-                                "unknown distillation loss `{}` (use `ce_plus_kl` or `weighted`)",
-                                d.form
-                            ),
-                        ));
-                    }
                     if d.temperature <= 0.0 || d.lambda < 0.0 {
                         return Err(ctx.err(
                             &["stages", &idx, "distill"],
                             "temperature must be > 0 and lambda >= 0",
                         ));
                     }
-                    if d.form == "weighted" && d.lambda > 1.0 {
+                    if d.form == KdForm::Weighted && d.lambda > 1.0 {
                         return Err(ctx.err(
                             &["stages", &idx, "distill", "lambda"],
                             "the weighted form needs 0 <= lambda <= 1",
@@ -241,7 +232,7 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                     }
                 }
             }
-            "quantize" => {
+            StageKind::Quantize => {
                 let Some(from) = &s.from else {
                     return Err(ctx.err(
                         &["stages", &idx],
@@ -249,7 +240,7 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                     ));
                 };
                 match r.stages.iter().position(|t| &t.id == from) {
-                    Some(t) if t < i && r.stages[t].kind == "train" => {}
+                    Some(t) if t < i && r.stages[t].kind == StageKind::Train => {}
                     _ => {
                         return Err(ctx.err(
                             &["stages", &idx, "from"],
@@ -277,12 +268,6 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                         ));
                     }
                 }
-            }
-            other => {
-                return Err(ctx.err(
-                    &["stages", &idx, "kind"],
-                    format!("unknown stage kind `{other}` (use `train` or `quantize`)"),
-                ))
             }
         }
         seen.push(&s.id);
@@ -356,8 +341,8 @@ fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
             crate::data::check_relative_path(v).map_err(|m| err(field, m))?;
         }
     }
-    match d.kind.as_str() {
-        "tau2022" => {
+    match d.kind {
+        DataKind::Tau2022 => {
             for (field, value) in [
                 ("root", &d.root),
                 ("manifest", &d.manifest),
@@ -372,7 +357,7 @@ fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
                 return Err(err("synth", "only synth data takes `synth`".into()));
             }
         }
-        "synth" => {
+        DataKind::Synth => {
             let Some(cfg) = &d.synth else {
                 return Err(err("synth", "synth data needs a `synth` block".into()));
             };
@@ -382,12 +367,6 @@ fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
                 refs.push(field);
                 return Err(ctx.err(&refs, msg));
             }
-        }
-        other => {
-            return Err(err(
-                "kind",
-                format!("unknown data kind `{other}` (use `tau2022` or `synth`)"),
-            ))
         }
     }
     Ok(())
@@ -689,8 +668,8 @@ fn plan_stages(
                 ));
             }
         }
-        out.push(match s.kind.as_str() {
-            "train" => {
+        out.push(match s.kind {
+            StageKind::Train => {
                 let key = s.model.clone().expect("validated");
                 PlannedStage::Train(Box::new(TrainStage {
                     id: s.id.clone(),
@@ -702,7 +681,7 @@ fn plan_stages(
                     seed: derive_seed(r.seed, &s.id),
                 }))
             }
-            _ => PlannedStage::Quantize(QuantizeStage {
+            StageKind::Quantize => PlannedStage::Quantize(QuantizeStage {
                 id: s.id.clone(),
                 label: s.label.clone(),
                 from: s.from.clone().expect("validated"),

@@ -220,12 +220,42 @@ pub struct SpecAugmentSpec {
     pub value: Option<f64>,
 }
 
+/// What a stage makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageKind {
+    /// A model trained on the scene data.
+    Train,
+    /// Post-training INT8 quantization of a train stage's model.
+    Quantize,
+}
+
+/// The knowledge-distillation loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KdForm {
+    /// L = CE + lambda·KL (2023).
+    CePlusKl,
+    /// L = lambda·CE + (1 − lambda)·T²·KL (2024/2025).
+    Weighted,
+}
+
+/// Where a profile's data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataKind {
+    /// Real TAU Urban Acoustic Scenes 2022 Mobile data under the data root.
+    #[serde(rename = "tau2022")]
+    Tau2022,
+    /// The synthetic set generated from the profile's `synth` block.
+    #[serde(rename = "synth")]
+    Synth,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StageSpec {
     pub id: String,
-    /// `train` or `quantize`.
-    pub kind: String,
+    pub kind: StageKind,
     /// Human-readable row label for the report.
     pub label: String,
     /// train: key into `models`.
@@ -253,8 +283,7 @@ pub struct StageSpec {
 pub struct DistillSpec {
     /// The train stage providing teacher logits.
     pub teacher: String,
-    /// `ce_plus_kl`: L = CE + lambda·KL (2023); `weighted`: L = lambda·CE + (1 − lambda)·T²·KL (2024/2025).
-    pub form: String,
+    pub form: KdForm,
     pub lambda: f64,
     pub temperature: f64,
 }
@@ -291,8 +320,7 @@ pub struct ProfileSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataSpec {
-    /// `tau2022` (real data under the data root) or `synth` (generated from `synth`).
-    pub kind: String,
+    pub kind: DataKind,
     /// tau2022: dataset directory relative to the data root.
     #[serde(default)]
     pub root: Option<String>,

@@ -19,8 +19,8 @@ use crate::eval;
 use crate::labels::device_index;
 use crate::models;
 use crate::recipe::{
-    self, DeviceSimulationSpec, EnergyIrSpec, OptimizerSpec, Plan, PlannedStage, QuantizeStage,
-    ScheduleSpec, TrainStage,
+    self, DataKind, DeviceSimulationSpec, EnergyIrSpec, KdForm, OptimizerSpec, Plan, PlannedStage,
+    QuantizeStage, ScheduleSpec, TrainStage,
 };
 use crate::results::*;
 use crate::train::datamodule::{TrainAudio, WaveformSet};
@@ -342,7 +342,7 @@ impl Runner<'_> {
                 format!("profiles.{}.data.{f}", self.plan.profile),
             )
         };
-        if spec.kind == "synth" {
+        if spec.kind == DataKind::Synth {
             let cfg = spec.synth.clone().expect("validated");
             let hash = StageHash::new("synth")
                 .json("config", &cfg)
@@ -1264,9 +1264,9 @@ fn describe_training(t: &TrainStage) -> String {
         parts.push("no device simulation".into());
     }
     if let Some(d) = &t.distill {
-        let form = match d.form.as_str() {
-            "weighted" => format!("{}·CE + (1−{})·T²·KL", d.lambda, d.lambda),
-            _ => format!("CE + {}·KL", d.lambda),
+        let form = match d.form {
+            KdForm::Weighted => format!("{}·CE + (1−{})·T²·KL", d.lambda, d.lambda),
+            KdForm::CePlusKl => format!("CE + {}·KL", d.lambda),
         };
         parts.push(format!(
             "KD from `{}` ({form}, T={})",

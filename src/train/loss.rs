@@ -13,12 +13,12 @@ pub enum KdLoss {
 
 impl KdLoss {
     pub fn from_spec(d: &crate::recipe::DistillSpec) -> KdLoss {
-        match d.form.as_str() {
-            "weighted" => KdLoss::Weighted {
+        match d.form {
+            crate::recipe::KdForm::Weighted => KdLoss::Weighted {
                 lambda: d.lambda,
                 temperature: d.temperature,
             },
-            _ => KdLoss::CePlusKl {
+            crate::recipe::KdForm::CePlusKl => KdLoss::CePlusKl {
                 lambda: d.lambda,
                 temperature: d.temperature,
             },
