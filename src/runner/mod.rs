@@ -11,7 +11,10 @@ use crate::audio::augment::{energy, EnergyTable, ImpulseResponses};
 use crate::audio::feature_cache::FeatureCache;
 use crate::audio::features::{extract_batch, extract_samples, BatchStats, ClipFile};
 use crate::audio::frontend::Frontend;
-use crate::audio::{conv::fft_convolve, wav::read_wav};
+use crate::audio::{
+    conv::fft_convolve,
+    wav::{read_wav, Audio},
+};
 use crate::compress::complexity::{count, CountOptions};
 use crate::data::{manifest::Manifest, synth, tau, Dataset};
 use crate::error::{Error, IoContext, Result};
@@ -548,14 +551,13 @@ impl Runner<'_> {
                     pool.len()
                 )));
             }
-            // Multi-channel impulse responses are mixed to mono like clips: said once.
+            // Each impulse response is read once; multi-channel ones are mixed to mono like
+            // clips, said once.
+            let ir_audio: Vec<Audio> = irs.iter().take(spec.irs).map(|p| read_wav(p)).collect::<Result<_>>()?;
             let mixed: Vec<(&PathBuf, u16)> = irs
                 .iter()
-                .take(spec.irs)
-                .map(|p| Ok(read_wav(p)?.mixed_from_channels.map(|c| (p, c))))
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
-                .flatten()
+                .zip(&ir_audio)
+                .filter_map(|(p, a)| a.mixed_from_channels.map(|c| (p, c)))
                 .collect();
             if let Some((first, channels)) = mixed.first() {
                 r.say(&format!(
@@ -567,19 +569,19 @@ impl Runner<'_> {
             }
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
             let mut jobs = Vec::new();
-            for ir in irs.iter().take(spec.irs) {
+            for ir in 0..ir_audio.len() {
                 for k in sample(&mut rng, pool.len(), spec.clips_per_ir) {
-                    jobs.push((ir.clone(), pool[k]));
+                    jobs.push((ir, pool[k]));
                 }
             }
             let pb = r.progress("device simulation");
             pb.set_length(jobs.len() as u64);
             let feats: Vec<_> = jobs
                 .par_iter()
-                .map(|(ir_path, clip)| {
-                    let clip = &ds.train[*clip];
+                .map(|&(ir, clip)| {
+                    let clip = &ds.train[clip];
                     let audio = read_wav(&ds.root.join(&clip.file))?;
-                    let ir = read_wav(ir_path)?;
+                    let ir = &ir_audio[ir];
                     // At the clip's recorded rate: simulated recordings are new WAV files, read
                     // (and resampled) like any clip.
                     let h = fe

@@ -23,6 +23,7 @@ pub use torchaudio::SincKernel;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::Hash;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -163,20 +164,30 @@ impl Resampler {
 
 /// torchaudio's default kernel for a rate pair, built once per process.
 pub fn torchaudio_kernel(from_hz: u32, to_hz: u32) -> Arc<SincKernel> {
-    type Cache = Mutex<HashMap<(u32, u32), Arc<SincKernel>>>;
-    static CACHE: OnceLock<Cache> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    if let Some(k) = cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&(from_hz, to_hz))
-    {
-        return Arc::clone(k);
+    static CACHE: Memo<(u32, u32), SincKernel> = OnceLock::new();
+    memoized(&CACHE, (from_hz, to_hz), || {
+        SincKernel::torchaudio(from_hz, to_hz)
+    })
+}
+
+/// Per-process tables, one per key (kernels and filter tables cost about as much to build as
+/// resampling a few clips).
+type Memo<K, V> = OnceLock<Mutex<HashMap<K, Arc<V>>>>;
+
+/// The value for `key`, built by `build` the first time. Built outside the lock: a concurrent
+/// duplicate build gives an identical value, and the first one stored is kept.
+fn memoized<K: Eq + Hash + Copy, V>(
+    cache: &Memo<K, V>,
+    key: K,
+    build: impl FnOnce() -> V,
+) -> Arc<V> {
+    let cache = cache.get_or_init(Default::default);
+    if let Some(v) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Arc::clone(v);
     }
-    // Built outside the lock; a concurrent duplicate build gives an identical kernel.
-    let kernel = Arc::new(SincKernel::torchaudio(from_hz, to_hz));
+    let value = Arc::new(build());
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    Arc::clone(map.entry((from_hz, to_hz)).or_insert(kernel))
+    Arc::clone(map.entry(key).or_insert(value))
 }
 
 #[cfg(test)]

@@ -14,9 +14,9 @@
 //! the output accumulated in the input's dtype (numba stores `y[t] += w * x[n]` back into the
 //! f32 array after every tap, so the sum is rounded to f32 tap by tap, as here).
 
+use super::{memoized, Memo};
 use crate::error::{Error, Result};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 const NUM_ZEROS: usize = 50;
 /// Taps per zero crossing (`precision = 13`).
@@ -70,23 +70,18 @@ struct Table {
 }
 
 fn table_for(ratio: f64) -> Arc<Table> {
-    static CACHE: OnceLock<Mutex<HashMap<u64, Arc<Table>>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
-    let key = ratio.to_bits();
-    if let Some(t) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-        return Arc::clone(t);
-    }
-    let base = kaiser_best();
-    let win: Vec<f64> = if ratio < 1.0 {
-        base.iter().map(|w| ratio * w).collect()
-    } else {
-        base.to_vec()
-    };
-    let mut delta: Vec<f64> = win.windows(2).map(|p| p[1] - p[0]).collect();
-    delta.push(0.0);
-    let table = Arc::new(Table { win, delta });
-    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    Arc::clone(map.entry(key).or_insert(table))
+    static CACHE: Memo<u64, Table> = OnceLock::new();
+    memoized(&CACHE, ratio.to_bits(), || {
+        let base = kaiser_best();
+        let win: Vec<f64> = if ratio < 1.0 {
+            base.iter().map(|w| ratio * w).collect()
+        } else {
+            base.to_vec()
+        };
+        let mut delta: Vec<f64> = win.windows(2).map(|p| p[1] - p[0]).collect();
+        delta.push(0.0);
+        Table { win, delta }
+    })
 }
 
 /// `librosa.load`'s resampling of mono `x` from `from_hz` to `to_hz` (rates differ).
