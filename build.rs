@@ -2,7 +2,9 @@
 //! - an rpath to libtorch's lib directory, so `target/release/ascrepro` and the test binaries run
 //!   with no LD_LIBRARY_PATH;
 //! - the libtorch version (for the run's platform record);
-//! - a hash of the sources, templates and lock file: the "code version" every stage hash includes.
+//! - a hash of the sources, templates and lock file: the "code version" the report states;
+//! - each of those files' own SHA-256 (`code_files.rs`): a stage's identity hashes only the
+//!   files it depends on (`runner::code`), so an edit recomputes only the stages it can change.
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -34,13 +36,23 @@ fn main() {
     }
     files.sort();
     let mut h = Sha256::new();
+    let mut table = String::from("pub const CODE_FILES: &[(&str, &str)] = &[\n");
     for f in &files {
         if let Ok(bytes) = std::fs::read(f) {
-            h.update(f.to_string_lossy().as_bytes());
+            let name = f.to_string_lossy().replace('\\', "/");
+            h.update(name.as_bytes());
             h.update((bytes.len() as u64).to_le_bytes());
             h.update(&bytes);
+            let own: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            table += &format!("    ({name:?}, {own:?}),\n");
         }
     }
+    table += "];\n";
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(out.join("code_files.rs"), table).expect("OUT_DIR is writable");
     let digest = h.finalize();
     let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
     println!("cargo:rustc-env=ASCREPRO_CODE_HASH={hex}");

@@ -56,10 +56,13 @@ fn wrong_type_names_line() {
 #[test]
 fn missing_reference_names_field_and_line() {
     let d = tempfile::tempdir().unwrap();
-    let text = TINY.replace("distill: {teacher: teacher,", "distill: {teacher: nobody,");
+    let text = TINY.replace(
+        "teacher: {kind: stage, stage: teacher},",
+        "teacher: {kind: stage, stage: nobody},",
+    );
     let line = text
         .lines()
-        .position(|l| l.contains("teacher: nobody"))
+        .position(|l| l.contains("stage: nobody"))
         .unwrap()
         + 1;
     let e = run_recipe(d.path(), &text);
@@ -211,6 +214,12 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
             "form: mse,",
             "stages[1].distill.form",
             "`ce_plus_kl` or `weighted`",
+        ),
+        (
+            "teacher: {kind: stage,",
+            "teacher: {kind: oracle,",
+            "stages[1].distill.teacher.kind",
+            "`stage`, `ensemble`, `logits`",
         ),
         (
             "      kind: synth",

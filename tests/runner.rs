@@ -35,8 +35,8 @@ fn cache_reuse_selective_rerun_and_identical_reports() {
 
     // One student hyper-parameter changes: the student and what follows rerun, the teacher does not.
     let changed = TINY.replace(
-        "    distill: {teacher: teacher, form: ce_plus_kl, lambda: 20, temperature: 5}",
-        "    distill: {teacher: teacher, form: ce_plus_kl, lambda: 10, temperature: 5}",
+        "    distill: {teacher: {kind: stage, stage: teacher}, form: ce_plus_kl, lambda: 20, temperature: 5}",
+        "    distill: {teacher: {kind: stage, stage: teacher}, form: ce_plus_kl, lambda: 10, temperature: 5}",
     );
     assert_ne!(changed, TINY);
     let log = run_recipe_ok(d, &changed, "cache-a", "out-a");
@@ -109,4 +109,119 @@ fn killed_training_resumes_to_the_uninterrupted_result() {
     let log = run_recipe_ok(d, &recipe, "cache-int", "out-int");
     assert_eq!(stage_status(&log, "data", "synth"), "cached");
     assert_eq!(sums(&d.join("out-int")), sums(&d.join("out-ref")));
+}
+
+/// (kind, id) of the stages a run computed, in order.
+fn computed(o: &ascrepro::runner::RunOutcome) -> Vec<(String, String)> {
+    o.timings
+        .iter()
+        .filter(|t| !t.cached)
+        .map(|t| (t.kind.clone(), t.id.clone()))
+        .collect()
+}
+
+#[test]
+fn an_edit_recomputes_only_the_stages_that_depend_on_it() {
+    use ascrepro::runner::{run, CodeIndex, RunOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let recipe = d.join("tiny.yaml");
+    std::fs::write(&recipe, TINY).unwrap();
+    let opts = |code: CodeIndex| RunOptions {
+        cache: Some(d.join("cache")),
+        out: Some(d.join("out")),
+        quiet: true,
+        code,
+        ..RunOptions::new(&recipe, "demo")
+    };
+    let code = CodeIndex::embedded();
+    let first = run(&opts(code.clone())).unwrap();
+    assert_eq!(first.cached, 0, "{:?}", first.timings);
+
+    // A template edit re-renders the report and recomputes nothing else.
+    let template = run(&opts(code.clone().edited("templates/index.html").unwrap())).unwrap();
+    assert_eq!(
+        computed(&template),
+        [("report".into(), "index.html".into())]
+    );
+
+    // A trainer edit retrains and re-evaluates; data, features and device simulation stay.
+    let trainer = run(&opts(code.clone().edited("src/train/fit.rs").unwrap())).unwrap();
+    let recomputed = computed(&trainer);
+    let kinds: Vec<&str> = recomputed.iter().map(|(k, _)| k.as_str()).collect();
+    for k in ["train", "evaluate", "quantize", "report"] {
+        assert!(kinds.contains(&k), "{k} not recomputed: {kinds:?}");
+    }
+    for k in ["data", "features", "devsim"] {
+        assert!(
+            !kinds.contains(&k),
+            "{k} recomputed by a trainer edit: {kinds:?}"
+        );
+    }
+
+    // Renaming a row label retrains nothing: only the report changes.
+    std::fs::write(
+        &recipe,
+        TINY.replace("label: \"Teacher\"", "label: \"Big teacher\""),
+    )
+    .unwrap();
+    let renamed = run(&opts(code)).unwrap();
+    assert_eq!(computed(&renamed), [("report".into(), "index.html".into())]);
+    assert!(renamed
+        .record
+        .systems
+        .iter()
+        .any(|s| s.label == "Big teacher"));
+}
+
+#[test]
+fn plan_lists_the_graph_and_computes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("tiny.yaml"), TINY).unwrap();
+    let plan = |extra: &[&str]| {
+        let mut args = vec!["plan", "tiny.yaml", "--cache", "cache", "--out", "out"];
+        args.extend_from_slice(extra);
+        let o = ascrepro(d, &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let before = plan(&[]);
+    for line in [
+        "train      teacher",
+        "train      student",
+        "quantize   student_int8",
+    ] {
+        assert!(before.contains(line), "{line} missing:\n{before}");
+    }
+    assert!(
+        before.contains("9 stages: 0 cached, 9 to compute"),
+        "{before}"
+    );
+    assert!(!d.join("out").exists(), "plan wrote a report");
+    let stages = std::fs::read_dir(d.join("cache/stages")).unwrap().count();
+    assert_eq!(stages, 0, "plan computed something");
+
+    run_recipe_ok(d, TINY, "cache", "out");
+    assert!(plan(&[]).contains("9 stages: 9 cached, 0 to compute"));
+    let edited = plan(&["--edited", "src/models/tfsepnet23.rs"]);
+    assert!(edited.contains("data:synth"), "{edited}");
+    assert!(
+        edited.contains("9 stages: 3 cached, 6 to compute"),
+        "{edited}"
+    );
+
+    // An invalid recipe is refused with its line, computing nothing.
+    std::fs::write(
+        d.join("bad.yaml"),
+        TINY.replace("model: student", "model: nope"),
+    )
+    .unwrap();
+    let o = ascrepro(d, &["plan", "bad.yaml"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("bad.yaml:") && err.contains("no model `nope`"),
+        "{err}"
+    );
 }

@@ -50,6 +50,26 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Validates a recipe's profile and prints its stage graph (each stage's kind, inputs,
+    /// identity, and whether it is cached) without computing anything.
+    Plan {
+        recipe: PathBuf,
+        #[arg(long, default_value = "demo")]
+        profile: String,
+        /// Report directory the report stage would write [default: reports/<recipe id>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Stage cache [default: .cache/ascrepro].
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Root of the real datasets [default: data].
+        #[arg(long)]
+        data_root: Option<PathBuf>,
+        /// Show what would be recomputed after editing this source file (repeatable), e.g.
+        /// `--edited templates/index.html`.
+        #[arg(long, value_name = "PATH")]
+        edited: Vec<String>,
+    },
     /// Creates or verifies a data manifest (every file's path, size and SHA-256).
     Manifest {
         #[command(subcommand)]
@@ -143,14 +163,35 @@ fn execute(cmd: Command) -> Result<()> {
                 return Err(Error::msg("--threads must be at least 1"));
             }
             runner::run(&RunOptions {
-                recipe,
-                profile,
                 out,
                 cache,
                 data_root,
                 threads,
                 quiet,
+                ..RunOptions::new(recipe, &profile)
             })?;
+            Ok(())
+        }
+        Command::Plan {
+            recipe,
+            profile,
+            out,
+            cache,
+            data_root,
+            edited,
+        } => {
+            let mut code = runner::CodeIndex::embedded();
+            for path in &edited {
+                code = code.edited(path)?;
+            }
+            let nodes = runner::plan(&RunOptions {
+                out,
+                cache,
+                data_root,
+                code,
+                ..RunOptions::new(recipe, &profile)
+            })?;
+            print!("{}", runner::executor::format_plan(&nodes));
             Ok(())
         }
         Command::Manifest {

@@ -20,6 +20,7 @@
 use crate::error::{Error, Result};
 use crate::models::blocks::{Ctx, Probe, Vb};
 use crate::models::{build_net, AscModel, ModelConfig, Net};
+use crate::results::Evaluation;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use tch::{nn, Kind, Tensor};
@@ -177,6 +178,31 @@ pub fn quantize_int8(
     calibration: &[Tensor],
 ) -> Result<Int8Model> {
     quantize_int8_with(vs, cfg, calibration, &QuantConfig::default())
+}
+
+/// Whether an INT8 model is accepted: its macro accuracy may fall at most `tolerance` (a
+/// fraction) below the fp32 model's. The note states both figures and the verdict.
+pub fn int8_verdict(fp32: &Evaluation, int8: &Evaluation, tolerance: f64) -> Int8Verdict {
+    let loss = fp32.macro_accuracy - int8.macro_accuracy;
+    let accepted = loss <= tolerance;
+    Int8Verdict {
+        accepted,
+        note: format!(
+            "INT8 {}: macro accuracy {:.2}% vs {:.2}% in fp32 (loss {:.2} points; tolerance {:.2})",
+            if accepted { "accepted" } else { "REJECTED" },
+            100.0 * int8.macro_accuracy,
+            100.0 * fp32.macro_accuracy,
+            100.0 * loss,
+            100.0 * tolerance
+        ),
+    }
+}
+
+/// The acceptance of an INT8 model against its fp32 source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Int8Verdict {
+    pub accepted: bool,
+    pub note: String,
 }
 
 /// [`quantize_int8`] with explicit options.

@@ -1,4 +1,7 @@
-//! Evaluation: logits of a model over a feature set, and the DCASE metrics computed from them.
+//! Evaluation: logits of a model over a feature set, the DCASE metrics computed from them, and
+//! the published figures they are compared with ([`published`]).
+
+pub mod published;
 
 use crate::labels::{CLASSES, DEVICES};
 use crate::models::AscModel;

@@ -47,10 +47,15 @@ impl PlannedStage {
     }
 }
 
+/// A train stage as planned. Serialised, it is the stage's own part of its identity: names
+/// and labels are left out (renaming a row retrains nothing; the id reaches it through `seed`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TrainStage {
+    #[serde(skip)]
     pub id: String,
+    #[serde(skip)]
     pub label: String,
+    #[serde(skip)]
     pub model_key: String,
     pub model: ModelConfig,
     pub training: TrainingSpec,
@@ -58,13 +63,19 @@ pub struct TrainStage {
     pub seed: u64,
 }
 
+/// A quantize stage as planned; serialised, its own part of its identity (as [`TrainStage`]).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct QuantizeStage {
+    #[serde(skip)]
     pub id: String,
+    #[serde(skip)]
     pub label: String,
+    #[serde(skip)]
     pub from: String,
     pub calibration_clips: usize,
     pub tolerance: f64,
+    /// Draws the calibration clips.
+    pub seed: u64,
 }
 
 /// Published-table column ids besides the devices.
@@ -115,14 +126,47 @@ pub fn load(path: &Path, profile: &str) -> Result<Plan> {
 
 fn parse(path: &Path, text: &str) -> Result<Recipe> {
     serde_norway::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line());
         // serde_norway appends " at line N column M"; the location is shown by us instead.
         let msg = e.to_string();
         let msg = match msg.find(" at line ") {
             Some(i) => msg[..i].to_string(),
             None => msg,
         };
-        Error::input(path, line, None, msg)
+        match nested_field(&msg) {
+            // An error inside a tagged variant (`schema::variant`): its own path follows the
+            // variant's, and the line is that of the joined path.
+            Some((field, rest)) => {
+                let segments: Vec<&str> = field
+                    .split(['.', '[', ']'])
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                let line = locate(text, &segments).or(e.location().map(|l| l.line()));
+                Error::input(path, line, None, format!("{field}: {rest}"))
+            }
+            None => Error::input(path, e.location().map(|l| l.line()), None, msg),
+        }
+    })
+}
+
+/// `stages[1].distill.form: unknown variant ...` -> (`stages[1].distill.form`, the rest), for
+/// errors inside a stage (`schema::stages_from_yaml`), whose serde location is not the field's.
+fn nested_field(msg: &str) -> Option<(String, &str)> {
+    let (path, rest) = msg.split_once(": ")?;
+    let ok = path.starts_with(&format!("{}[", schema::STAGES))
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_[].".contains(c));
+    if !ok {
+        return None;
+    }
+    // An unknown field is named by its own path, so the line is its own.
+    let unknown = rest
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split_once('`'))
+        .map(|(name, _)| name);
+    Some(match unknown {
+        Some(name) => (format!("{path}.{name}"), rest),
+        None => (path.to_string(), rest),
     })
 }
 
@@ -162,49 +206,45 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
     let mut seen: Vec<&str> = Vec::new();
     for (i, s) in r.stages.iter().enumerate() {
         let idx = i.to_string();
-        if seen.contains(&s.id.as_str()) {
+        if seen.contains(&s.id()) {
             return Err(ctx.err(
                 &["stages", &idx, "id"],
-                format!("duplicate stage id `{}`", s.id),
+                format!("duplicate stage id `{}`", s.id()),
             ));
         }
-        match s.kind {
-            StageKind::Train => {
-                let Some(model) = &s.model else {
-                    return Err(ctx.err(
-                        &["stages", &idx],
-                        format!("train stage `{}` needs `model`", s.id),
-                    ));
-                };
-                if !r.models.contains_key(model) {
+        match s {
+            StageSpec::Train(t) => {
+                if !r.models.contains_key(&t.model) {
                     return Err(ctx.err(
                         &["stages", &idx, "model"],
                         format!(
-                            "no model `{model}` in `models` (it has: {})",
+                            "no model `{}` in `models` (it has: {})",
+                            t.model,
                             keys(&r.models)
                         ),
                     ));
                 }
                 stage_training(ctx, r, i)?;
-                if let Some(d) = &s.distill {
-                    let teacher = r.stages.iter().position(|t| t.id == d.teacher);
-                    match teacher {
-                        Some(t) if t < i && r.stages[t].kind == StageKind::Train => {}
-                        Some(_) => {
-                            return Err(ctx.err(
-                                &["stages", &idx, "distill", "teacher"],
-                                format!(
-                                    "teacher `{}` must be a train stage listed before `{}`",
-                                    d.teacher, s.id
-                                ),
-                            ))
+                if let Some(d) = &t.distill {
+                    let at = ["stages", idx.as_str(), "distill", "teacher"];
+                    for teacher in d.teacher.stages() {
+                        earlier_train_stage(r, i, teacher).map_err(|m| ctx.err(&at, m))?;
+                    }
+                    match &d.teacher {
+                        TeacherSpec::Ensemble { stages } if stages.len() < 2 => {
+                            return Err(ctx.err(&at, "an ensemble needs at least two stages"));
                         }
-                        None => {
-                            return Err(ctx.err(
-                                &["stages", &idx, "distill", "teacher"],
-                                format!("no stage `{}`", d.teacher),
-                            ))
+                        TeacherSpec::Logits { path, sha256 } => {
+                            crate::data::check_relative_path(path).map_err(|m| ctx.err(&at, m))?;
+                            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit())
+                            {
+                                return Err(ctx.err(
+                                    &at,
+                                    "`sha256` must be the file's 64 hex digits (`ascrepro logits` prints it)",
+                                ));
+                            }
                         }
+                        _ => {}
                     }
                     if d.temperature <= 0.0 || d.lambda < 0.0 {
                         return Err(ctx.err(
@@ -219,58 +259,19 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                         ));
                     }
                 }
-                for (field, set) in [
-                    ("from", s.from.is_some()),
-                    ("calibration_clips", s.calibration_clips.is_some()),
-                    ("tolerance", s.tolerance.is_some()),
-                ] {
-                    if set {
-                        return Err(ctx.err(
-                            &["stages", &idx, field],
-                            "only quantize stages take this field",
-                        ));
-                    }
-                }
             }
-            StageKind::Quantize => {
-                let Some(from) = &s.from else {
+            StageSpec::Quantize(q) => {
+                earlier_train_stage(r, i, &q.from)
+                    .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
+                if !(0.0..=1.0).contains(&q.tolerance) {
                     return Err(ctx.err(
-                        &["stages", &idx],
-                        format!("quantize stage `{}` needs `from`", s.id),
+                        &["stages", &idx, "tolerance"],
+                        "must be a fraction in [0, 1]",
                     ));
-                };
-                match r.stages.iter().position(|t| &t.id == from) {
-                    Some(t) if t < i && r.stages[t].kind == StageKind::Train => {}
-                    _ => {
-                        return Err(ctx.err(
-                            &["stages", &idx, "from"],
-                            format!("`{from}` must be a train stage listed before `{}`", s.id),
-                        ))
-                    }
-                }
-                for (field, set) in [
-                    ("model", s.model.is_some()),
-                    ("training", s.training.is_some()),
-                    ("distill", s.distill.is_some()),
-                ] {
-                    if set {
-                        return Err(ctx.err(
-                            &["stages", &idx, field],
-                            "quantize stages do not take this field",
-                        ));
-                    }
-                }
-                if let Some(t) = s.tolerance {
-                    if !(0.0..=1.0).contains(&t) {
-                        return Err(ctx.err(
-                            &["stages", &idx, "tolerance"],
-                            "must be a fraction in [0, 1]",
-                        ));
-                    }
                 }
             }
         }
-        seen.push(&s.id);
+        seen.push(s.id());
     }
     for (i, p) in r.published.iter().enumerate() {
         let idx = i.to_string();
@@ -283,7 +284,7 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
             }
         }
         if let Some(s) = &p.stage {
-            if !r.stages.iter().any(|t| &t.id == s) {
+            if !r.stages.iter().any(|t| t.id() == s) {
                 return Err(ctx.err(&["published", &idx, "stage"], format!("no stage `{s}`")));
             }
         }
@@ -298,7 +299,7 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
     }
     for (name, p) in &r.profiles {
         for (j, s) in p.stages.iter().enumerate() {
-            if !r.stages.iter().any(|t| &t.id == s) {
+            if !r.stages.iter().any(|t| t.id() == s) {
                 return Err(ctx.err(
                     &["profiles", name, "stages", &j.to_string()],
                     format!("no stage `{s}`"),
@@ -308,6 +309,18 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
         validate_data(ctx, name, &p.data)?;
     }
     Ok(())
+}
+
+/// Checks that `source` names a train stage listed before stage `i`.
+fn earlier_train_stage(r: &Recipe, i: usize, source: &str) -> std::result::Result<(), String> {
+    match r.stages.iter().position(|t| t.id() == source) {
+        Some(t) if t < i && matches!(r.stages[t], StageSpec::Train(_)) => Ok(()),
+        Some(_) => Err(format!(
+            "`{source}` must be a train stage listed before `{}`",
+            r.stages[i].id()
+        )),
+        None => Err(format!("no stage `{source}`")),
+    }
 }
 
 fn keys<V>(m: &std::collections::BTreeMap<String, V>) -> String {
@@ -527,7 +540,9 @@ fn positive(x: f64) -> bool {
 /// The training settings of stage `i`: the recipe's defaults with the stage's fields replacing them.
 fn stage_training(ctx: &Ctx, r: &Recipe, i: usize) -> Result<TrainingSpec> {
     let idx = i.to_string();
-    let s = &r.stages[i];
+    let StageSpec::Train(s) = &r.stages[i] else {
+        return Ok(r.training.clone());
+    };
     let Some(over) = &s.training else {
         return Ok(r.training.clone());
     };
@@ -649,16 +664,10 @@ fn plan_stages(
         let i = r
             .stages
             .iter()
-            .position(|s| &s.id == id)
+            .position(|s| s.id() == id)
             .expect("validated");
         let s = &r.stages[i];
-        let needs: Vec<&String> = s
-            .distill
-            .iter()
-            .map(|d| &d.teacher)
-            .chain(s.from.iter())
-            .collect();
-        for need in needs {
+        for need in s.sources() {
             if !out.iter().any(|o| o.id() == need) {
                 return Err(ctx.err(
                     &["profiles", profile, "stages", &at_j],
@@ -668,25 +677,23 @@ fn plan_stages(
                 ));
             }
         }
-        out.push(match s.kind {
-            StageKind::Train => {
-                let key = s.model.clone().expect("validated");
-                PlannedStage::Train(Box::new(TrainStage {
-                    id: s.id.clone(),
-                    label: s.label.clone(),
-                    model: model_config(ctx, &key, &r.models[&key])?,
-                    model_key: key,
-                    training: resolve_training(stage_training(ctx, r, i)?, frontend),
-                    distill: s.distill.clone(),
-                    seed: derive_seed(r.seed, &s.id),
-                }))
-            }
-            StageKind::Quantize => PlannedStage::Quantize(QuantizeStage {
-                id: s.id.clone(),
-                label: s.label.clone(),
-                from: s.from.clone().expect("validated"),
-                calibration_clips: s.calibration_clips.unwrap_or(1024),
-                tolerance: s.tolerance.unwrap_or(0.01),
+        out.push(match s {
+            StageSpec::Train(t) => PlannedStage::Train(Box::new(TrainStage {
+                id: t.id.clone(),
+                label: t.label.clone(),
+                model: model_config(ctx, &t.model, &r.models[&t.model])?,
+                model_key: t.model.clone(),
+                training: resolve_training(stage_training(ctx, r, i)?, frontend),
+                distill: t.distill.clone(),
+                seed: derive_seed(r.seed, &t.id),
+            })),
+            StageSpec::Quantize(q) => PlannedStage::Quantize(QuantizeStage {
+                id: q.id.clone(),
+                label: q.label.clone(),
+                from: q.from.clone(),
+                calibration_clips: q.calibration_clips,
+                tolerance: q.tolerance,
+                seed: derive_seed(r.seed, &q.id),
             }),
         });
     }

@@ -25,6 +25,7 @@ pub struct Recipe {
     pub models: BTreeMap<String, ModelSpec>,
     /// Training defaults every train stage starts from.
     pub training: TrainingSpec,
+    #[serde(deserialize_with = "stages_from_yaml")]
     pub stages: Vec<StageSpec>,
     #[serde(default)]
     pub published: Vec<PublishedSpec>,
@@ -220,14 +221,136 @@ pub struct SpecAugmentSpec {
     pub value: Option<f64>,
 }
 
-/// What a stage makes.
+/// A stage of the recipe, one variant per kind (`kind:` in the YAML). Each kind's fields are
+/// its own, so a field of another kind is an unknown-field error naming the line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind")]
+pub enum StageSpec {
+    /// A model trained on the scene data.
+    #[serde(rename = "train")]
+    Train(TrainSpec),
+    /// Post-training INT8 quantization of a train stage's model.
+    #[serde(rename = "quantize")]
+    Quantize(QuantizeSpec),
+}
+
+/// The stage kinds, as `kind:` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageKind {
-    /// A model trained on the scene data.
     Train,
-    /// Post-training INT8 quantization of a train stage's model.
     Quantize,
+}
+
+impl StageSpec {
+    /// A stage from its YAML mapping. Not derived: serde buffers an internally tagged enum's
+    /// content and loses the field path and line of an error inside a variant, so the variant is
+    /// read from its own YAML text; the error is `path: message` (`distill.form: unknown ...`).
+    fn from_value(value: Value) -> Result<StageSpec, String> {
+        let Value::Mapping(mut map) = value else {
+            return Err("expected a mapping with a `kind`".into());
+        };
+        let kind = map.remove("kind").ok_or("missing field `kind`")?;
+        let kind: StageKind = serde_norway::from_value(kind).map_err(|e| format!("kind: {e}"))?;
+        let body = serde_norway::to_string(&Value::Mapping(map)).map_err(|e| e.to_string())?;
+        let variant = |e: serde_norway::Error| {
+            let msg = e.to_string();
+            msg.find(" at line ")
+                .map_or(msg.clone(), |i| msg[..i].to_string())
+        };
+        Ok(match kind {
+            StageKind::Train => StageSpec::Train(serde_norway::from_str(&body).map_err(variant)?),
+            StageKind::Quantize => {
+                StageSpec::Quantize(serde_norway::from_str(&body).map_err(variant)?)
+            }
+        })
+    }
+}
+
+/// `Recipe::stages`, each stage read by [`StageSpec::from_value`]; errors carry the whole
+/// field path (`stages[2].distill.form: ...`), which `recipe::parse` turns into the line.
+/// The field `stages_from_yaml` reads; errors under it are located by their path.
+pub(crate) const STAGES: &str = "stages";
+
+fn stages_from_yaml<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<StageSpec>, D::Error> {
+    Vec::<Value>::deserialize(d)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            StageSpec::from_value(v).map_err(|msg| {
+                use serde::de::Error;
+                match msg.split_once(": ") {
+                    Some((path, rest)) if !path.contains(' ') => {
+                        D::Error::custom(format!("{STAGES}[{i}].{path}: {rest}"))
+                    }
+                    _ => D::Error::custom(format!("{STAGES}[{i}]: {msg}")),
+                }
+            })
+        })
+        .collect()
+}
+
+impl StageSpec {
+    pub fn id(&self) -> &str {
+        match self {
+            StageSpec::Train(s) => &s.id,
+            StageSpec::Quantize(s) => &s.id,
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        match self {
+            StageSpec::Train(s) => &s.label,
+            StageSpec::Quantize(s) => &s.label,
+        }
+    }
+
+    /// The stages this one reads from, by id.
+    pub fn sources(&self) -> Vec<&str> {
+        match self {
+            StageSpec::Train(s) => s.distill.iter().flat_map(|d| d.teacher.stages()).collect(),
+            StageSpec::Quantize(s) => vec![s.from.as_str()],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSpec {
+    pub id: String,
+    /// Human-readable row label for the report.
+    pub label: String,
+    /// Key into `models`.
+    pub model: String,
+    /// Fields replacing those of the recipe's `training` (null removes an augmentation).
+    #[serde(default)]
+    pub training: Option<Value>,
+    /// Knowledge distillation from another train stage's model.
+    #[serde(default)]
+    pub distill: Option<DistillSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuantizeSpec {
+    pub id: String,
+    pub label: String,
+    /// The train stage whose model is quantized.
+    pub from: String,
+    /// Number of training clips used to calibrate activation ranges.
+    #[serde(default = "calibration_clips")]
+    pub calibration_clips: usize,
+    /// Largest accepted accuracy loss (fraction, e.g. 0.01) against the fp32 model.
+    #[serde(default = "tolerance")]
+    pub tolerance: f64,
+}
+
+fn calibration_clips() -> usize {
+    1024
+}
+
+fn tolerance() -> f64 {
+    0.01
 }
 
 /// The knowledge-distillation loss.
@@ -253,39 +376,39 @@ pub enum DataKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StageSpec {
-    pub id: String,
-    pub kind: StageKind,
-    /// Human-readable row label for the report.
-    pub label: String,
-    /// train: key into `models`.
-    #[serde(default)]
-    pub model: Option<String>,
-    /// train: fields replacing those of the recipe's `training` (null removes an augmentation).
-    #[serde(default)]
-    pub training: Option<Value>,
-    /// train: knowledge distillation from another train stage's model.
-    #[serde(default)]
-    pub distill: Option<DistillSpec>,
-    /// quantize: the train stage whose model is quantized.
-    #[serde(default)]
-    pub from: Option<String>,
-    /// quantize: number of training clips used to calibrate activation ranges.
-    #[serde(default)]
-    pub calibration_clips: Option<usize>,
-    /// quantize: largest accepted accuracy loss (fraction, e.g. 0.01) against the fp32 model.
-    #[serde(default)]
-    pub tolerance: Option<f64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DistillSpec {
-    /// The train stage providing teacher logits.
-    pub teacher: String,
+    /// Where the teacher logits come from.
+    pub teacher: TeacherSpec,
     pub form: KdForm,
     pub lambda: f64,
     pub temperature: f64,
+}
+
+/// Where a distilling stage's teacher logits come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", deny_unknown_fields)]
+pub enum TeacherSpec {
+    /// A train stage's model, run on every training row (offline copies included).
+    #[serde(rename = "stage")]
+    Stage { stage: String },
+    /// The mean of several train stages' logits (the reports' teacher ensembles).
+    #[serde(rename = "ensemble")]
+    Ensemble { stages: Vec<String> },
+    /// A logits file under the data root (clip filename + 10 logits, CSV or parquet; written
+    /// by `ascrepro logits`), checked against its SHA-256: teachers that cannot run here.
+    #[serde(rename = "logits")]
+    Logits { path: String, sha256: String },
+}
+
+impl TeacherSpec {
+    /// The train stages it reads, by id.
+    pub fn stages(&self) -> Vec<&str> {
+        match self {
+            TeacherSpec::Stage { stage } => vec![stage.as_str()],
+            TeacherSpec::Ensemble { stages } => stages.iter().map(String::as_str).collect(),
+            TeacherSpec::Logits { .. } => Vec::new(),
+        }
+    }
 }
 
 /// A row of a published table, transcribed from the report.

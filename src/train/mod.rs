@@ -1,7 +1,9 @@
-//! Training: the data module (feature tensors), optimiser, schedules, losses and the loop.
+//! Training: the data module (feature tensors), teachers for distillation, optimiser, schedules,
+//! losses and the loop.
 
 pub mod adam;
 pub mod datamodule;
+pub mod distill;
 pub mod fit;
 pub mod loss;
 pub mod schedule;

@@ -6,10 +6,11 @@
 //! training_step`, CP-JKU's datasets):
 //! * waveform (Rust, per clip, before feature extraction): device impulse response convolution
 //!   ([`dir`]), then time rolling ([`roll`]); the RMS-energy-driven IR augmentation of the
-//!   RepConv report ([`energy`]) makes extra clips offline;
+//!   RepConv report ([`energy`]) and device simulation ([`devsim`]) make extra clips offline;
 //! * batch spectrogram (tch, on the batch's device): time rolling by frames, Freq-MixStyle,
 //!   SpecAugment ([`specaugment`]), Mixup ([`mix`]).
 
+pub mod devsim;
 pub mod dir;
 pub mod energy;
 pub mod mix;

@@ -1,0 +1,273 @@
+//! The stage graph: one [`Stage`] per node, each naming the nodes it reads, the code it depends
+//! on and its own spec; typed [`Artefact`]s flow along the edges. The executor
+//! (`runner::executor`) knows nothing of any stage's internals, and a stage knows nothing of
+//! hashing, caching or order.
+
+use super::cache::{Cache, StageHash};
+use crate::audio::augment::ImpulseResponses;
+use crate::error::{Error, Result};
+use crate::models::ModelConfig;
+use crate::recipe::{self, Plan};
+use crate::results::{EpochLog, Evaluation, RunRecord, StageRecord, StageTiming, SystemRecord};
+use crate::train::datamodule::WaveformSet;
+use crate::train::FeatureSet;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use tch::Device;
+
+/// A node of the graph (its index: nodes are added after the nodes they read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NodeId(pub(super) usize);
+
+/// One kind of work: what it reads, what its identity is, how it makes and loads its artefact.
+pub trait Stage {
+    /// Its kind: names its cache entries and its line in the progress and `plan` output.
+    fn kind(&self) -> &'static str;
+    /// Its name within the run, e.g. the recipe's stage id or `train@32000Hz`.
+    fn id(&self) -> String;
+    /// The nodes whose artefacts it reads (their identities are part of its own).
+    fn needs(&self) -> Vec<NodeId>;
+    /// Source files and folders (ending in `/`) its artefact depends on.
+    fn code(&self) -> &'static [&'static str];
+    /// Whether the numeric platform (libtorch, threads, CPU capability) is part of its identity.
+    fn numeric(&self) -> bool {
+        false
+    }
+    /// Its own part of its identity: its typed spec, never labels or names.
+    fn identity(&self, h: StageHash) -> StageHash;
+    /// False for artefacts that are cheap to load and not worth a cache entry.
+    fn cached(&self) -> bool {
+        true
+    }
+    /// Whether a complete cache entry may still be used (false: recompute it).
+    fn reusable(&self, _cx: &Context, _entry: &Path) -> Result<bool> {
+        Ok(true)
+    }
+    /// Writes the artefact's files into `dir` (a fresh directory, published when complete).
+    fn produce(&self, cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()>;
+    /// The artefact, from its files (`dir`; `None` for stages that are not cached).
+    fn load(&self, cx: &Context, inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact>;
+    /// The systems it adds to the report (evaluated models).
+    fn systems(&self, _own: &Artefact, _inputs: &Outputs) -> Result<Vec<SystemRecord>> {
+        Ok(Vec::new())
+    }
+}
+
+/// The data a run reads: the dataset, its identity, and the impulse responses of its profile.
+pub struct DataArtefact {
+    pub dataset: crate::data::Dataset,
+    /// Dataset name (the manifest's), keyed in the report's identity.
+    pub name: String,
+    pub manifest_hash: String,
+    /// Directory of the profile's impulse responses, when it has one.
+    pub irs: Option<PathBuf>,
+    /// SHA-256 of each file by relative path, when the (verified) manifest lists them: the
+    /// per-clip feature cache's key without re-reading the files.
+    pub file_sha256: BTreeMap<String, String>,
+}
+
+/// Features of the training and test splits.
+pub struct SplitFeatures {
+    pub train: FeatureSet,
+    pub test: FeatureSet,
+}
+
+/// A trained (or imported) fp32 model with what the report says of it.
+pub struct ModelArtefact {
+    pub weights: PathBuf,
+    pub config: ModelConfig,
+    pub curve: Vec<EpochLog>,
+    /// The recipe stage that made it, its row label and training description.
+    pub stage: String,
+    pub label: String,
+    pub training: String,
+}
+
+/// What flows along the graph's edges.
+pub enum Artefact {
+    Data(Rc<DataArtefact>),
+    Features(Rc<SplitFeatures>),
+    Waveforms(Rc<WaveformSet>),
+    ImpulseResponses(Rc<ImpulseResponses>),
+    /// Extra training rows made offline (device simulation, energy-driven IR copies).
+    Copies(Rc<FeatureSet>),
+    Model(Rc<ModelArtefact>),
+    Evaluation(Rc<Evaluation>),
+    Report(Rc<RunRecord>),
+}
+
+/// The artefacts of the nodes run so far, with the run's log.
+#[derive(Default)]
+pub struct Outputs {
+    pub(super) artefacts: BTreeMap<NodeId, Artefact>,
+    pub(super) hashes: BTreeMap<NodeId, String>,
+    /// Stage records of the cached stages, in run order.
+    pub records: Vec<StageRecord>,
+    /// Systems the stages added, in run order.
+    pub systems: Vec<SystemRecord>,
+    pub timings: Vec<StageTiming>,
+    /// Identity of the node being computed.
+    pub(super) current: Option<String>,
+}
+
+macro_rules! accessor {
+    ($name:ident, $variant:ident, $ty:ty) => {
+        /// The artefact of `node`; the graph is built so that `node` makes this type.
+        pub fn $name(&self, node: NodeId) -> &$ty {
+            match self.artefacts.get(&node) {
+                Some(Artefact::$variant(a)) => a,
+                _ => panic!(
+                    "node {} does not hold a {} artefact: the graph was built wrongly",
+                    node.0,
+                    stringify!($variant)
+                ),
+            }
+        }
+    };
+}
+
+impl Outputs {
+    accessor!(data, Data, Rc<DataArtefact>);
+    accessor!(features, Features, Rc<SplitFeatures>);
+    accessor!(waveforms, Waveforms, Rc<WaveformSet>);
+    accessor!(impulse_responses, ImpulseResponses, Rc<ImpulseResponses>);
+    accessor!(copies, Copies, Rc<FeatureSet>);
+    accessor!(model, Model, Rc<ModelArtefact>);
+    accessor!(evaluation, Evaluation, Rc<Evaluation>);
+    accessor!(report, Report, Rc<RunRecord>);
+
+    /// Scratch space for the running node's resumable work (epoch checkpoints), kept across
+    /// interrupted runs and removed when the node completes.
+    pub fn resume_dir(&self, cx: &Context, kind: &str) -> PathBuf {
+        let hash = self.current.as_deref().expect("set while a node runs");
+        cx.cache.partial_dir(kind, hash)
+    }
+
+    /// The identity (stage hash) of a node that has run.
+    pub fn hash(&self, node: NodeId) -> &str {
+        &self.hashes[&node]
+    }
+}
+
+/// What every stage may use: the plan, the cache, the device, the run's identity parts.
+pub struct Context<'a> {
+    pub plan: &'a Plan,
+    pub cache: &'a Cache,
+    pub project: PathBuf,
+    pub data_root: PathBuf,
+    pub device: Device,
+    /// The whole tree's code version (what the report states).
+    pub code_version: String,
+    pub platform: BTreeMap<String, String>,
+    pub quiet: bool,
+}
+
+impl Context<'_> {
+    pub fn say(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("{line}");
+        }
+    }
+
+    pub fn progress(&self, what: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::new(0);
+        pb.set_style(
+            ProgressStyle::with_template(
+                "  {prefix:<22} [{bar:30}] {pos}/{len} {elapsed_precise} (eta {eta}) {msg}",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        pb.set_prefix(what.to_string());
+        pb
+    }
+
+    /// A stage-specific seed derived from the recipe's.
+    pub fn seed(&self, what: &str) -> u64 {
+        recipe::derive_seed(self.plan.recipe.seed, what)
+    }
+
+    /// An error about a field of the recipe, with its line.
+    pub fn recipe_error(&self, field: &[&str], msg: impl Into<String>) -> Error {
+        Error::input(
+            &self.plan.path,
+            recipe::locate(&self.plan.text, field),
+            Some(&field.join(".")),
+            msg,
+        )
+    }
+
+    /// An error about a field of the profile's data block.
+    pub fn data_error(&self, field: &str, msg: impl Into<String>) -> Error {
+        self.recipe_error(&["profiles", &self.plan.profile, "data", field], msg)
+    }
+}
+
+/// The graph under construction: nodes in dependency order, shared nodes by key, and what each
+/// recipe stage made.
+#[derive(Default)]
+pub struct Graph {
+    pub(super) nodes: Vec<Box<dyn Stage>>,
+    shared: BTreeMap<String, NodeId>,
+    models: BTreeMap<String, NodeId>,
+    evaluations: BTreeMap<String, NodeId>,
+}
+
+impl Graph {
+    pub fn add(&mut self, stage: impl Stage + 'static) -> NodeId {
+        self.nodes.push(Box::new(stage));
+        NodeId(self.nodes.len() - 1)
+    }
+
+    /// The node stored under `key`, made by `make` the first time (stages sharing an input,
+    /// e.g. one device-simulation configuration, share its node).
+    pub fn shared<S: Stage + 'static>(
+        &mut self,
+        key: String,
+        make: impl FnOnce(&mut Graph) -> Result<S>,
+    ) -> Result<NodeId> {
+        if let Some(&n) = self.shared.get(&key) {
+            return Ok(n);
+        }
+        let stage = make(self)?;
+        let n = self.add(stage);
+        self.shared.insert(key, n);
+        Ok(n)
+    }
+
+    /// Records that recipe stage `stage` made the model of node `model`, evaluated by `eval`.
+    pub fn name_model(&mut self, stage: &str, model: NodeId, eval: NodeId) {
+        self.models.insert(stage.to_string(), model);
+        self.evaluations.insert(stage.to_string(), eval);
+    }
+
+    /// The node holding recipe stage `stage`'s model (the plan orders sources first).
+    pub fn model_of(&self, stage: &str) -> Result<NodeId> {
+        self.models
+            .get(stage)
+            .copied()
+            .ok_or_else(|| Error::msg(format!("stage `{stage}` makes no model in this profile")))
+    }
+
+    /// The node holding recipe stage `stage`'s evaluation.
+    pub fn evaluation_of(&self, stage: &str) -> Result<NodeId> {
+        self.evaluations
+            .get(stage)
+            .copied()
+            .ok_or_else(|| Error::msg(format!("stage `{stage}` is not evaluated in this profile")))
+    }
+
+    /// Every node so far.
+    pub fn all(&self) -> Vec<NodeId> {
+        (0..self.nodes.len()).map(NodeId).collect()
+    }
+
+    pub fn stage(&self, n: NodeId) -> &dyn Stage {
+        self.nodes[n.0].as_ref()
+    }
+}

@@ -1,0 +1,97 @@
+//! Features of the training and test splits through the recipe's front end. Per-clip features
+//! are also kept in a cache shared by every stage, recipe and profile that reads the same files
+//! through the same front end.
+
+use crate::audio::feature_cache::FeatureCache;
+use crate::audio::features::{extract_batch, BatchStats, ClipFile};
+use crate::audio::frontend::Frontend;
+use crate::error::Result;
+use crate::runner::cache::StageHash;
+use crate::runner::graph::{Artefact, Context, NodeId, Outputs, SplitFeatures, Stage};
+use crate::train::FeatureSet;
+use std::path::Path;
+use std::rc::Rc;
+
+pub struct FeaturesStage {
+    pub data: NodeId,
+    pub frontend: Frontend,
+}
+
+impl Stage for FeaturesStage {
+    fn kind(&self) -> &'static str {
+        "features"
+    }
+
+    fn id(&self) -> String {
+        self.frontend.id().to_string()
+    }
+
+    fn needs(&self) -> Vec<NodeId> {
+        vec![self.data]
+    }
+
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            "src/audio/frontend.rs",
+            "src/audio/resample/",
+            "src/audio/features.rs",
+            "src/audio/feature_cache.rs",
+            "src/audio/wav.rs",
+            "src/audio/conv.rs",
+            "src/train/datamodule.rs",
+            "src/runner/stages/features.rs",
+        ]
+    }
+
+    fn identity(&self, h: StageHash) -> StageHash {
+        h.part("frontend", &self.frontend.fingerprint())
+    }
+
+    fn produce(&self, cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()> {
+        let data = inputs.data(self.data);
+        let ds = &data.dataset;
+        let fe = &self.frontend;
+        let feature_cache = FeatureCache::open(&cx.cache.root().join("features"), fe)?;
+        let mut stats = BatchStats::default();
+        for (name, clips) in [("train", &ds.train), ("test", &ds.test)] {
+            let files: Vec<ClipFile> = clips
+                .iter()
+                .map(|c| ClipFile {
+                    path: ds.root.join(&c.file),
+                    sha256: data.file_sha256.get(&c.file).cloned(),
+                })
+                .collect();
+            let pb = cx.progress(&format!("{} features ({name})", fe.id()));
+            pb.set_length(files.len() as u64);
+            let (feats, batch) = extract_batch(&files, fe, Some(&feature_cache), Some(&pb))?;
+            pb.finish_and_clear();
+            stats.absorb(batch);
+            let y = clips.iter().map(|c| c.scene as i64).collect();
+            let d = clips.iter().map(|c| c.device as i64).collect();
+            FeatureSet::from_features(&feats, y, d)?
+                .save(&dir.join(format!("{name}.safetensors")))?;
+        }
+        cx.say(&format!(
+            "  features  per-clip cache: {} clips reused, {} extracted{} ({})",
+            stats.cache_hits,
+            stats.extracted,
+            match stats.corrupt_entries {
+                0 => String::new(),
+                n => format!(", {n} damaged entries recomputed"),
+            },
+            feature_cache.dir().display()
+        ));
+        if let Some(note) = stats.mixdown_note() {
+            cx.say(&format!("  {note}"));
+        }
+        Ok(())
+    }
+
+    fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
+        let dir = dir.expect("cached stage");
+        Ok(Artefact::Features(Rc::new(SplitFeatures {
+            train: FeatureSet::load(&dir.join("train.safetensors"))?,
+            test: FeatureSet::load(&dir.join("test.safetensors"))?,
+        })))
+    }
+}

@@ -1,0 +1,99 @@
+//! The stage kinds, one module each, and the registry that turns a recipe's plan into the
+//! graph the executor runs: the profile's data and features first, then one entry per planned
+//! stage (each adding the shared inputs it needs), then the report.
+//!
+//! Adding a stage kind: a variant in `recipe::StageSpec` / `recipe::PlannedStage`, a module
+//! here implementing [`Stage`](super::graph::Stage) with an `add` function, and its line in
+//! [`build`].
+
+pub mod data;
+pub mod devsim;
+pub mod energy_ir;
+pub mod evaluate;
+pub mod features;
+pub mod quantize;
+pub mod report;
+pub mod train;
+pub mod waveforms;
+
+use super::graph::{Graph, NodeId, Outputs};
+use crate::audio::frontend::Frontend;
+use crate::error::{Error, IoContext, Result};
+use crate::recipe::{self, Plan, PlannedStage};
+use std::path::{Path, PathBuf};
+
+/// What every stage kind may build on: the profile's data and features, the front end, and the
+/// recipe's seed.
+#[derive(Clone)]
+pub struct Base {
+    pub data: NodeId,
+    pub features: NodeId,
+    pub frontend: Frontend,
+    /// Root of user-supplied files (datasets, teacher logits).
+    pub data_root: PathBuf,
+    recipe_seed: u64,
+}
+
+impl Base {
+    /// A seed for `what`, derived from the recipe's.
+    pub fn seed(&self, what: &str) -> u64 {
+        recipe::derive_seed(self.recipe_seed, what)
+    }
+}
+
+/// The graph of `plan`: every node the profile's stages need, the report last.
+pub fn build(
+    plan: &Plan,
+    project: &Path,
+    data_root: &Path,
+    out_dir: PathBuf,
+    code_version: &str,
+) -> Result<Graph> {
+    let mut g = Graph::default();
+    let frontend = Frontend::new(plan.frontend, plan.resampler);
+    let data = g.add(data::DataStage::new(plan, project)?);
+    let features = g.add(features::FeaturesStage {
+        data,
+        frontend: frontend.clone(),
+    });
+    let base = Base {
+        data,
+        features,
+        frontend: frontend.clone(),
+        data_root: data_root.to_path_buf(),
+        recipe_seed: plan.recipe.seed,
+    };
+    for stage in &plan.stages {
+        match stage {
+            PlannedStage::Train(t) => train::add(&mut g, &base, t)?,
+            PlannedStage::Quantize(q) => quantize::add(&mut g, &base, q)?,
+        }
+    }
+    let needs = g.all();
+    g.add(report::ReportStage {
+        data,
+        features,
+        needs,
+        out_dir,
+        frontend: frontend.fingerprint(),
+        shown: report::Shown::new(plan, code_version),
+    });
+    Ok(g)
+}
+
+/// The model input shape (channels, mel bins, frames) of the features node.
+fn input_shape(inputs: &Outputs, features: NodeId) -> [i64; 3] {
+    let x = inputs.features(features).test.x.size();
+    [1, x[2], x[3]]
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::msg(e.to_string()))?;
+    std::fs::write(path, text).at(path)
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).at(path)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::file(path, format!("corrupt cache entry: {e}")))
+}

@@ -1,0 +1,347 @@
+//! `kind: train`: a model trained on the scene data, with the augmentation inputs it needs
+//! (device simulation, energy-driven IR copies, waveforms, impulse responses) as shared nodes,
+//! an optional teacher, and its evaluation on the test split.
+
+use super::evaluate::EvaluateStage;
+use super::waveforms::{ImpulseResponsesStage, RateOf, WaveformsStage};
+use super::{devsim::DevsimStage, energy_ir::EnergyIrStage, Base};
+use crate::error::{Error, Result};
+use crate::models;
+use crate::recipe::{KdForm, OptimizerSpec, ScheduleSpec, TeacherSpec, TrainStage};
+use crate::runner::cache::StageHash;
+use crate::runner::graph::{Artefact, Context, Graph, ModelArtefact, NodeId, Outputs, Stage};
+use crate::train::datamodule::TrainAudio;
+use crate::train::{distill, fit, FeatureSet, FitOptions};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+pub struct TrainNode {
+    pub stage: TrainStage,
+    pub base: Base,
+    /// Offline extra rows, appended to the training split in this order.
+    pub devsim: Option<NodeId>,
+    pub energy: Option<NodeId>,
+    /// Waveforms (and impulse responses) for the online waveform augmentations.
+    pub waveforms: Option<NodeId>,
+    pub irs: Option<NodeId>,
+    pub teacher: Option<Teacher>,
+}
+
+/// Where the teacher logits come from, resolved to nodes.
+pub enum Teacher {
+    /// The mean logits of these models (one: that model's logits).
+    Models(Vec<NodeId>),
+    /// A logits file (absolute path) and its SHA-256.
+    File { path: PathBuf, sha256: String },
+}
+
+/// Adds `t`, its shared inputs and its evaluation to the graph.
+pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
+    let tr = &t.training;
+    let fe = &base.frontend;
+    let devsim = match &tr.device_simulation {
+        Some(spec) => Some(g.shared(format!("devsim {}", json(spec)), |_| {
+            Ok(DevsimStage {
+                data: base.data,
+                spec: spec.clone(),
+                frontend: fe.clone(),
+                seed: base.seed("device_simulation"),
+            })
+        })?),
+        None => None,
+    };
+    let on_waveforms = tr.dir_augmentation.is_some()
+        || tr
+            .time_roll
+            .as_ref()
+            .is_some_and(|r| r.max_shift_s.is_some());
+    let waveforms_at = |g: &mut Graph, rate: Option<u32>| {
+        g.shared(format!("waveforms {rate:?}"), |_| {
+            Ok(WaveformsStage {
+                data: base.data,
+                rate,
+                resampler: fe.resampler().clone(),
+            })
+        })
+    };
+    let irs_for = |g: &mut Graph, limit: Option<usize>, waves: NodeId, purpose| {
+        g.shared(format!("irs {limit:?} {waves:?}"), |_| {
+            Ok(ImpulseResponsesStage {
+                data: base.data,
+                limit,
+                rate: RateOf::Waveforms(waves),
+                resampler: fe.resampler().clone(),
+                purpose,
+            })
+        })
+    };
+    // Online waveform augmentations see the clips as the system's loader delivers them
+    // (`audio::resample`); offline energy-IR copies are made at the recorded rate.
+    let (mut waveforms, mut irs) = (None, None);
+    if on_waveforms {
+        let rate = fe
+            .resampler()
+            .id()
+            .resamples_on_load()
+            .then_some(fe.sample_rate());
+        let w = waveforms_at(g, rate)?;
+        if let Some(d) = &tr.dir_augmentation {
+            irs = Some(irs_for(g, d.irs, w, "DIR augmentation")?);
+        }
+        waveforms = Some(w);
+    }
+    let energy = match &tr.energy_ir {
+        Some(spec) => {
+            let recorded = waveforms_at(g, None)?;
+            let set = irs_for(g, spec.irs, recorded, "energy-driven IR augmentation")?;
+            Some(g.shared(format!("energy_ir {}", json(spec)), |_| {
+                Ok(EnergyIrStage {
+                    waveforms: recorded,
+                    irs: set,
+                    spec: spec.clone(),
+                    frontend: fe.clone(),
+                    seed: base.seed("energy_ir"),
+                })
+            })?)
+        }
+        None => None,
+    };
+    let teacher = match t.distill.as_ref().map(|d| &d.teacher) {
+        Some(TeacherSpec::Logits { path, sha256 }) => Some(Teacher::File {
+            path: base.data_root.join(path),
+            sha256: sha256.clone(),
+        }),
+        Some(spec) => Some(Teacher::Models(
+            spec.stages()
+                .into_iter()
+                .map(|s| g.model_of(s))
+                .collect::<Result<_>>()?,
+        )),
+        None => None,
+    };
+    let model = g.add(TrainNode {
+        stage: t.clone(),
+        base: base.clone(),
+        devsim,
+        energy,
+        waveforms,
+        irs,
+        teacher,
+    });
+    let eval = g.add(EvaluateStage {
+        id: t.id.clone(),
+        model,
+        features: base.features,
+    });
+    g.name_model(&t.id, model, eval);
+    Ok(())
+}
+
+fn json(v: &impl serde::Serialize) -> String {
+    serde_json::to_string(v).expect("plain data")
+}
+
+impl Stage for TrainNode {
+    fn kind(&self) -> &'static str {
+        "train"
+    }
+
+    fn id(&self) -> String {
+        self.stage.id.clone()
+    }
+
+    fn needs(&self) -> Vec<NodeId> {
+        let teachers = match &self.teacher {
+            Some(Teacher::Models(m)) => m.clone(),
+            _ => Vec::new(),
+        };
+        [
+            Some(self.base.features),
+            self.devsim,
+            self.energy,
+            self.waveforms,
+            self.irs,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(teachers)
+        .collect()
+    }
+
+    fn code(&self) -> &'static [&'static str] {
+        &[
+            "src/train/",
+            "src/models/",
+            "src/audio/",
+            "src/eval/",
+            "src/runner/stages/train.rs",
+        ]
+    }
+
+    fn numeric(&self) -> bool {
+        true
+    }
+
+    fn identity(&self, h: StageHash) -> StageHash {
+        h.json("stage", &self.stage)
+    }
+
+    fn produce(&self, cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()> {
+        let t = &self.stage;
+        let features = inputs.features(self.base.features);
+        // The training split first: its rows are the ones with waveforms.
+        let mut parts = vec![&features.train];
+        if let Some(n) = self.devsim {
+            parts.push(inputs.copies(n).as_ref());
+        }
+        if let Some(e) = self
+            .energy
+            .map(|n| inputs.copies(n))
+            .filter(|e| !e.is_empty())
+        {
+            parts.push(e.as_ref());
+        }
+        let set = FeatureSet::concat(&parts);
+        let audio = self.waveforms.map(|w| TrainAudio {
+            waves: inputs.waveforms(w),
+            frontend: &self.base.frontend,
+            irs: self.irs.map(|i| inputs.impulse_responses(i).as_ref()),
+        });
+        let teacher_logits = match &self.teacher {
+            Some(Teacher::Models(models)) => {
+                let weights: Vec<&Path> = models
+                    .iter()
+                    .map(|&n| inputs.model(n).weights.as_path())
+                    .collect();
+                Some(distill::teacher_logits(&weights, &set, cx.device)?)
+            }
+            Some(Teacher::File { path, sha256 }) => {
+                if set.len() != features.train.len() {
+                    return Err(Error::msg(format!(
+                        "stage `{}`: a logits-file teacher has logits for the training clips only, but this stage also trains on {} offline copies (device simulation or energy-driven IR copies); use a stage or ensemble teacher, or drop the offline augmentation",
+                        t.id,
+                        set.len() - features.train.len()
+                    )));
+                }
+                let clips: Vec<String> = inputs
+                    .data(self.base.data)
+                    .dataset
+                    .train
+                    .iter()
+                    .map(|c| c.file.clone())
+                    .collect();
+                Some(distill::read_logits(path, sha256, &clips)?)
+            }
+            None => None,
+        };
+        let pb = cx.progress(&format!("train {}", t.id));
+        let fitted = fit(
+            &FitOptions {
+                stage: t,
+                device: cx.device,
+                checkpoint_dir: &inputs.resume_dir(cx, self.kind()),
+                progress: Some(&pb),
+                audio: audio.as_ref(),
+            },
+            &set,
+            teacher_logits.as_ref(),
+            Some(&features.test),
+        )?;
+        pb.finish_and_clear();
+        models::save_weights(&fitted.vs, &t.model, &dir.join("model.safetensors"))?;
+        super::write_json(&dir.join("curve.json"), &fitted.curve)
+    }
+
+    fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
+        let dir = dir.expect("cached stage");
+        Ok(Artefact::Model(Rc::new(ModelArtefact {
+            weights: dir.join("model.safetensors"),
+            config: self.stage.model.clone(),
+            curve: super::read_json(&dir.join("curve.json"))?,
+            stage: self.stage.id.clone(),
+            label: self.stage.label.clone(),
+            training: describe(&self.stage),
+        })))
+    }
+}
+
+/// One line on what training did, for the report.
+fn describe(t: &TrainStage) -> String {
+    let tr = &t.training;
+    let optimizer = match &tr.optimizer {
+        OptimizerSpec::Adam { lr, .. } => format!("Adam lr {lr}"),
+        OptimizerSpec::AdamW {
+            lr, weight_decay, ..
+        } => format!("AdamW lr {lr} weight decay {weight_decay}"),
+    };
+    let schedule = match tr.schedule {
+        ScheduleSpec::WarmupCosine { warmup_epochs } => {
+            format!("warmup_cosine, warm-up {warmup_epochs} epochs")
+        }
+        ScheduleSpec::Cosine => "cosine".to_string(),
+        ScheduleSpec::Sgdr { t0, t_mult } => format!("sgdr, T0 {t0}, Tmult {t_mult}"),
+    };
+    let mut parts = vec![format!(
+        "{} epochs, batch {}, {optimizer} ({schedule})",
+        tr.epochs, tr.batch_size
+    )];
+    if let Some(m) = &tr.mixup {
+        parts.push(format!("Mixup α={}", m.alpha));
+    }
+    if let Some(m) = &tr.freq_mixstyle {
+        parts.push(format!("Freq-MixStyle α={} p={}", m.alpha, m.p));
+    }
+    if let Some(d) = &tr.dir_augmentation {
+        parts.push(format!("DIR augmentation p={}", d.p));
+    }
+    if let Some(e) = &tr.energy_ir {
+        parts.push(format!(
+            "energy-driven IR copies (up to {} per {} clip)",
+            e.levels.iter().map(|l| l.count).max().unwrap_or(0),
+            e.devices.join("/")
+        ));
+    }
+    if let Some(r) = &tr.time_roll {
+        match (r.max_shift_s, r.max_frames) {
+            (Some(s), _) => parts.push(format!("time roll ±{s} s")),
+            (_, Some(n)) => parts.push(format!("time roll ±{n} frames")),
+            _ => {}
+        }
+    }
+    if let Some(a) = &tr.spec_augment {
+        parts.push(format!(
+            "SpecAugment {}×freq<{} {}×time<{}",
+            a.freq_masks, a.freq_width, a.time_masks, a.time_width
+        ));
+    }
+    if let Some(d) = &tr.device_simulation {
+        parts.push(format!(
+            "device simulation {} IRs × {} clips",
+            d.irs, d.clips_per_ir
+        ));
+    } else {
+        parts.push("no device simulation".into());
+    }
+    if let Some(d) = &t.distill {
+        let form = match d.form {
+            KdForm::Weighted => format!("{}·CE + (1−{})·T²·KL", d.lambda, d.lambda),
+            KdForm::CePlusKl => format!("CE + {}·KL", d.lambda),
+        };
+        let teacher = match &d.teacher {
+            TeacherSpec::Stage { stage } => format!("`{stage}`"),
+            TeacherSpec::Ensemble { stages } => format!(
+                "the mean logits of {}",
+                stages
+                    .iter()
+                    .map(|s| format!("`{s}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            TeacherSpec::Logits { path, sha256 } => {
+                format!("logits file `{path}` (SHA-256 {}…)", &sha256[..12])
+            }
+        };
+        parts.push(format!("KD from {teacher} ({form}, T={})", d.temperature));
+    }
+    parts.join("; ")
+}
