@@ -33,6 +33,17 @@ pub fn load(root: &Path, train_split: &str, test_split: &str) -> Result<Dataset>
     })
 }
 
+/// The clips of one split CSV (relative to `root`), e.g. a validation split.
+pub fn load_split(root: &Path, split: &str) -> Result<Vec<Clip>> {
+    let meta = load_meta(root)?;
+    let index: HashMap<&str, usize> = meta
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.file.as_str(), i))
+        .collect();
+    read_split(root, split, &meta, &index)
+}
+
 /// Every clip listed in `root/meta.csv`, in file order.
 pub fn load_meta(root: &Path) -> Result<Vec<Clip>> {
     let path = root.join(META);

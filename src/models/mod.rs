@@ -200,6 +200,39 @@ pub fn build_net(vb: &Vb, cfg: &ModelConfig) -> Result<Box<dyn Net>> {
     Ok(build_unchecked(vb, cfg))
 }
 
+impl ModelConfig {
+    /// The same architecture with `n` output classes (e.g. pre-training on another label set).
+    pub fn with_classes(&self, n: i64) -> Result<ModelConfig> {
+        let mut v = serde_json::to_value(self).map_err(|e| Error::msg(e.to_string()))?;
+        v["num_classes"] = n.into();
+        let cfg: ModelConfig = serde_json::from_value(v).map_err(|e| Error::msg(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The classifier: every variable whose shape depends on the number of classes, found by
+    /// building the network with one class more (so no architecture has to name its head).
+    pub fn classifier_variables(&self) -> Result<Vec<String>> {
+        let shapes = |cfg: &ModelConfig| -> Result<BTreeMap<String, Vec<i64>>> {
+            let vs = nn::VarStore::new(Device::Cpu);
+            tch::no_grad(|| build_net(&Vb::new(&vs.root()), cfg))?;
+            Ok(vs
+                .variables()
+                .into_iter()
+                .map(|(k, t)| (k, t.size()))
+                .collect())
+        };
+        let (a, b) = (
+            shapes(self)?,
+            shapes(&self.with_classes(self.num_classes() + 1)?)?,
+        );
+        Ok(a.into_iter()
+            .filter(|(k, shape)| b.get(k) != Some(shape))
+            .map(|(k, _)| k)
+            .collect())
+    }
+}
+
 /// Builds the model with PyTorch's default initialisation (uses torch's global generator).
 pub fn build(vs: &nn::Path, cfg: &ModelConfig) -> Result<Box<dyn AscModel>> {
     Ok(build_net(&Vb::new(vs), cfg)? as Box<dyn AscModel>)

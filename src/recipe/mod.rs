@@ -57,6 +57,12 @@ pub struct TrainStage {
     pub label: String,
     #[serde(skip)]
     pub model_key: String,
+    /// The stage whose weights it starts from (its identity enters through that stage's).
+    #[serde(skip)]
+    pub init_from: Option<String>,
+    /// Whether the classifier is taken from `init_from`.
+    pub init_classifier: Option<bool>,
+    pub select: Select,
     pub model: ModelConfig,
     pub training: TrainingSpec,
     pub distill: Option<DistillSpec>,
@@ -225,6 +231,24 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                     ));
                 }
                 stage_training(ctx, r, i)?;
+                if let Some(init) = &t.init {
+                    earlier_train_stage(r, i, &init.from)
+                        .map_err(|m| ctx.err(&["stages", &idx, "init", "from"], m))?;
+                }
+                if t.select == Select::Best {
+                    for (name, p) in &r.profiles {
+                        let runs = p.stages.iter().any(|s| s == &t.id);
+                        if runs && p.data.validation_split.is_none() {
+                            return Err(ctx.err(
+                                &["stages", &idx, "select"],
+                                format!(
+                                    "`select: best` needs a validation split: profile `{name}` runs `{}` but its data names no `validation_split`",
+                                    t.id
+                                ),
+                            ));
+                        }
+                    }
+                }
                 if let Some(d) = &t.distill {
                     let at = ["stages", idx.as_str(), "distill", "teacher"];
                     for teacher in d.teacher.stages() {
@@ -346,6 +370,7 @@ fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
         ("manifest", &d.manifest),
         ("train_split", &d.train_split),
         ("test_split", &d.test_split),
+        ("validation_split", &d.validation_split),
         ("irs_root", &d.irs_root),
         ("irs_manifest", &d.irs_manifest),
     ];
@@ -685,6 +710,9 @@ fn plan_stages(
                 model_key: t.model.clone(),
                 training: resolve_training(stage_training(ctx, r, i)?, frontend),
                 distill: t.distill.clone(),
+                init_from: t.init.as_ref().map(|i| i.from.clone()),
+                init_classifier: t.init.as_ref().map(|i| i.classifier),
+                select: t.select,
                 seed: derive_seed(r.seed, &t.id),
             })),
             StageSpec::Quantize(q) => PlannedStage::Quantize(QuantizeStage {

@@ -328,6 +328,40 @@ pub struct TrainSpec {
     /// Knowledge distillation from another train stage's model.
     #[serde(default)]
     pub distill: Option<DistillSpec>,
+    /// Start from another stage's weights instead of a fresh initialisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<InitSpec>,
+    /// Which epoch's weights the stage keeps.
+    #[serde(default, skip_serializing_if = "Select::is_last")]
+    pub select: Select,
+}
+
+/// Weights a train stage starts from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitSpec {
+    /// The stage whose model is taken.
+    pub from: String,
+    /// Whether its classifier is taken too; without it, the source may have another number of
+    /// classes (pre-training on another label set).
+    pub classifier: bool,
+}
+
+/// Which epoch's weights a train stage keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// The last epoch's.
+    #[default]
+    Last,
+    /// The epoch with the best macro accuracy on the profile's validation split.
+    Best,
+}
+
+impl Select {
+    fn is_last(&self) -> bool {
+        *self == Select::Last
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -455,6 +489,10 @@ pub struct DataSpec {
     pub train_split: Option<String>,
     #[serde(default)]
     pub test_split: Option<String>,
+    /// Split CSV (relative to the dataset root) that `select: best` stages choose their epoch
+    /// on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_split: Option<String>,
     /// Device impulse responses for device simulation: directory relative to the data root
     /// (tau2022; the synthetic set carries its own `irs/`).
     #[serde(default)]

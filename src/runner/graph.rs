@@ -58,6 +58,8 @@ pub trait Stage {
 /// The data a run reads: the dataset, its identity, and the impulse responses of its profile.
 pub struct DataArtefact {
     pub dataset: crate::data::Dataset,
+    /// The profile's validation split (`select: best`), when it names one.
+    pub validation: Option<Vec<crate::data::Clip>>,
     /// Dataset name (the manifest's), keyed in the report's identity.
     pub name: String,
     pub manifest_hash: String,
@@ -72,6 +74,7 @@ pub struct DataArtefact {
 pub struct SplitFeatures {
     pub train: FeatureSet,
     pub test: FeatureSet,
+    pub validation: Option<FeatureSet>,
 }
 
 /// A trained (or imported) fp32 model with what the report says of it.
@@ -83,6 +86,8 @@ pub struct ModelArtefact {
     pub stage: String,
     pub label: String,
     pub training: String,
+    /// What the report notes about it (e.g. which epoch was kept).
+    pub notes: Vec<String>,
 }
 
 /// What flows along the graph's edges.

@@ -2,11 +2,12 @@
 //! augmentations and optional distillation from precomputed teacher logits.
 
 use super::datamodule::TrainAudio;
+use super::init::{self, InitFrom};
 use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule, WeightDecay};
 use crate::audio::augment::{roll, DirAugment, FreqMixStyle, Mixup, SpecAugment, WaveformAugment};
 use crate::error::{Error, IoContext, Result};
 use crate::models::{self, AscModel};
-use crate::recipe::{OptimizerSpec, TrainStage};
+use crate::recipe::{OptimizerSpec, Select, TrainStage};
 use crate::results::EpochLog;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
@@ -26,12 +27,19 @@ pub struct FitOptions<'a> {
     /// Waveforms of the training set's leading rows: required when the stage augments
     /// waveforms (DIR augmentation, time rolling in seconds); batches are then extracted per step.
     pub audio: Option<&'a TrainAudio<'a>>,
+    /// Weights to start from instead of a fresh initialisation.
+    pub init: Option<&'a InitFrom>,
+    /// The split `select: best` chooses the epoch on (required then).
+    pub validation: Option<&'a FeatureSet>,
 }
 
 pub struct Fitted {
     pub vs: VarStore,
     pub model: Box<dyn AscModel>,
     pub curve: Vec<EpochLog>,
+    /// The epoch whose weights `vs` holds (1-based), and its validation macro accuracy when it
+    /// was selected on the validation split.
+    pub selected: (usize, Option<f64>),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -39,6 +47,10 @@ struct CheckpointMeta {
     epochs_done: usize,
     adam_step: i64,
     curve: Vec<EpochLog>,
+    /// The best validation epoch so far and its macro accuracy (`select: best`); its weights
+    /// are kept in the checkpoint as `b.*`.
+    #[serde(default)]
+    best: Option<(usize, f64)>,
 }
 
 /// Trains `stage.model` on `train`. `teacher` holds teacher logits aligned with `train`'s rows;
@@ -79,9 +91,24 @@ pub fn fit(
     let schedule = LrSchedule::from_spec(&t.schedule, t.optimizer.lr(), t.epochs);
     let augment = BatchAugment::from_stage(st, opts.audio, train)?;
 
+    let select_best = st.select == Select::Best;
+    if select_best && opts.validation.is_none() {
+        return Err(Error::msg(format!(
+            "stage `{}` selects its best epoch but got no validation split",
+            st.id
+        )));
+    }
+    // Found before seeding: finding the classifier builds networks, which draws numbers.
+    let fresh = match opts.init {
+        Some(init) => Some(init::fresh_variables(&st.model, init)?),
+        None => None,
+    };
     tch::manual_seed(st.seed as i64);
     let vs = VarStore::new(opts.device);
     let model = models::build(&vs.root(), &st.model)?;
+    if let (Some(init), Some(fresh)) = (opts.init, &fresh) {
+        init::load_into(&vs, init, fresh)?;
+    }
     let (betas, decay) = match t.optimizer {
         OptimizerSpec::Adam {
             betas,
@@ -96,12 +123,16 @@ pub fn fit(
     };
     let mut adam = Adam::new(&vs, (betas[0], betas[1]), decay);
     let (mut start, mut curve) = (0, Vec::new());
+    let mut best: Option<(usize, f64, BTreeMap<String, Tensor>)> = None;
     if let Some((meta, tensors)) = load_checkpoint(opts.checkpoint_dir)? {
-        restore(&vs, &tensors)?;
+        restore(&vs, &tensors, "w.")?;
         adam.load_state(&tensors)?;
         adam.step = meta.adam_step;
         start = meta.epochs_done;
         curve = meta.curve;
+        if let Some((epoch, score)) = meta.best {
+            best = Some((epoch, score, prefixed(&tensors, "b.")));
+        }
     }
     if let Some(pb) = opts.progress {
         pb.set_length((t.epochs * steps) as u64);
@@ -175,10 +206,7 @@ pub fn fit(
             }
         }
         let (val_loss, val_accuracy) = match val {
-            Some(v)
-                if t.validate_every > 0
-                    && ((epoch + 1) % t.validate_every == 0 || epoch + 1 == t.epochs) =>
-            {
+            Some(v) if validates(t, epoch) => {
                 let logits = crate::eval::predict(model.as_ref(), v, 256, opts.device);
                 let e = crate::eval::metrics(&logits, &v.y, &v.device);
                 (Some(e.log_loss), Some(e.macro_accuracy))
@@ -205,18 +233,62 @@ pub fn fit(
                     .unwrap_or_default()
             ));
         }
+        if select_best && validates(t, epoch) {
+            let v = opts.validation.expect("checked above");
+            let logits = crate::eval::predict(model.as_ref(), v, 256, opts.device);
+            let score = crate::eval::metrics(&logits, &v.y, &v.device).macro_accuracy;
+            // Ties keep the earlier epoch.
+            if best.as_ref().is_none_or(|b| score > b.1) {
+                let weights = vs
+                    .variables()
+                    .into_iter()
+                    .map(|(k, t)| (k, t.detach().copy()))
+                    .collect();
+                best = Some((epoch + 1, score, weights));
+            }
+        }
         save_checkpoint(
             opts.checkpoint_dir,
             &vs,
             &adam,
+            best.as_ref().map(|b| &b.2),
             &CheckpointMeta {
                 epochs_done: epoch + 1,
                 adam_step: adam.step,
                 curve: curve.clone(),
+                best: best.as_ref().map(|b| (b.0, b.1)),
             },
         )?;
     }
-    Ok(Fitted { vs, model, curve })
+    let selected = match best {
+        Some((epoch, score, weights)) if select_best => {
+            restore(&vs, &weights, "")?;
+            (epoch, Some(score))
+        }
+        _ => (t.epochs, None),
+    };
+    Ok(Fitted {
+        vs,
+        model,
+        curve,
+        selected,
+    })
+}
+
+/// Whether `epoch` (0-based) is a validation epoch: every `validate_every`, and the last.
+fn validates(t: &crate::recipe::TrainingSpec, epoch: usize) -> bool {
+    t.validate_every > 0 && ((epoch + 1).is_multiple_of(t.validate_every) || epoch + 1 == t.epochs)
+}
+
+/// The tensors named `prefix`*, without the prefix.
+fn prefixed(tensors: &BTreeMap<String, Tensor>, prefix: &str) -> BTreeMap<String, Tensor> {
+    tensors
+        .iter()
+        .filter_map(|(k, t)| {
+            k.strip_prefix(prefix)
+                .map(|k| (k.to_string(), t.shallow_clone()))
+        })
+        .collect()
 }
 
 /// The augmentations around Freq-MixStyle and Mixup, in the reference order (Cai et al.'s
@@ -343,7 +415,13 @@ fn load_checkpoint(dir: &Path) -> Result<Option<(CheckpointMeta, BTreeMap<String
     Ok(Some((meta, tensors)))
 }
 
-fn save_checkpoint(dir: &Path, vs: &VarStore, adam: &Adam, meta: &CheckpointMeta) -> Result<()> {
+fn save_checkpoint(
+    dir: &Path,
+    vs: &VarStore,
+    adam: &Adam,
+    best: Option<&BTreeMap<String, Tensor>>,
+    meta: &CheckpointMeta,
+) -> Result<()> {
     std::fs::create_dir_all(dir).at(dir)?;
     let tmp = dir.join(format!("tmp-{}", std::process::id()));
     if tmp.exists() {
@@ -356,6 +434,12 @@ fn save_checkpoint(dir: &Path, vs: &VarStore, adam: &Adam, meta: &CheckpointMeta
         .map(|(k, v)| (format!("w.{k}"), v))
         .collect();
     named.extend(adam.state());
+    if let Some(best) = best {
+        named.extend(
+            best.iter()
+                .map(|(k, t)| (format!("b.{k}"), t.shallow_clone())),
+        );
+    }
     named.sort_by(|a, b| a.0.cmp(&b.0));
     Tensor::write_safetensors(&named, tmp.join("state.safetensors"))?;
     let meta_path = tmp.join("meta.json");
@@ -375,10 +459,11 @@ fn save_checkpoint(dir: &Path, vs: &VarStore, adam: &Adam, meta: &CheckpointMeta
     Ok(())
 }
 
-fn restore(vs: &VarStore, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
+/// Copies `tensors` named `prefix` + variable name into `vs`.
+fn restore(vs: &VarStore, tensors: &BTreeMap<String, Tensor>, prefix: &str) -> Result<()> {
     for (name, mut var) in vs.variables() {
         let src = tensors
-            .get(&format!("w.{name}"))
+            .get(&format!("{prefix}{name}"))
             .ok_or_else(|| Error::msg(format!("checkpoint lacks variable `{name}`")))?;
         tch::no_grad(|| var.copy_(src));
     }

@@ -5,6 +5,7 @@ pub mod adam;
 pub mod datamodule;
 pub mod distill;
 pub mod fit;
+pub mod init;
 pub mod loss;
 pub mod schedule;
 

@@ -17,7 +17,10 @@ const SYNTH_TRAIN: &str = "evaluation_setup/fold1_train.csv";
 const SYNTH_TEST: &str = "evaluation_setup/fold1_evaluate.csv";
 
 pub enum DataStage {
-    Synth(synth::SynthConfig),
+    Synth {
+        config: synth::SynthConfig,
+        validation: Option<String>,
+    },
     Tau2022 {
         spec: Box<DataSpec>,
         /// The project's manifest of the data and its hash (read when the graph is built).
@@ -32,7 +35,10 @@ impl DataStage {
     pub fn new(plan: &Plan, project: &Path) -> Result<DataStage> {
         let spec = &plan.profile_spec.data;
         if spec.kind == DataKind::Synth {
-            return Ok(DataStage::Synth(spec.synth.clone().expect("validated")));
+            return Ok(DataStage::Synth {
+                config: spec.synth.clone().expect("validated"),
+                validation: spec.validation_split.clone(),
+            });
         }
         let field = |f: &str| {
             let at = ["profiles", plan.profile.as_str(), "data", f];
@@ -79,7 +85,7 @@ impl Stage for DataStage {
 
     fn id(&self) -> String {
         match self {
-            DataStage::Synth(_) => "synth".into(),
+            DataStage::Synth { .. } => "synth".into(),
             DataStage::Tau2022 { manifest, .. } => manifest.dataset.clone(),
         }
     }
@@ -94,7 +100,8 @@ impl Stage for DataStage {
 
     fn identity(&self, h: StageHash) -> StageHash {
         match self {
-            DataStage::Synth(cfg) => h.json("synth", cfg),
+            // The validation split only selects clips to load: the features name it.
+            DataStage::Synth { config, .. } => h.json("synth", config),
             DataStage::Tau2022 {
                 spec,
                 manifest_hash,
@@ -102,14 +109,17 @@ impl Stage for DataStage {
                 ..
             } => h
                 .part("manifest", manifest_hash)
-                .json("splits", &(&spec.train_split, &spec.test_split))
+                .json(
+                    "splits",
+                    &(&spec.train_split, &spec.test_split, &spec.validation_split),
+                )
                 .json("irs", &irs_manifest.as_ref().map(|m| &m.1)),
         }
     }
 
     /// Real data is verified on every run rather than copied into the cache.
     fn cached(&self) -> bool {
-        matches!(self, DataStage::Synth(_))
+        matches!(self, DataStage::Synth { .. })
     }
 
     fn reusable(&self, cx: &Context, entry: &Path) -> Result<bool> {
@@ -126,11 +136,11 @@ impl Stage for DataStage {
     }
 
     fn produce(&self, cx: &Context, _inputs: &Outputs, dir: &Path) -> Result<()> {
-        let DataStage::Synth(cfg) = self else {
+        let DataStage::Synth { config, .. } = self else {
             unreachable!("only synthetic data is cached")
         };
         let pb = cx.progress("synthesising clips");
-        synth::generate(cfg, &dir.join("data"), Some(&pb))?;
+        synth::generate(config, &dir.join("data"), Some(&pb))?;
         pb.finish_and_clear();
         Manifest::create(&dir.join("data"), "synthetic-tau2022", "tau2022-mobile")?
             .save(&dir.join("manifest.yaml"))
@@ -138,11 +148,15 @@ impl Stage for DataStage {
 
     fn load(&self, cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
         let data = match self {
-            DataStage::Synth(_) => {
+            DataStage::Synth { validation, .. } => {
                 let dir = dir.expect("cached stage");
                 let manifest = Manifest::load(&dir.join("manifest.yaml"))?;
                 let root = dir.join("data");
                 DataArtefact {
+                    validation: validation
+                        .as_deref()
+                        .map(|v| tau::load_split(&root, v))
+                        .transpose()?,
                     dataset: tau::load(&root, SYNTH_TRAIN, SYNTH_TEST)?,
                     name: "synthetic-tau2022".into(),
                     irs: Some(root.join("irs")),
@@ -174,6 +188,11 @@ impl Stage for DataStage {
                     _ => None,
                 };
                 DataArtefact {
+                    validation: spec
+                        .validation_split
+                        .as_deref()
+                        .map(|v| tau::load_split(&root, v))
+                        .transpose()?,
                     dataset: tau::load(
                         &root,
                         spec.train_split.as_deref().expect("validated"),

@@ -74,7 +74,7 @@ impl Stage for EvaluateStage {
             complexity: count(&m.config, input, &CountOptions::default())?,
             evaluation: e.as_ref().clone(),
             curve: m.curve.clone(),
-            notes: Vec::new(),
+            notes: m.notes.clone(),
         }])
     }
 }

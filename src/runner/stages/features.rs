@@ -15,6 +15,8 @@ use std::rc::Rc;
 pub struct FeaturesStage {
     pub data: NodeId,
     pub frontend: Frontend,
+    /// The profile's validation split, whose features are made too.
+    pub validation: Option<String>,
 }
 
 impl Stage for FeaturesStage {
@@ -45,6 +47,7 @@ impl Stage for FeaturesStage {
 
     fn identity(&self, h: StageHash) -> StageHash {
         h.part("frontend", &self.frontend.fingerprint())
+            .json("validation", &self.validation)
     }
 
     fn produce(&self, cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()> {
@@ -53,7 +56,10 @@ impl Stage for FeaturesStage {
         let fe = &self.frontend;
         let feature_cache = FeatureCache::open(&cx.cache.root().join("features"), fe)?;
         let mut stats = BatchStats::default();
-        for (name, clips) in [("train", &ds.train), ("test", &ds.test)] {
+        let splits = [("train", &ds.train), ("test", &ds.test)]
+            .into_iter()
+            .chain(data.validation.as_ref().map(|v| ("validation", v)));
+        for (name, clips) in splits {
             let files: Vec<ClipFile> = clips
                 .iter()
                 .map(|c| ClipFile {
@@ -92,6 +98,10 @@ impl Stage for FeaturesStage {
         Ok(Artefact::Features(Rc::new(SplitFeatures {
             train: FeatureSet::load(&dir.join("train.safetensors"))?,
             test: FeatureSet::load(&dir.join("test.safetensors"))?,
+            validation: match dir.join("validation.safetensors") {
+                p if p.is_file() => Some(FeatureSet::load(&p)?),
+                _ => None,
+            },
         })))
     }
 }

@@ -55,6 +55,7 @@ pub fn build(
     let features = g.add(features::FeaturesStage {
         data,
         frontend: frontend.clone(),
+        validation: plan.profile_spec.data.validation_split.clone(),
     });
     let base = Base {
         data,

@@ -7,10 +7,11 @@ use super::waveforms::{ImpulseResponsesStage, RateOf, WaveformsStage};
 use super::{devsim::DevsimStage, energy_ir::EnergyIrStage, Base};
 use crate::error::{Error, Result};
 use crate::models;
-use crate::recipe::{KdForm, OptimizerSpec, ScheduleSpec, TeacherSpec, TrainStage};
+use crate::recipe::{KdForm, OptimizerSpec, ScheduleSpec, Select, TeacherSpec, TrainStage};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, ModelArtefact, NodeId, Outputs, Stage};
 use crate::train::datamodule::TrainAudio;
+use crate::train::init::InitFrom;
 use crate::train::{distill, fit, FeatureSet, FitOptions};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -25,6 +26,8 @@ pub struct TrainNode {
     pub waveforms: Option<NodeId>,
     pub irs: Option<NodeId>,
     pub teacher: Option<Teacher>,
+    /// The model it starts from.
+    pub init: Option<NodeId>,
 }
 
 /// Where the teacher logits come from, resolved to nodes.
@@ -119,7 +122,12 @@ pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
         )),
         None => None,
     };
+    let init = match &t.init_from {
+        Some(from) => Some(g.model_of(from)?),
+        None => None,
+    };
     let model = g.add(TrainNode {
+        init,
         stage: t.clone(),
         base: base.clone(),
         devsim,
@@ -165,6 +173,7 @@ impl Stage for TrainNode {
         .into_iter()
         .flatten()
         .chain(teachers)
+        .chain(self.init)
         .collect()
     }
 
@@ -234,6 +243,10 @@ impl Stage for TrainNode {
             }
             None => None,
         };
+        let init = self.init.map(|n| InitFrom {
+            weights: inputs.model(n).weights.clone(),
+            classifier: t.init_classifier.unwrap_or(true),
+        });
         let pb = cx.progress(&format!("train {}", t.id));
         let fitted = fit(
             &FitOptions {
@@ -242,6 +255,8 @@ impl Stage for TrainNode {
                 checkpoint_dir: &inputs.resume_dir(cx, self.kind()),
                 progress: Some(&pb),
                 audio: audio.as_ref(),
+                init: init.as_ref(),
+                validation: features.validation.as_ref(),
             },
             &set,
             teacher_logits.as_ref(),
@@ -249,18 +264,30 @@ impl Stage for TrainNode {
         )?;
         pb.finish_and_clear();
         models::save_weights(&fitted.vs, &t.model, &dir.join("model.safetensors"))?;
+        super::write_json(&dir.join("selected.json"), &fitted.selected)?;
         super::write_json(&dir.join("curve.json"), &fitted.curve)
     }
 
     fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
         let dir = dir.expect("cached stage");
+        let t = &self.stage;
+        let (epoch, score): (usize, Option<f64>) = super::read_json(&dir.join("selected.json"))?;
+        let notes = match (t.select, score) {
+            (Select::Best, Some(score)) => vec![format!(
+                "weights of epoch {epoch} of {}: the best macro accuracy on the validation split ({:.2}%)",
+                t.training.epochs,
+                100.0 * score
+            )],
+            _ => Vec::new(),
+        };
         Ok(Artefact::Model(Rc::new(ModelArtefact {
             weights: dir.join("model.safetensors"),
-            config: self.stage.model.clone(),
+            config: t.model.clone(),
             curve: super::read_json(&dir.join("curve.json"))?,
-            stage: self.stage.id.clone(),
-            label: self.stage.label.clone(),
-            training: describe(&self.stage),
+            stage: t.id.clone(),
+            label: t.label.clone(),
+            training: describe(t),
+            notes,
         })))
     }
 }
@@ -321,6 +348,16 @@ fn describe(t: &TrainStage) -> String {
         ));
     } else {
         parts.push("no device simulation".into());
+    }
+    if let (Some(from), Some(classifier)) = (&t.init_from, t.init_classifier) {
+        parts.push(format!(
+            "initialised from `{from}` ({})",
+            if classifier {
+                "all weights"
+            } else {
+                "without its classifier"
+            }
+        ));
     }
     if let Some(d) = &t.distill {
         let form = match d.form {
