@@ -1,4 +1,7 @@
-//! Evaluation: logits of a model over a feature set, and the DCASE metrics computed from them.
+//! Evaluation: logits of a model over a feature set, and the DCASE metrics computed from them;
+//! [`multilabel`] holds the AudioSet pre-training stage's metrics (AP, mAP).
+
+pub mod multilabel;
 
 use crate::labels::{CLASSES, DEVICES};
 use crate::models::AscModel;
