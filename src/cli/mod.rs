@@ -82,6 +82,21 @@ enum Command {
         #[arg(long, default_value_t = 2022)]
         seed: u64,
     },
+    /// Generates the synthetic multi-label set in AudioSet's layout (class_labels_indices.csv,
+    /// balanced_train_segments.csv, eval_segments.csv, audio/<YTID>.wav): the demo stand-in for
+    /// AudioSet pre-training.
+    SynthMultilabel {
+        #[arg(long)]
+        out: PathBuf,
+        /// Clips in balanced_train_segments.csv.
+        #[arg(long, default_value_t = synth::MultiLabelSynthConfig::default().clips)]
+        clips: usize,
+        /// Clips in eval_segments.csv.
+        #[arg(long, default_value_t = synth::MultiLabelSynthConfig::default().eval_clips)]
+        eval_clips: usize,
+        #[arg(long, default_value_t = synth::MultiLabelSynthConfig::default().seed)]
+        seed: u64,
+    },
     /// Re-checks a report directory against its SHA256SUMS.
     Verify { dir: PathBuf },
     /// Counts parameters and MACs of a model (torchinfo's convention) against the challenge limits.
@@ -239,6 +254,28 @@ fn execute(cmd: Command) -> Result<()> {
             };
             synth::generate(&cfg, &out, None)?;
             println!("{}: synthetic dataset written (seed {seed})", out.display());
+            Ok(())
+        }
+        Command::SynthMultilabel {
+            out,
+            clips,
+            eval_clips,
+            seed,
+        } => {
+            let cfg = synth::MultiLabelSynthConfig {
+                seed,
+                clips,
+                eval_clips,
+                ..Default::default()
+            };
+            synth::generate_multilabel(&cfg, &out, None)?;
+            println!(
+                "{}: synthetic multi-label set written ({} training and {} evaluation clips, seed {})",
+                out.display(),
+                cfg.clips,
+                cfg.eval_clips,
+                cfg.seed
+            );
             Ok(())
         }
         Command::Verify { dir } => {

@@ -1,9 +1,12 @@
-//! Data: the clips a run trains and evaluates on. Three parts, each usable on its own:
+//! Data: the clips a run trains and evaluates on. Four parts, each usable on its own:
 //! - [`manifest`]: what data a recipe needs, with sizes and SHA-256 hashes, and the check that a
 //!   data directory matches it;
 //! - [`tau`]: reading the TAU Urban Acoustic Scenes 2022 Mobile layout (meta.csv + split CSVs);
-//! - [`synth`]: generating the synthetic TAU-like dataset, in that same layout.
+//! - [`synth`]: generating the synthetic TAU-like dataset, in that same layout;
+//! - [`audioset`]: reading the AudioSet layout (class list, segments CSV, `audio/<YTID>.wav`),
+//!   multi-label clips for pre-training; [`synth::multilabel`] writes a synthetic set in it.
 
+pub mod audioset;
 pub mod manifest;
 pub mod synth;
 pub mod tau;

@@ -24,16 +24,32 @@
 //! Everything random comes from ChaCha8 streams keyed by the seed and the name of what is drawn
 //! (never from thread order), and the arithmetic is f64 with the pure-Rust `libm`, so the same
 //! configuration gives byte-identical files on any machine.
+//!
+//! Beside this file, `synth/` holds the building blocks (`dsp`: random streams, filters,
+//! reverberation; `sources`: the layers and events) and [`multilabel`], the synthetic
+//! multi-label set made of the same sources.
+
+mod dsp;
+pub mod multilabel;
+mod sources;
+
+pub use multilabel::{generate_multilabel, MultiLabelSynthConfig};
 
 use crate::audio::wav::write_wav_24;
 use crate::error::{Error, IoContext, Result};
 use crate::labels::{CLASSES, DEVICES};
+use dsp::{
+    add_into, add_tone, chain, db, normalize, peak, rms, tilt_filters, Compressor, Fdn, Filt, Lfo,
+    Rng,
+};
 use indicatif::ProgressBar;
-use rand_chacha::rand_core::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use sources::{
+    add_event, babble, engine, music, vent, whine, wind, BABBLE, ENGINE, MUSIC, N_EVENTS, N_LAYERS,
+    VENT, WHINE, WIND,
+};
 use std::f64::consts::PI;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -207,30 +223,8 @@ pub fn generate(cfg: &SynthConfig, out: &Path, progress: Option<&ProgressBar>) -
             "synthetic dataset configuration: field `{field}`: {msg}"
         ))
     })?;
-    let out_empty_dir = match std::fs::read_dir(out) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(Error::file(
-                    out,
-                    "already exists and is not empty; the synthetic dataset is written to a new directory",
-                ));
-            }
-            true
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(e) => return Err(Error::io(out, e)),
-    };
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent).at(&parent)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".synth-")
-        .suffix(".partial")
-        .tempdir_in(&parent)
-        .at(&parent)?;
-    let root = tmp.path();
+    let staging = Staging::new(out)?;
+    let root = staging.root();
     for dir in ["audio", "evaluation_setup", "irs"] {
         std::fs::create_dir(root.join(dir)).at(root.join(dir))?;
     }
@@ -272,504 +266,73 @@ pub fn generate(cfg: &SynthConfig, out: &Path, progress: Option<&ProgressBar>) -
         "# Synthetic TAU-like dataset written by ascrepro (generator version {GENERATOR_VERSION}) from:\n{yaml}"
     );
     std::fs::write(root.join("synth.yaml"), text).at(root.join("synth.yaml"))?;
-
-    if out_empty_dir {
-        std::fs::remove_dir(out).at(out)?;
-    }
-    let kept = tmp.keep();
-    if let Err(e) = std::fs::rename(&kept, out) {
-        // Best effort: do not leave the half-published directory behind.
-        let _ = std::fs::remove_dir_all(&kept);
-        return Err(Error::io(out, e));
-    }
-    Ok(())
+    staging.publish()
 }
 
-// ---------------------------------------------------------------------------------------------
-// Random numbers
-
-/// A ChaCha8 stream keyed by (seed, name): independent of thread order and of other streams.
-struct Rng(ChaCha8Rng);
-
-impl Rng {
-    fn new(seed: u64, key: &str) -> Rng {
-        let mut h = Sha256::new();
-        h.update(b"ascrepro-synth\0");
-        h.update(seed.to_le_bytes());
-        h.update(key.as_bytes());
-        Rng(ChaCha8Rng::from_seed(h.finalize().into()))
-    }
-
-    /// Uniform in [0, 1).
-    fn uni(&mut self) -> f64 {
-        (self.0.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    fn range(&mut self, a: f64, b: f64) -> f64 {
-        a + (b - a) * self.uni()
-    }
-
-    /// Log-uniform in [a, b) (a, b > 0): frequencies, times.
-    fn log_range(&mut self, a: f64, b: f64) -> f64 {
-        a * libm::exp(libm::log(b / a) * self.uni())
-    }
-
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.uni();
-        let u2 = self.uni();
-        libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(2.0 * PI * u2)
-    }
-
-    /// exp(N(0, sigma)): multiplicative variation.
-    fn lognormal(&mut self, sigma: f64) -> f64 {
-        libm::exp(sigma * self.normal())
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.uni() < p
-    }
-
-    fn index(&mut self, n: usize) -> usize {
-        ((self.uni() * n as f64) as usize).min(n.saturating_sub(1))
-    }
-
-    fn sign(&mut self) -> f64 {
-        if self.chance(0.5) {
-            1.0
-        } else {
-            -1.0
-        }
-    }
-
-    fn poisson(&mut self, lambda: f64) -> usize {
-        let limit = libm::exp(-lambda.clamp(0.0, 50.0));
-        let mut k = 0;
-        let mut p = self.uni();
-        while p > limit && k < 200 {
-            k += 1;
-            p *= self.uni();
-        }
-        k
-    }
-
-    /// Unit-variance triangular noise (sum of two uniforms): cheap, and Gaussian enough once
-    /// filtered.
-    fn noise(&mut self) -> f64 {
-        let x = self.0.next_u64();
-        let a = (x >> 32) as f64;
-        let b = (x & 0xffff_ffff) as f64;
-        ((a + b) * (1.0 / 4_294_967_296.0) - 1.0) * 6f64.sqrt()
-    }
-
-    fn noise_vec(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.noise()).collect()
-    }
+/// A dataset directory being written: the files go to a sibling temporary directory that
+/// [`Staging::publish`] renames to `out`, so `out` is either complete or absent.
+struct Staging {
+    tmp: tempfile::TempDir,
+    out: PathBuf,
+    /// `out` exists as an empty directory (removed just before the rename).
+    out_empty_dir: bool,
 }
 
-// ---------------------------------------------------------------------------------------------
-// Signal processing building blocks (time domain: cheap and exactly reproducible)
-
-fn db(x: f64) -> f64 {
-    libm::exp(x * (std::f64::consts::LN_10 / 20.0))
-}
-
-fn rms(x: &[f64]) -> f64 {
-    if x.is_empty() {
-        return 0.0;
-    }
-    libm::sqrt(x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64)
-}
-
-fn peak(x: &[f64]) -> f64 {
-    x.iter().fold(0.0, |m, v| m.max(v.abs()))
-}
-
-/// Scales to unit RMS (silence stays silent).
-fn normalize(x: &mut [f64]) {
-    let r = rms(x);
-    if r > 1e-12 {
-        x.iter_mut().for_each(|v| *v /= r);
-    }
-}
-
-fn add_into(dst: &mut [f64], src: &[f64], gain: f64) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d += gain * s;
-    }
-}
-
-/// Adds `src` to `dst` starting at `start` (may be negative or run past the end).
-fn add_at(dst: &mut [f64], start: isize, src: &[f64], gain: f64) {
-    for (i, s) in src.iter().enumerate() {
-        let p = start + i as isize;
-        if p >= 0 && (p as usize) < dst.len() {
-            dst[p as usize] += gain * s;
-        }
-    }
-}
-
-/// A filter specification (RBJ audio-EQ-cookbook biquads). Frequencies in Hz, gains in dB.
-#[derive(Debug, Clone, Copy)]
-enum Filt {
-    Lp(f64, f64),
-    Hp(f64, f64),
-    /// Band-pass with 0 dB peak gain.
-    Bp(f64, f64),
-    Peak(f64, f64, f64),
-    LowShelf(f64, f64),
-    HighShelf(f64, f64),
-}
-
-impl Filt {
-    /// The same filter with its colouring scaled by `s` (gains times s; band limits moved
-    /// towards 20 Hz / 20 kHz in log frequency).
-    fn scaled(self, s: f64) -> Filt {
-        match self {
-            Filt::Hp(f, q) => Filt::Hp(20.0 * libm::pow(f / 20.0, s), q),
-            Filt::Lp(f, q) => Filt::Lp(20_000.0 * libm::pow(f / 20_000.0, s), q),
-            Filt::Bp(f, q) => Filt::Bp(f, q),
-            Filt::Peak(f, q, g) => Filt::Peak(f, q, g * s),
-            Filt::LowShelf(f, g) => Filt::LowShelf(f, g * s),
-            Filt::HighShelf(f, g) => Filt::HighShelf(f, g * s),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Biquad {
-    b0: f64,
-    b1: f64,
-    b2: f64,
-    a1: f64,
-    a2: f64,
-    z1: f64,
-    z2: f64,
-}
-
-impl Biquad {
-    fn new(f: Filt) -> Biquad {
-        let mut b = Biquad {
-            b0: 1.0,
-            b1: 0.0,
-            b2: 0.0,
-            a1: 0.0,
-            a2: 0.0,
-            z1: 0.0,
-            z2: 0.0,
-        };
-        b.retune(f);
-        b
-    }
-
-    /// Sets the coefficients, keeping the state (for time-varying filters).
-    fn retune(&mut self, f: Filt) {
-        let freq = |hz: f64| hz.clamp(10.0, 0.45 * FS);
-        let (fc, q, gain) = match f {
-            Filt::Lp(h, q) | Filt::Hp(h, q) | Filt::Bp(h, q) => (freq(h), q, 0.0),
-            Filt::Peak(h, q, g) => (freq(h), q, g),
-            Filt::LowShelf(h, g) | Filt::HighShelf(h, g) => {
-                (freq(h), std::f64::consts::FRAC_1_SQRT_2, g)
-            }
-        };
-        let q = q.max(0.05);
-        let w0 = 2.0 * PI * fc / FS;
-        let (sw, cw) = (libm::sin(w0), libm::cos(w0));
-        let alpha = sw / (2.0 * q);
-        let a = libm::pow(10.0, gain / 40.0);
-        let (b0, b1, b2, a0, a1, a2) = match f {
-            Filt::Lp(..) => (
-                (1.0 - cw) / 2.0,
-                1.0 - cw,
-                (1.0 - cw) / 2.0,
-                1.0 + alpha,
-                -2.0 * cw,
-                1.0 - alpha,
-            ),
-            Filt::Hp(..) => (
-                (1.0 + cw) / 2.0,
-                -(1.0 + cw),
-                (1.0 + cw) / 2.0,
-                1.0 + alpha,
-                -2.0 * cw,
-                1.0 - alpha,
-            ),
-            Filt::Bp(..) => (alpha, 0.0, -alpha, 1.0 + alpha, -2.0 * cw, 1.0 - alpha),
-            Filt::Peak(..) => (
-                1.0 + alpha * a,
-                -2.0 * cw,
-                1.0 - alpha * a,
-                1.0 + alpha / a,
-                -2.0 * cw,
-                1.0 - alpha / a,
-            ),
-            Filt::LowShelf(..) => {
-                let k = 2.0 * libm::sqrt(a) * alpha;
-                (
-                    a * ((a + 1.0) - (a - 1.0) * cw + k),
-                    2.0 * a * ((a - 1.0) - (a + 1.0) * cw),
-                    a * ((a + 1.0) - (a - 1.0) * cw - k),
-                    (a + 1.0) + (a - 1.0) * cw + k,
-                    -2.0 * ((a - 1.0) + (a + 1.0) * cw),
-                    (a + 1.0) + (a - 1.0) * cw - k,
-                )
-            }
-            Filt::HighShelf(..) => {
-                let k = 2.0 * libm::sqrt(a) * alpha;
-                (
-                    a * ((a + 1.0) + (a - 1.0) * cw + k),
-                    -2.0 * a * ((a - 1.0) + (a + 1.0) * cw),
-                    a * ((a + 1.0) + (a - 1.0) * cw - k),
-                    (a + 1.0) - (a - 1.0) * cw + k,
-                    2.0 * ((a - 1.0) - (a + 1.0) * cw),
-                    (a + 1.0) - (a - 1.0) * cw - k,
-                )
-            }
-        };
-        self.b0 = b0 / a0;
-        self.b1 = b1 / a0;
-        self.b2 = b2 / a0;
-        self.a1 = a1 / a0;
-        self.a2 = a2 / a0;
-    }
-
-    #[inline]
-    fn tick(&mut self, x: f64) -> f64 {
-        let y = self.b0 * x + self.z1;
-        self.z1 = self.b1 * x - self.a1 * y + self.z2;
-        self.z2 = self.b2 * x - self.a2 * y;
-        y
-    }
-
-    fn run(&mut self, buf: &mut [f64]) {
-        for v in buf.iter_mut() {
-            *v = self.tick(*v);
-        }
-    }
-}
-
-fn chain(filters: &[Filt], buf: &mut [f64]) {
-    for f in filters {
-        Biquad::new(*f).run(buf);
-    }
-}
-
-/// Spectral tilt of `t` dB per octave between ~100 Hz and ~12 kHz: high shelves two octaves
-/// apart, each contributing two octaves' worth.
-fn tilt_filters(t: f64) -> [Filt; 4] {
-    [
-        Filt::HighShelf(150.0, 2.0 * t),
-        Filt::HighShelf(600.0, 2.0 * t),
-        Filt::HighShelf(2400.0, 2.0 * t),
-        Filt::HighShelf(9600.0, 2.0 * t),
-    ]
-}
-
-/// Sine oscillator by complex rotation (one multiply-add per sample, no per-sample sin()).
-struct Lfo {
-    c: f64,
-    s: f64,
-    cw: f64,
-    sw: f64,
-}
-
-impl Lfo {
-    fn new(hz: f64, phase: f64) -> Lfo {
-        let w = 2.0 * PI * hz / FS;
-        Lfo {
-            c: libm::cos(phase),
-            s: libm::sin(phase),
-            cw: libm::cos(w),
-            sw: libm::sin(w),
-        }
-    }
-
-    fn next(&mut self) -> f64 {
-        let s = self.s;
-        let c = self.c * self.cw - self.s * self.sw;
-        self.s = self.s * self.cw + self.c * self.sw;
-        self.c = c;
-        s
-    }
-}
-
-/// Adds a harmonic tone `sum_k amps[k] sin(k theta)` (unit RMS for unit envelope) with
-/// instantaneous frequency `freq(t)` and envelope `env(t)` (t in seconds from the tone's start)
-/// to `buf` from sample `start`. Harmonics above 0.45 fs are dropped (no aliasing).
-fn add_tone(
-    buf: &mut [f64],
-    start: isize,
-    len: usize,
-    amps: &[f64],
-    freq: impl Fn(f64) -> f64,
-    env: impl Fn(f64) -> f64,
-) {
-    if amps.is_empty() {
-        return;
-    }
-    let norm = 1.0 / libm::sqrt(amps.iter().map(|a| a * a).sum::<f64>() / 2.0).max(1e-12);
-    let (mut c, mut s) = (1.0f64, 0.0f64);
-    let (mut cw, mut sw, mut kmax) = (1.0, 0.0, 0usize);
-    for i in 0..len {
-        let pos = start + i as isize;
-        if pos >= buf.len() as isize {
-            break;
-        }
-        let t = i as f64 / FS;
-        if i % 16 == 0 {
-            let f = freq(t).max(0.0);
-            let w = 2.0 * PI * f / FS;
-            cw = libm::cos(w);
-            sw = libm::sin(w);
-            kmax = if f > 0.0 {
-                amps.len().min((0.45 * FS / f) as usize)
-            } else {
-                0
-            };
-            let r = 1.0 / libm::sqrt(c * c + s * s);
-            c *= r;
-            s *= r;
-        }
-        if pos >= 0 && kmax > 0 {
-            let e = env(t);
-            if e != 0.0 {
-                // sin(k theta) by the Chebyshev recurrence.
-                let (mut s0, mut s1) = (0.0, s);
-                let mut acc = amps[0] * s;
-                for a in &amps[1..kmax] {
-                    let s2 = 2.0 * c * s1 - s0;
-                    acc += a * s2;
-                    s0 = s1;
-                    s1 = s2;
+impl Staging {
+    /// Refuses an `out` that exists and is not empty.
+    fn new(out: &Path) -> Result<Staging> {
+        let out_empty_dir = match std::fs::read_dir(out) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(Error::file(
+                        out,
+                        "already exists and is not empty; the synthetic dataset is written to a new directory",
+                    ));
                 }
-                buf[pos as usize] += acc * norm * e;
+                true
             }
-        }
-        let c2 = c * cw - s * sw;
-        s = s * cw + c * sw;
-        c = c2;
-    }
-}
-
-/// Attack/release envelope for a sound of `dur` seconds.
-fn ar_env(t: f64, dur: f64, attack: f64, release: f64) -> f64 {
-    if t < 0.0 || t > dur {
-        0.0
-    } else if t < attack {
-        t / attack
-    } else if t > dur - release {
-        ((dur - t) / release).max(0.0)
-    } else {
-        1.0
-    }
-}
-
-/// Feedback delay network (4 lines, Hadamard mixing, damping in the loop): cheap diffuse
-/// reverberation with a given RT60.
-struct Fdn {
-    lines: [Vec<f64>; 4],
-    idx: [usize; 4],
-    g: [f64; 4],
-    lp: [f64; 4],
-    damp: f64,
-}
-
-impl Fdn {
-    fn new(delays: [usize; 4], rt60: f64, damp: f64) -> Fdn {
-        let g = delays.map(|d| libm::pow(10.0, -3.0 * d as f64 / (rt60.max(0.01) * FS)));
-        Fdn {
-            lines: delays.map(|d| vec![0.0; d.max(1)]),
-            idx: [0; 4],
-            g,
-            lp: [0.0; 4],
-            damp: damp.clamp(0.0, 0.95),
-        }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(Error::io(out, e)),
+        };
+        let parent = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).at(&parent)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".synth-")
+            .suffix(".partial")
+            .tempdir_in(&parent)
+            .at(&parent)?;
+        Ok(Staging {
+            tmp,
+            out: out.to_path_buf(),
+            out_empty_dir,
+        })
     }
 
-    fn tick(&mut self, x: f64) -> f64 {
-        let mut o = [0.0; 4];
-        for (i, oi) in o.iter_mut().enumerate() {
-            let v = self.lines[i][self.idx[i]];
-            self.lp[i] = (1.0 - self.damp) * v + self.damp * self.lp[i];
-            *oi = self.lp[i];
-        }
-        let y = o[0] + o[1] + o[2] + o[3];
-        let h = [
-            0.5 * (o[0] + o[1] + o[2] + o[3]),
-            0.5 * (o[0] - o[1] + o[2] - o[3]),
-            0.5 * (o[0] + o[1] - o[2] - o[3]),
-            0.5 * (o[0] - o[1] - o[2] + o[3]),
-        ];
-        for (i, hi) in h.iter().enumerate() {
-            let n = self.lines[i].len();
-            self.lines[i][self.idx[i]] = x + self.g[i] * hi;
-            self.idx[i] += 1;
-            if self.idx[i] == n {
-                self.idx[i] = 0;
-            }
-        }
-        y
+    /// Where the files are written until [`Staging::publish`].
+    fn root(&self) -> &Path {
+        self.tmp.path()
     }
 
-    fn run(mut self, x: &[f64]) -> Vec<f64> {
-        x.iter().map(|&v| self.tick(v)).collect()
-    }
-}
-
-/// Feed-forward compressor (peak envelope, gain updated every 8 samples).
-#[derive(Debug, Clone, Copy)]
-struct Compressor {
-    threshold_db: f64,
-    ratio: f64,
-    attack: f64,
-    release: f64,
-    makeup_db: f64,
-}
-
-impl Compressor {
-    fn run(&self, x: &mut [f64]) {
-        let aa = libm::exp(-1.0 / (self.attack * FS));
-        let ar = libm::exp(-1.0 / (self.release * FS));
-        let slope = 1.0 - 1.0 / self.ratio;
-        let mut env = 0.0f64;
-        let mut gain = db(self.makeup_db);
-        for (i, v) in x.iter_mut().enumerate() {
-            let a = v.abs();
-            env = if a > env {
-                aa * env + (1.0 - aa) * a
-            } else {
-                ar * env + (1.0 - ar) * a
-            };
-            if i % 8 == 0 {
-                let level = 20.0 * libm::log10(env + 1e-9);
-                let over = (level - self.threshold_db).max(0.0);
-                gain = db(self.makeup_db - over * slope);
-            }
-            *v *= gain;
+    fn publish(self) -> Result<()> {
+        let out = &self.out;
+        if self.out_empty_dir {
+            std::fs::remove_dir(out).at(out)?;
         }
+        let kept = self.tmp.keep();
+        if let Err(e) = std::fs::rename(&kept, out) {
+            // Best effort: do not leave the half-published directory behind.
+            let _ = std::fs::remove_dir_all(&kept);
+            return Err(Error::io(out, e));
+        }
+        Ok(())
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Scene profiles
-
-const N_LAYERS: usize = 6;
-const ENGINE: usize = 0;
-const WHINE: usize = 1;
-const BABBLE: usize = 2;
-const WIND: usize = 3;
-const MUSIC: usize = 4;
-const VENT: usize = 5;
-
-const N_EVENTS: usize = 9;
-const STEPS: usize = 0;
-const BIRDS: usize = 1;
-const SQUEAL: usize = 2;
-const ANNOUNCE: usize = 3;
-const BELL: usize = 4;
-const PASSBY: usize = 5;
-const HORN: usize = 6;
-const RATTLE: usize = 7;
-const TALKER: usize = 8;
 
 /// A scene's generative profile; each location draws its own values around it.
 #[derive(Debug, Clone, Copy)]
@@ -961,6 +524,11 @@ impl City {
         let name = CITY_NAMES
             .get(i)
             .map_or_else(|| format!("city{}", i + 1), |s| s.to_string());
+        City::draw(&mut r, name, test_only)
+    }
+
+    /// A city's traits from the stream `r` (the multi-label generator draws one per clip).
+    fn draw(r: &mut Rng, name: String, test_only: bool) -> City {
         City {
             name,
             test_only,
@@ -1026,6 +594,19 @@ impl Location {
         number: u32,
     ) -> Location {
         let mut r = Rng::new(seed, &format!("location/{ci}/{number}"));
+        Location::draw(&mut r, prof, city, ci, scene, number)
+    }
+
+    /// A location's acoustics and sources from the stream `r` (the multi-label generator
+    /// draws one per clip).
+    fn draw(
+        r: &mut Rng,
+        prof: &Profile,
+        city: &City,
+        ci: usize,
+        scene: usize,
+        number: u32,
+    ) -> Location {
         let tilt = prof.tilt + city.tilt + 0.3 * r.normal();
         let mut bg_filters: Vec<Filt> = tilt_filters(tilt).to_vec();
         bg_filters.push(Filt::Hp(r.range(20.0, 45.0), 0.707));
@@ -1533,6 +1114,22 @@ struct Segment {
     talkers: usize,
 }
 
+/// The location's diffuse background: coloured noise with slow amplitude modulation, TOTAL
+/// samples at unit RMS.
+fn background(r: &mut Rng, loc: &Location) -> Vec<f64> {
+    let mut bg = r.noise_vec(TOTAL);
+    chain(&loc.bg_filters, &mut bg);
+    if loc.am.1 > 0.0 {
+        let mut lfo = Lfo::new(loc.am.0, r.range(0.0, 2.0 * PI));
+        let mut lfo2 = Lfo::new(loc.am.0 * r.range(1.7, 2.9), r.range(0.0, 2.0 * PI));
+        for v in bg.iter_mut() {
+            *v *= 1.0 + loc.am.1 * (0.7 * lfo.next() + 0.3 * lfo2.next());
+        }
+    }
+    normalize(&mut bg);
+    bg
+}
+
 fn render_recording(world: &World, rec: &Recording) -> Vec<f64> {
     let loc = &world.locations[rec.loc];
     let city = &world.cities[loc.city];
@@ -1552,17 +1149,7 @@ fn render_recording(world: &World, rec: &Recording) -> Vec<f64> {
     let mut r = Rng::new(world.seed, &format!("{seg_key}/{}", rec.sub));
     let bg_db = seg.level_db + 0.7 * r.normal();
 
-    // Diffuse background: coloured noise with slow amplitude modulation.
-    let mut bg = r.noise_vec(TOTAL);
-    chain(&loc.bg_filters, &mut bg);
-    if loc.am.1 > 0.0 {
-        let mut lfo = Lfo::new(loc.am.0, r.range(0.0, 2.0 * PI));
-        let mut lfo2 = Lfo::new(loc.am.0 * r.range(1.7, 2.9), r.range(0.0, 2.0 * PI));
-        for v in bg.iter_mut() {
-            *v *= 1.0 + loc.am.1 * (0.7 * lfo.next() + 0.3 * lfo2.next());
-        }
-    }
-    normalize(&mut bg);
+    let mut bg = background(&mut r, loc);
     bg.iter_mut().for_each(|v| *v *= db(bg_db));
 
     // Sources in the room (reverberated).
@@ -1595,7 +1182,8 @@ fn render_recording(world: &World, rec: &Recording) -> Vec<f64> {
         let n = r.poisson(loc.events[e].0 * TOTAL as f64 / FS);
         for _ in 0..n {
             let gain = db(bg_db + loc.events[e].1 + 3.0 * r.normal());
-            add_event(e, &mut src, &mut r, loc, city, gain);
+            let start = r.range(0.0, TOTAL as f64 / FS);
+            add_event(e, start, &mut src, &mut r, loc, city, gain);
         }
     }
     let dry_rms = rms(&src);
@@ -1688,482 +1276,6 @@ fn render_device(world: &World, rec: &Recording, dev: usize, a: &[f64]) -> Vec<f
     out
 }
 
-// ---------------------------------------------------------------------------------------------
-// Continuous layers (each returns TOTAL samples at unit RMS)
-
-/// Combustion engine: harmonic series on a drifting fundamental, firing harmonics emphasised,
-/// plus low-passed combustion noise.
-fn engine(r: &mut Rng, f0: f64, fire: usize) -> Vec<f64> {
-    let mut x = vec![0.0; TOTAL];
-    let amps: Vec<f64> = (1..=20)
-        .map(|k| {
-            let emph = if k % fire == 0 { 2.0 } else { 1.0 };
-            libm::pow(k as f64, -0.8) * r.range(0.4, 1.4) * emph
-        })
-        .collect();
-    let drift = r.range(-0.08, 0.08);
-    let (wr, wd, ph) = (
-        r.range(0.2, 0.8),
-        r.range(0.005, 0.03),
-        r.range(0.0, 2.0 * PI),
-    );
-    add_tone(
-        &mut x,
-        0,
-        TOTAL,
-        &amps,
-        |t| f0 * (1.0 + drift * t + wd * libm::sin(2.0 * PI * wr * t + ph)),
-        |_| 1.0,
-    );
-    let mut n = r.noise_vec(TOTAL);
-    chain(&[Filt::Lp(300.0, 0.707), Filt::Lp(300.0, 0.707)], &mut n);
-    normalize(&mut n);
-    add_into(&mut x, &n, r.range(0.3, 0.8));
-    normalize(&mut x);
-    x
-}
-
-/// Electric traction motor: a tone sweeping as the vehicle accelerates or brakes, with a gear
-/// mesh partial.
-fn whine(r: &mut Rng, (f1, f2): (f64, f64)) -> Vec<f64> {
-    let mut x = vec![0.0; TOTAL];
-    let (a, b) = if r.chance(0.5) { (f1, f2) } else { (f2, f1) };
-    let span = TOTAL as f64 / FS * r.range(1.0, 3.0);
-    let f = move |t: f64| a + (b - a) * (t / span);
-    add_tone(&mut x, 0, TOTAL, &[1.0, 0.35, 0.2, 0.08], f, |_| 1.0);
-    let gear = r.range(3.2, 4.5);
-    add_tone(&mut x, 0, TOTAL, &[1.0], move |t| gear * f(t), |_| 0.3);
-    normalize(&mut x);
-    x
-}
-
-const VOWELS: [[f64; 3]; 8] = [
-    [730.0, 1090.0, 2440.0],
-    [270.0, 2290.0, 3010.0],
-    [300.0, 870.0, 2240.0],
-    [530.0, 1840.0, 2480.0],
-    [570.0, 840.0, 2410.0],
-    [660.0, 1720.0, 2410.0],
-    [440.0, 1020.0, 2240.0],
-    [490.0, 1350.0, 1690.0],
-];
-
-/// A speech-like talker: glottal pulse trains with intonation through syllable-wise formant
-/// filters, occasional fricatives, pauses. `len` samples at unit RMS.
-fn talker(r: &mut Rng, city: &City, len: usize) -> Vec<f64> {
-    let female = r.chance(0.5);
-    let f0 = city.pitch
-        * if female {
-            r.range(180.0, 250.0)
-        } else {
-            r.range(95.0, 140.0)
-        };
-    let fscale = city.formant * if female { 1.12 } else { 1.0 };
-    let mut src = vec![0.0; len];
-    let mut out = vec![0.0; len];
-    let mut syllables: Vec<(usize, [f64; 3])> = Vec::new();
-    let dur = len as f64 / FS;
-    let (rate, ph) = (r.range(0.3, 1.0), r.range(0.0, 2.0 * PI));
-    let mut t = r.range(0.0, 0.15);
-    while t < dur {
-        let syl = r.range(0.1, 0.28);
-        let v = VOWELS[r.index(VOWELS.len())].map(|f| f * fscale * r.range(0.92, 1.08));
-        syllables.push(((t * FS) as usize, v));
-        let amp = r.range(0.5, 1.0);
-        let mut p = t;
-        while p < t + syl {
-            let i = (p * FS) as usize;
-            if i >= len {
-                break;
-            }
-            src[i] += amp * libm::sin(PI * (p - t) / syl);
-            let f = f0
-                * (1.0 + 0.15 * libm::sin(2.0 * PI * rate * p + ph))
-                * (1.0 - 0.1 * p / dur.max(0.5));
-            p += 1.0 / (f * (1.0 + 0.02 * r.normal())).max(50.0);
-        }
-        if r.chance(0.3) {
-            let fl = r.range(0.03, 0.08);
-            let a0 = (t * FS) as usize;
-            let n = ((fl * FS) as usize).min(len.saturating_sub(a0));
-            let mut burst = r.noise_vec(n);
-            chain(&[Filt::Hp(r.range(3000.0, 5000.0), 0.707)], &mut burst);
-            for (i, b) in burst.iter().enumerate() {
-                out[a0 + i] += 0.25 * amp * b * libm::sin(PI * i as f64 / n as f64);
-            }
-        }
-        t += syl;
-        if r.chance(0.2) {
-            t += r.range(0.05, 0.35);
-        }
-    }
-    Biquad::new(Filt::Lp(900.0, 0.6)).run(&mut src);
-    let first = syllables.first().map_or([500.0, 1500.0, 2500.0], |s| s.1);
-    let bw = [90.0, 110.0, 170.0];
-    let gains = [1.0, 0.9, 0.5];
-    let mut bank: [Biquad; 3] =
-        std::array::from_fn(|k| Biquad::new(Filt::Bp(first[k], first[k] / bw[k])));
-    let mut next = 0;
-    for i in 0..len {
-        if next < syllables.len() && syllables[next].0 == i {
-            let f = syllables[next].1;
-            for k in 0..3 {
-                bank[k].retune(Filt::Bp(f[k], f[k] / bw[k]));
-            }
-            next += 1;
-        }
-        while next < syllables.len() && syllables[next].0 < i {
-            next += 1;
-        }
-        let s = src[i];
-        out[i] +=
-            gains[0] * bank[0].tick(s) + gains[1] * bank[1].tick(s) + gains[2] * bank[2].tick(s);
-    }
-    normalize(&mut out);
-    out
-}
-
-/// Crowd babble: several talkers, dulled by distance.
-fn babble(r: &mut Rng, city: &City, talkers: usize, distance_lp: f64) -> Vec<f64> {
-    let mut x = vec![0.0; TOTAL];
-    for _ in 0..talkers {
-        let t = talker(r, city, TOTAL);
-        add_into(&mut x, &t, r.range(0.5, 1.0));
-    }
-    chain(
-        &[Filt::Lp(distance_lp, 0.707), Filt::Hp(120.0, 0.707)],
-        &mut x,
-    );
-    normalize(&mut x);
-    x
-}
-
-/// Wind: gusty low-frequency rumble at the microphone, with foliage rustle outdoors.
-fn wind(r: &mut Rng, scene: usize) -> Vec<f64> {
-    let mut x = r.noise_vec(TOTAL);
-    let fc = r.log_range(80.0, 300.0);
-    chain(&[Filt::Lp(fc, 0.707), Filt::Lp(fc, 0.707)], &mut x);
-    normalize(&mut x);
-    let mut rustle = r.noise_vec(TOTAL);
-    chain(&[Filt::Bp(r.log_range(1500.0, 4000.0), 0.7)], &mut rustle);
-    normalize(&mut rustle);
-    let rustle_gain = if CLASSES[scene] == "park" { 0.5 } else { 0.15 };
-    let mut g1 = Lfo::new(r.range(0.15, 0.6), r.range(0.0, 2.0 * PI));
-    let mut g2 = Lfo::new(r.range(0.5, 1.5), r.range(0.0, 2.0 * PI));
-    let depth = r.range(0.5, 1.2);
-    for (v, s) in x.iter_mut().zip(&rustle) {
-        let gust = libm::exp(depth * (0.6 * g1.next() + 0.4 * g2.next()));
-        *v = gust * (*v + rustle_gain * gust * s);
-    }
-    normalize(&mut x);
-    x
-}
-
-/// Background music from loudspeakers: chords on the bar, a melody on the beat.
-fn music(r: &mut Rng, loc: &Location) -> Vec<f64> {
-    const SCALE: [i32; 7] = [0, 2, 4, 5, 7, 9, 11];
-    const PROGRESSION: [usize; 4] = [0, 3, 4, 5];
-    let mut x = vec![0.0; TOTAL];
-    let beat = 60.0 / loc.music_tempo * r.range(0.97, 1.03);
-    let semis = |deg: usize| SCALE[deg % 7] + 12 * (deg / 7) as i32;
-    let hz = |s: i32| loc.music_root * libm::pow(2.0, s as f64 / 12.0);
-    let mut t = -r.range(0.0, 4.0 * beat);
-    let mut b = r.index(16);
-    let amps = [1.0, 0.5, 0.33, 0.2, 0.12];
-    while t < TOTAL as f64 / FS {
-        let chord = PROGRESSION[(b / 4) % 4];
-        let mut notes: Vec<(i32, f64, f64)> = Vec::new();
-        if b.is_multiple_of(4) {
-            for d in [0, 2, 4] {
-                notes.push((semis(chord + d) + 12, 1.2, 0.5));
-            }
-            notes.push((semis(chord) - 12, 0.8, 0.8));
-        }
-        notes.push((semis(chord + r.index(7)) + 24, 0.3, 0.7));
-        for (s, decay, g) in notes {
-            let f = hz(s);
-            let len = (3.0 * decay * FS) as usize;
-            add_tone(
-                &mut x,
-                (t * FS) as isize,
-                len,
-                &amps,
-                |_| f,
-                |u| g * libm::exp(-u / decay) * (u / 0.005).min(1.0),
-            );
-        }
-        t += beat;
-        b += 1;
-    }
-    chain(&[Filt::Hp(150.0, 0.707), Filt::Lp(6000.0, 0.707)], &mut x);
-    normalize(&mut x);
-    x
-}
-
-/// Ventilation: a band of fan noise, low rumble and a little mains hum.
-fn vent(r: &mut Rng, loc: &Location, city: &City) -> Vec<f64> {
-    let mut band = r.noise_vec(TOTAL);
-    chain(&[Filt::Bp(loc.vent.0, loc.vent.1)], &mut band);
-    normalize(&mut band);
-    let mut rumble = r.noise_vec(TOTAL);
-    chain(
-        &[Filt::Lp(150.0, 0.707), Filt::Lp(150.0, 0.707)],
-        &mut rumble,
-    );
-    normalize(&mut rumble);
-    add_into(&mut band, &rumble, 0.7);
-    let mains = city.mains;
-    add_tone(&mut band, 0, TOTAL, &[0.3, 0.6, 0.2], |_| mains, |_| 0.3);
-    normalize(&mut band);
-    band
-}
-
-// ---------------------------------------------------------------------------------------------
-// Events (added to the source buffer with RMS about `gain` while active)
-
-fn add_event(kind: usize, buf: &mut [f64], r: &mut Rng, loc: &Location, city: &City, gain: f64) {
-    let start = r.range(0.0, TOTAL as f64 / FS);
-    let at = |t: f64| (t * FS) as isize;
-    match kind {
-        STEPS => {
-            // A walker: periodic steps, each a decaying noise burst through the floor's
-            // low-pass, with a heel click on hard shoes.
-            let dur = r.range(1.0, 3.0);
-            let period = r.range(0.45, 0.6);
-            let approach = r.chance(0.5);
-            let mut t = start - r.range(0.0, 1.0);
-            let end = t + dur;
-            while t < end {
-                let n = (0.08 * FS) as usize;
-                let tau = r.range(0.006, 0.02);
-                let mut burst: Vec<f64> = (0..n)
-                    .map(|i| r.noise() * libm::exp(-(i as f64) / FS / tau))
-                    .collect();
-                chain(
-                    &[Filt::Lp(loc.floor_lp, 0.707), Filt::Hp(60.0, 0.707)],
-                    &mut burst,
-                );
-                if loc.hard_shoes {
-                    let mut click: Vec<f64> = (0..n)
-                        .map(|i| r.noise() * libm::exp(-(i as f64) / FS / 0.002))
-                        .collect();
-                    chain(&[Filt::Bp(r.range(2500.0, 5000.0), 2.0)], &mut click);
-                    add_into(&mut burst, &click, 0.7);
-                }
-                let active = (4.0 * tau * FS) as usize;
-                let s = rms(&burst[..active.min(n)]).max(1e-12);
-                let progress = ((t - (end - dur)) / dur).clamp(0.0, 1.0);
-                let ramp = if approach {
-                    0.4 + 0.6 * progress
-                } else {
-                    1.0 - 0.6 * progress
-                };
-                add_at(buf, at(t), &burst, gain * ramp * r.range(0.7, 1.0) / s);
-                t += period * (1.0 + 0.05 * r.normal());
-            }
-        }
-        BIRDS => {
-            let notes = 2 + r.index(7);
-            let mut t = start;
-            let base = loc.bird_f * r.lognormal(0.1);
-            let trill_hz = r.range(20.0, 40.0);
-            for _ in 0..notes {
-                let d = r.range(0.03, 0.15);
-                let f1 = base * r.range(0.9, 1.1);
-                let f2 = (f1 + loc.bird_sweep * r.range(0.5, 1.0)).max(1000.0);
-                let trill = loc.bird_trill;
-                add_tone(
-                    buf,
-                    at(t),
-                    (d * FS) as usize,
-                    &[1.0, 0.12],
-                    |u| f1 + (f2 - f1) * u / d,
-                    |u| {
-                        let e = libm::sin(PI * u / d);
-                        let m = if trill {
-                            0.5 + 0.5 * libm::sin(2.0 * PI * trill_hz * u)
-                        } else {
-                            1.0
-                        };
-                        gain * e * e * m
-                    },
-                );
-                t += d + r.range(0.03, 0.15);
-            }
-        }
-        SQUEAL => {
-            let d = r.range(0.3, 2.0);
-            let f0 = loc.squeal_f * r.lognormal(0.05);
-            let (vib, am, ph) = (
-                r.range(5.0, 10.0),
-                r.range(8.0, 30.0),
-                r.range(0.0, 2.0 * PI),
-            );
-            add_tone(
-                buf,
-                at(start - 0.5),
-                (d * FS) as usize,
-                &[1.0, 0.25, 0.1],
-                |u| f0 * (1.0 + 0.004 * libm::sin(2.0 * PI * vib * u)),
-                |u| {
-                    gain * ar_env(u, d, 0.05, 0.1) * (0.6 + 0.4 * libm::sin(2.0 * PI * am * u + ph))
-                },
-            );
-        }
-        ANNOUNCE => {
-            if r.chance(0.6) {
-                // The location's chime: two or three decaying notes.
-                let mut t = start;
-                for &f in &loc.chime {
-                    add_tone(
-                        buf,
-                        at(t),
-                        (1.2 * FS) as usize,
-                        &[1.0, 0.3, 0.1],
-                        |_| f,
-                        |u| gain * libm::exp(-u / 0.3) * (u / 0.004).min(1.0),
-                    );
-                    t += r.range(0.25, 0.4);
-                }
-            } else {
-                // Public-address speech: band-limited talker.
-                let d = r.range(1.0, 2.5);
-                let mut s = talker(r, city, (d * FS) as usize);
-                chain(
-                    &[
-                        Filt::Hp(350.0, 0.707),
-                        Filt::Lp(3400.0, 0.707),
-                        Filt::Peak(1500.0, 1.0, 4.0),
-                    ],
-                    &mut s,
-                );
-                normalize(&mut s);
-                add_at(buf, at(start - 0.5), &s, gain);
-            }
-        }
-        BELL => {
-            if loc.door_beeps {
-                let f = r.range(1500.0, 3000.0);
-                let period = r.range(0.2, 0.3);
-                let bl = r.range(0.06, 0.1);
-                for k in 0..(3 + r.index(4)) {
-                    add_tone(
-                        buf,
-                        at(start + k as f64 * period),
-                        (bl * FS) as usize,
-                        &[1.0, 0.2],
-                        |_| f,
-                        |u| gain * ar_env(u, bl, 0.003, 0.003),
-                    );
-                }
-            } else {
-                // Struck bell: inharmonic partials, higher ones decaying faster.
-                let strikes = 1 + r.index(2);
-                for k in 0..strikes {
-                    let t0 = start + k as f64 * r.range(0.3, 0.6);
-                    let tau = r.range(0.2, 0.8);
-                    for (ratio, amp) in [(1.0, 1.0), (2.76, 0.6), (5.4, 0.35), (8.93, 0.2)] {
-                        let f = loc.bell_f * ratio;
-                        let t_k = tau / ratio.sqrt();
-                        add_tone(
-                            buf,
-                            at(t0),
-                            (4.0 * tau * FS) as usize,
-                            &[1.0],
-                            |_| f,
-                            |u| gain * amp * libm::exp(-u / t_k) * (u / 0.002).min(1.0),
-                        );
-                    }
-                }
-            }
-        }
-        PASSBY => {
-            // Vehicle passing: tyre noise and engine harmonics swelling to the closest point,
-            // with a Doppler drop in pitch.
-            let tc = start + r.range(-0.5, 0.5);
-            let w = r.range(0.25, 0.9);
-            let f0 = loc.engine_f0 * r.range(0.8, 1.6);
-            let doppler = r.range(0.03, 0.08);
-            let t0 = tc - 4.0 * w;
-            let n = (8.0 * w * FS) as usize;
-            let mut tyre = r.noise_vec(n);
-            chain(&[Filt::Bp(r.range(600.0, 1400.0), 0.6)], &mut tyre);
-            normalize(&mut tyre);
-            for (i, v) in tyre.iter_mut().enumerate() {
-                let d = (i as f64 / FS - 4.0 * w) / w;
-                *v *= 1.0 / (1.0 + d * d);
-            }
-            add_at(buf, at(t0), &tyre, gain);
-            let amps: Vec<f64> = (1..=12).map(|k| libm::pow(k as f64, -0.7)).collect();
-            add_tone(
-                buf,
-                at(t0),
-                n,
-                &amps,
-                |u| f0 * (1.0 + doppler * libm::tanh(-1.5 * (u - 4.0 * w) / w)),
-                |u| {
-                    let d = (u - 4.0 * w) / w;
-                    0.6 * gain / (1.0 + d * d)
-                },
-            );
-        }
-        HORN => {
-            let d = r.range(0.2, 0.8);
-            let f = city.horn_f * r.range(0.95, 1.05);
-            let amps = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1];
-            let two = r.chance(0.5);
-            add_tone(
-                buf,
-                at(start),
-                (d * FS) as usize,
-                &amps,
-                |_| f,
-                |u| gain * ar_env(u, d, 0.01, 0.03),
-            );
-            if two {
-                add_tone(
-                    buf,
-                    at(start),
-                    (d * FS) as usize,
-                    &amps,
-                    |_| 1.26 * f,
-                    |u| 0.8 * gain * ar_env(u, d, 0.01, 0.03),
-                );
-            }
-        }
-        RATTLE => {
-            // Loose fittings: random impacts exciting a few metallic resonances.
-            let d = r.range(0.3, 1.5);
-            let n = ((d + 0.15) * FS) as usize;
-            let mut imp = vec![0.0; n];
-            let rate = r.range(15.0, 50.0);
-            let count = r.poisson(rate * d);
-            for _ in 0..count {
-                let i = ((r.uni() * d * FS) as usize).min(n - 1);
-                imp[i] += r.sign() * r.range(0.3, 1.0);
-            }
-            let mut y = vec![0.0; n];
-            for (k, g) in [1.0, 0.7, 0.5].iter().enumerate() {
-                let mut z = imp.clone();
-                chain(&[Filt::Bp(loc.rattle[k], loc.rattle_q)], &mut z);
-                add_into(&mut y, &z, *g);
-            }
-            let mut click = imp;
-            chain(&[Filt::Hp(2000.0, 0.707)], &mut click);
-            add_into(&mut y, &click, 0.3);
-            let active = (d * FS) as usize;
-            let s = rms(&y[..active.min(n)]).max(1e-12);
-            add_at(buf, at(start - 0.3), &y, gain / s);
-        }
-        TALKER => {
-            let d = r.range(0.5, 2.5);
-            let s = talker(r, city, (d * FS) as usize);
-            add_at(buf, at(start - 0.5), &s, gain);
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2186,15 +1298,5 @@ mod tests {
         let e: f64 = h.iter().map(|v| v * v).sum();
         assert!((e - 1.0).abs() < 0.02, "energy {e}");
         assert!(peak(&h) <= 1.0);
-    }
-
-    #[test]
-    fn biquad_lowpass_passes_dc() {
-        let mut b = Biquad::new(Filt::Lp(1000.0, 0.707));
-        let mut y = 0.0;
-        for _ in 0..10_000 {
-            y = b.tick(1.0);
-        }
-        assert!((y - 1.0).abs() < 1e-9);
     }
 }

@@ -231,7 +231,8 @@ fn rows<'a>(
         })
 }
 
-fn read_text(path: &Path) -> Result<String> {
+/// A UTF-8 text file, without a leading byte-order mark.
+pub(crate) fn read_text(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).at(path)?;
     let text =
         String::from_utf8(bytes).map_err(|_| Error::file(path, "is not valid UTF-8 text"))?;

@@ -1,6 +1,8 @@
-//! Evaluation: logits of a model over a feature set, the DCASE metrics computed from them, and
-//! the published figures they are compared with ([`published`]).
+//! Evaluation: logits of a model over a feature set, the DCASE metrics computed from them, the
+//! pre-training stage's multi-label metrics ([`multilabel`]: AP, mAP), and the published figures
+//! reproduced ones are compared with ([`published`]).
 
+pub mod multilabel;
 pub mod published;
 
 use crate::labels::{CLASSES, DEVICES};

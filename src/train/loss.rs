@@ -1,4 +1,5 @@
-//! Losses: cross-entropy on (mixed) hard labels plus knowledge distillation from teacher logits.
+//! Losses: cross-entropy on (mixed) hard labels plus knowledge distillation from teacher logits;
+//! binary cross-entropy for multi-label (AudioSet) pre-training.
 
 use tch::{Kind, Reduction, Tensor};
 
@@ -58,9 +59,33 @@ pub fn cross_entropy_per_sample(logits: &Tensor, labels: &Tensor) -> Tensor {
     -logp.gather(1, &labels.unsqueeze(1), false).squeeze_dim(1)
 }
 
+/// Multi-label loss: binary cross-entropy of each logit against its target in [0, 1] (0/1
+/// labels, or mixed ones), averaged over every element, as `torch.nn.BCEWithLogitsLoss()`
+/// (mean reduction, numerically stable for large logits).
+pub fn bce_with_logits(logits: &Tensor, targets: &Tensor) -> Tensor {
+    logits.binary_cross_entropy_with_logits::<Tensor>(targets, None, None, Reduction::Mean)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bce_matches_closed_form() {
+        let x = [2.0f64, -1.0, 0.0, 40.0];
+        let y = [1.0f64, 0.0, 0.5, 0.0];
+        let expected: f64 = x
+            .iter()
+            .zip(&y)
+            .map(|(x, y)| x.max(0.0) - x * y + (-x.abs()).exp().ln_1p())
+            .sum::<f64>()
+            / 4.0;
+        let l = bce_with_logits(
+            &Tensor::from_slice(&x).reshape([2, 2]),
+            &Tensor::from_slice(&y).reshape([2, 2]),
+        );
+        assert!((l.double_value(&[]) - expected).abs() < 1e-12);
+    }
 
     #[test]
     fn kl_is_zero_for_equal_logits_and_positive_otherwise() {
