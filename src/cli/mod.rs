@@ -70,6 +70,30 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         edited: Vec<String>,
     },
+    /// Writes a stage's logits on every training clip (clip filename + 10 logits, CSV or
+    /// parquet by the extension), computing only what that stage needs, and prints the file's
+    /// SHA-256: the teacher file a recipe names as `teacher: {kind: logits, path, sha256}`.
+    Logits {
+        recipe: PathBuf,
+        /// The stage whose model's logits are written.
+        #[arg(long)]
+        stage: String,
+        #[arg(long, default_value = "demo")]
+        profile: String,
+        /// Output file (`.csv` or `.parquet`).
+        #[arg(long)]
+        out: PathBuf,
+        /// Stage cache [default: .cache/ascrepro].
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Root of the real datasets [default: data].
+        #[arg(long)]
+        data_root: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Creates or verifies a data manifest (every file's path, size and SHA-256).
     Manifest {
         #[command(subcommand)]
@@ -185,6 +209,33 @@ fn execute(cmd: Command) -> Result<()> {
                 quiet,
                 ..RunOptions::new(recipe, &profile)
             })?;
+            Ok(())
+        }
+        Command::Logits {
+            recipe,
+            stage,
+            profile,
+            out,
+            cache,
+            data_root,
+            threads,
+            quiet,
+        } => {
+            if threads == 0 {
+                return Err(Error::msg("--threads must be at least 1"));
+            }
+            let sha256 = runner::export_logits(
+                &RunOptions {
+                    cache,
+                    data_root,
+                    threads,
+                    quiet,
+                    ..RunOptions::new(recipe, &profile)
+                },
+                &stage,
+                &out,
+            )?;
+            println!("{sha256}  {}", out.display());
             Ok(())
         }
         Command::Plan {

@@ -36,6 +36,8 @@ pub struct Plan {
 pub enum PlannedStage {
     Train(Box<TrainStage>),
     Quantize(QuantizeStage),
+    Pretrain(Box<PretrainStage>),
+    Released(ReleasedStage),
 }
 
 impl PlannedStage {
@@ -43,8 +45,37 @@ impl PlannedStage {
         match self {
             PlannedStage::Train(s) => &s.id,
             PlannedStage::Quantize(s) => &s.id,
+            PlannedStage::Pretrain(s) => &s.id,
+            PlannedStage::Released(s) => &s.id,
         }
     }
+}
+
+/// A released-checkpoint stage as planned; serialised, its own part of its identity.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReleasedStage {
+    #[serde(skip)]
+    pub id: String,
+    #[serde(skip)]
+    pub label: String,
+    pub model: ModelConfig,
+    /// Relative to the data root.
+    pub checkpoint: FileSpec,
+}
+
+/// A pre-training stage as planned; serialised, its own part of its identity (as
+/// [`TrainStage`]). The model's class count is the label set's, set when it trains.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PretrainStage {
+    #[serde(skip)]
+    pub id: String,
+    #[serde(skip)]
+    pub label: String,
+    pub model: ModelConfig,
+    pub training: TrainingSpec,
+    pub seed: u64,
+    /// The profile's pre-training data.
+    pub data: PretrainDataSpec,
 }
 
 /// A train stage as planned. Serialised, it is the stage's own part of its identity: names
@@ -232,7 +263,7 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                 }
                 stage_training(ctx, r, i)?;
                 if let Some(init) = &t.init {
-                    earlier_train_stage(r, i, &init.from)
+                    earlier_stage(r, i, &init.from, &[StageKind::Train, StageKind::Pretrain])
                         .map_err(|m| ctx.err(&["stages", &idx, "init", "from"], m))?;
                 }
                 if t.select == Select::Best {
@@ -284,6 +315,43 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                     }
                 }
             }
+            StageSpec::Pretrain(p) => {
+                if !r.models.contains_key(&p.model) {
+                    return Err(ctx.err(
+                        &["stages", &idx, "model"],
+                        format!(
+                            "no model `{}` in `models` (it has: {})",
+                            p.model,
+                            keys(&r.models)
+                        ),
+                    ));
+                }
+                stage_training(ctx, r, i)?;
+                for (name, prof) in &r.profiles {
+                    if prof.stages.iter().any(|s| s == &p.id) && prof.pretrain_data.is_none() {
+                        return Err(ctx.err(
+                            &["profiles", name, "stages"],
+                            format!(
+                                "profile `{name}` runs pre-training stage `{}` but names no `pretrain_data`",
+                                p.id
+                            ),
+                        ));
+                    }
+                }
+            }
+            StageSpec::Released(rel) => {
+                if !r.models.contains_key(&rel.model) {
+                    return Err(ctx.err(
+                        &["stages", &idx, "model"],
+                        format!(
+                            "no model `{}` in `models` (it has: {})",
+                            rel.model,
+                            keys(&r.models)
+                        ),
+                    ));
+                }
+                check_file(ctx, &["stages", &idx, "checkpoint"], &rel.checkpoint)?;
+            }
             StageSpec::Quantize(q) => {
                 earlier_train_stage(r, i, &q.from)
                     .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
@@ -331,16 +399,46 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
             }
         }
         validate_data(ctx, name, &p.data)?;
+        if let Some(d) = &p.pretrain_data {
+            validate_pretrain_data(ctx, name, d)?;
+        }
+    }
+    Ok(())
+}
+
+/// A user-supplied file: a path inside the data root and a SHA-256 of 64 hex digits.
+fn check_file(ctx: &Ctx, at: &[&str], f: &FileSpec) -> Result<()> {
+    crate::data::check_relative_path(&f.path).map_err(|m| ctx.err(at, m))?;
+    if f.sha256.len() != 64 || !f.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ctx.err(
+            at,
+            "`sha256` must be the file's 64 hex digits (`sha256sum FILE`; `ascrepro logits` prints a logits file's)",
+        ));
     }
     Ok(())
 }
 
 /// Checks that `source` names a train stage listed before stage `i`.
 fn earlier_train_stage(r: &Recipe, i: usize, source: &str) -> std::result::Result<(), String> {
+    earlier_stage(r, i, source, &[StageKind::Train])
+}
+
+/// Checks that `source` names a stage of one of `kinds` listed before stage `i`.
+fn earlier_stage(
+    r: &Recipe,
+    i: usize,
+    source: &str,
+    kinds: &[StageKind],
+) -> std::result::Result<(), String> {
+    let names: Vec<String> = kinds
+        .iter()
+        .map(|k| format!("{k:?}").to_lowercase())
+        .collect();
     match r.stages.iter().position(|t| t.id() == source) {
-        Some(t) if t < i && matches!(r.stages[t], StageSpec::Train(_)) => Ok(()),
+        Some(t) if t < i && kinds.contains(&r.stages[t].kind()) => Ok(()),
         Some(_) => Err(format!(
-            "`{source}` must be a train stage listed before `{}`",
+            "`{source}` must be a {} stage listed before `{}`",
+            names.join(" or "),
             r.stages[i].id()
         )),
         None => Err(format!("no stage `{source}`")),
@@ -404,6 +502,44 @@ fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
                 let mut refs: Vec<&str> = path.iter().map(String::as_str).collect();
                 refs.push(field);
                 return Err(ctx.err(&refs, msg));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_pretrain_data(ctx: &Ctx, profile: &str, d: &PretrainDataSpec) -> Result<()> {
+    let err = |f: &str, msg: String| ctx.err(&["profiles", profile, "pretrain_data", f], msg);
+    for (field, value) in [("root", &d.root), ("manifest", &d.manifest)] {
+        if let Some(v) = value {
+            crate::data::check_relative_path(v).map_err(|m| err(field, m))?;
+        }
+    }
+    match d.kind {
+        PretrainDataKind::AudioSet => {
+            for (field, value) in [("root", &d.root), ("manifest", &d.manifest)] {
+                if value.is_none() {
+                    return Err(err(field, format!("audioset data needs `{field}`")));
+                }
+            }
+            if d.synth.is_some() {
+                return Err(err(
+                    "synth",
+                    "only synth_multilabel data takes `synth`".into(),
+                ));
+            }
+        }
+        PretrainDataKind::SynthMultiLabel => {
+            if let Err((field, msg)) = d.synth.clone().unwrap_or_default().check() {
+                return Err(ctx.err(&["profiles", profile, "pretrain_data", "synth", field], msg));
+            }
+            for (field, set) in [
+                ("root", d.root.is_some()),
+                ("manifest", d.manifest.is_some()),
+            ] {
+                if set {
+                    return Err(err(field, "only audioset data takes this field".into()));
+                }
             }
         }
     }
@@ -565,10 +701,12 @@ fn positive(x: f64) -> bool {
 /// The training settings of stage `i`: the recipe's defaults with the stage's fields replacing them.
 fn stage_training(ctx: &Ctx, r: &Recipe, i: usize) -> Result<TrainingSpec> {
     let idx = i.to_string();
-    let StageSpec::Train(s) = &r.stages[i] else {
-        return Ok(r.training.clone());
+    let over = match &r.stages[i] {
+        StageSpec::Train(s) => &s.training,
+        StageSpec::Pretrain(s) => &s.training,
+        StageSpec::Quantize(_) | StageSpec::Released(_) => &None,
     };
-    let Some(over) = &s.training else {
+    let Some(over) = over else {
         return Ok(r.training.clone());
     };
     let mut base = serde_norway::to_value(&r.training).map_err(|e| Error::msg(e.to_string()))?;
@@ -715,6 +853,20 @@ fn plan_stages(
                 select: t.select,
                 seed: derive_seed(r.seed, &t.id),
             })),
+            StageSpec::Pretrain(pt) => PlannedStage::Pretrain(Box::new(PretrainStage {
+                id: pt.id.clone(),
+                label: pt.label.clone(),
+                model: model_config(ctx, &pt.model, &r.models[&pt.model])?,
+                training: stage_training(ctx, r, i)?,
+                seed: derive_seed(r.seed, &pt.id),
+                data: p.pretrain_data.clone().expect("validated"),
+            })),
+            StageSpec::Released(rel) => PlannedStage::Released(ReleasedStage {
+                id: rel.id.clone(),
+                label: rel.label.clone(),
+                model: model_config(ctx, &rel.model, &r.models[&rel.model])?,
+                checkpoint: rel.checkpoint.clone(),
+            }),
             StageSpec::Quantize(q) => PlannedStage::Quantize(QuantizeStage {
                 id: q.id.clone(),
                 label: q.label.clone(),

@@ -232,6 +232,12 @@ pub enum StageSpec {
     /// Post-training INT8 quantization of a train stage's model.
     #[serde(rename = "quantize")]
     Quantize(QuantizeSpec),
+    /// Multi-label pre-training on the profile's `pretrain_data`.
+    #[serde(rename = "pretrain")]
+    Pretrain(PretrainSpec),
+    /// The authors' released checkpoint, evaluated like a trained model.
+    #[serde(rename = "released")]
+    Released(ReleasedSpec),
 }
 
 /// The stage kinds, as `kind:` names them.
@@ -240,6 +246,8 @@ pub enum StageSpec {
 pub enum StageKind {
     Train,
     Quantize,
+    Pretrain,
+    Released,
 }
 
 impl StageSpec {
@@ -262,6 +270,12 @@ impl StageSpec {
             StageKind::Train => StageSpec::Train(serde_norway::from_str(&body).map_err(variant)?),
             StageKind::Quantize => {
                 StageSpec::Quantize(serde_norway::from_str(&body).map_err(variant)?)
+            }
+            StageKind::Pretrain => {
+                StageSpec::Pretrain(serde_norway::from_str(&body).map_err(variant)?)
+            }
+            StageKind::Released => {
+                StageSpec::Released(serde_norway::from_str(&body).map_err(variant)?)
             }
         })
     }
@@ -295,6 +309,17 @@ impl StageSpec {
         match self {
             StageSpec::Train(s) => &s.id,
             StageSpec::Quantize(s) => &s.id,
+            StageSpec::Pretrain(s) => &s.id,
+            StageSpec::Released(s) => &s.id,
+        }
+    }
+
+    pub fn kind(&self) -> StageKind {
+        match self {
+            StageSpec::Train(_) => StageKind::Train,
+            StageSpec::Quantize(_) => StageKind::Quantize,
+            StageSpec::Pretrain(_) => StageKind::Pretrain,
+            StageSpec::Released(_) => StageKind::Released,
         }
     }
 
@@ -302,6 +327,8 @@ impl StageSpec {
         match self {
             StageSpec::Train(s) => &s.label,
             StageSpec::Quantize(s) => &s.label,
+            StageSpec::Pretrain(s) => &s.label,
+            StageSpec::Released(s) => &s.label,
         }
     }
 
@@ -310,6 +337,7 @@ impl StageSpec {
         match self {
             StageSpec::Train(s) => s.distill.iter().flat_map(|d| d.teacher.stages()).collect(),
             StageSpec::Quantize(s) => vec![s.from.as_str()],
+            StageSpec::Pretrain(_) | StageSpec::Released(_) => Vec::new(),
         }
     }
 }
@@ -334,6 +362,69 @@ pub struct TrainSpec {
     /// Which epoch's weights the stage keeps.
     #[serde(default, skip_serializing_if = "Select::is_last")]
     pub select: Select,
+}
+
+/// A model pre-trained multi-label (BCE, mAP) on the profile's `pretrain_data`; its classifier
+/// has one output per label of that set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainSpec {
+    pub id: String,
+    pub label: String,
+    /// Key into `models`: the architecture (its class count becomes the label set's).
+    pub model: String,
+    /// Fields replacing those of the recipe's `training` (epochs, optimiser, schedule, mixup).
+    #[serde(default)]
+    pub training: Option<Value>,
+}
+
+/// A released checkpoint (`.ckpt` / `.pth`, read without Python) mapped onto an architecture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleasedSpec {
+    pub id: String,
+    pub label: String,
+    /// Key into `models`: the architecture the checkpoint's tensors are mapped onto.
+    pub model: String,
+    pub checkpoint: FileSpec,
+}
+
+/// A user-supplied file under the data root, with the SHA-256 the run checks and hashes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSpec {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// Where a profile's pre-training data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PretrainDataKind {
+    /// A user-supplied AudioSet copy under the data root (`data::audioset` layout).
+    #[serde(rename = "audioset")]
+    AudioSet,
+    /// The synthetic multi-label set (`data::synth::multilabel`).
+    #[serde(rename = "synth_multilabel")]
+    SynthMultiLabel,
+}
+
+/// The multi-label set `pretrain` stages train on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PretrainDataSpec {
+    pub kind: PretrainDataKind,
+    /// audioset: directory relative to the data root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// audioset: manifest of that copy, relative to the project root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<String>,
+    /// audioset: what to do with listed clips whose WAV is missing (copies always miss some).
+    #[serde(default)]
+    pub missing: crate::data::audioset::Missing,
+    /// synth_multilabel: the generator's configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synth: Option<crate::data::synth::MultiLabelSynthConfig>,
 }
 
 /// Weights a train stage starts from.
@@ -469,6 +560,9 @@ pub struct ProfileSpec {
     pub data: DataSpec,
     /// Stage ids this profile runs, in order.
     pub stages: Vec<String>,
+    /// The multi-label set of the `pretrain` stages this profile runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrain_data: Option<PretrainDataSpec>,
     /// Dotted-path overrides of recipe values, e.g. `training.epochs: 20`, `models.c160.width: 32`.
     #[serde(default)]
     pub set: BTreeMap<String, Value>,

@@ -7,7 +7,7 @@ use super::code::CodeIndex;
 use super::graph::{Context, Graph, NodeId, Outputs};
 use crate::error::{IoContext, Result};
 use crate::results::{StageRecord, StageTiming};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 /// One node as `plan` shows it.
@@ -68,13 +68,35 @@ pub fn status(graph: &Graph, cx: &Context, code: &CodeIndex) -> Vec<NodeStatus> 
         .collect()
 }
 
-/// Runs every node, in order; returns their artefacts and the run's log.
-pub fn execute(graph: &Graph, cx: &Context, code: &CodeIndex) -> Result<(Outputs, usize)> {
+/// The nodes `targets` read, directly or not, and the targets themselves.
+fn upstream(graph: &Graph, targets: &[NodeId]) -> BTreeSet<NodeId> {
+    let mut wanted: BTreeSet<NodeId> = targets.iter().copied().collect();
+    // Needs always come before their readers, so one backward pass closes the set.
+    for i in (0..graph.nodes.len()).rev() {
+        if wanted.contains(&NodeId(i)) {
+            wanted.extend(graph.nodes[i].needs());
+        }
+    }
+    wanted
+}
+
+/// Runs the nodes in order, all of them or only what `targets` need; returns their artefacts
+/// and the run's log.
+pub fn execute(
+    graph: &Graph,
+    cx: &Context,
+    code: &CodeIndex,
+    targets: Option<&[NodeId]>,
+) -> Result<(Outputs, usize)> {
     let hashes = identities(graph, code, &cx.platform);
+    let wanted = targets.map(|t| upstream(graph, t));
     let mut outs = Outputs::default();
     let mut computed = 0;
     for (i, (s, hash)) in graph.nodes.iter().zip(&hashes).enumerate() {
         let node = NodeId(i);
+        if wanted.as_ref().is_some_and(|w| !w.contains(&node)) {
+            continue;
+        }
         outs.hashes.insert(node, hash.clone());
         outs.current = Some(hash.clone());
         let (kind, id) = (s.kind(), s.id());

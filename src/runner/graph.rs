@@ -77,6 +77,20 @@ pub struct SplitFeatures {
     pub validation: Option<FeatureSet>,
 }
 
+/// A multi-label set's training and evaluation splits (pre-training).
+pub struct MultiLabelData {
+    pub train: crate::data::audioset::MultiLabelDataset,
+    pub eval: crate::data::audioset::MultiLabelDataset,
+    /// What the report calls it.
+    pub name: String,
+}
+
+/// Features and targets of a multi-label set's splits.
+pub struct MultiLabelFeatures {
+    pub train: crate::train::pretrain::MultiLabelSet,
+    pub eval: crate::train::pretrain::MultiLabelSet,
+}
+
 /// A trained (or imported) fp32 model with what the report says of it.
 pub struct ModelArtefact {
     pub weights: PathBuf,
@@ -100,6 +114,8 @@ pub enum Artefact {
     Copies(Rc<FeatureSet>),
     Model(Rc<ModelArtefact>),
     Evaluation(Rc<Evaluation>),
+    MultiLabelData(Rc<MultiLabelData>),
+    MultiLabelFeatures(Rc<MultiLabelFeatures>),
     Report(Rc<RunRecord>),
 }
 
@@ -142,6 +158,12 @@ impl Outputs {
     accessor!(model, Model, Rc<ModelArtefact>);
     accessor!(evaluation, Evaluation, Rc<Evaluation>);
     accessor!(report, Report, Rc<RunRecord>);
+    accessor!(multilabel_data, MultiLabelData, Rc<MultiLabelData>);
+    accessor!(
+        multilabel_features,
+        MultiLabelFeatures,
+        Rc<MultiLabelFeatures>
+    );
 
     /// Scratch space for the running node's resumable work (epoch checkpoints), kept across
     /// interrupted runs and removed when the node completes.
@@ -221,6 +243,8 @@ pub struct Graph {
     shared: BTreeMap<String, NodeId>,
     models: BTreeMap<String, NodeId>,
     evaluations: BTreeMap<String, NodeId>,
+    /// The profile's data and features nodes.
+    inputs: Option<(NodeId, NodeId)>,
 }
 
 impl Graph {
@@ -245,10 +269,13 @@ impl Graph {
         Ok(n)
     }
 
-    /// Records that recipe stage `stage` made the model of node `model`, evaluated by `eval`.
-    pub fn name_model(&mut self, stage: &str, model: NodeId, eval: NodeId) {
+    /// Records that recipe stage `stage` made the model of node `model`, evaluated on the
+    /// scenes by `eval` (none for a pre-trained model).
+    pub fn name_model(&mut self, stage: &str, model: NodeId, eval: Option<NodeId>) {
         self.models.insert(stage.to_string(), model);
-        self.evaluations.insert(stage.to_string(), eval);
+        if let Some(eval) = eval {
+            self.evaluations.insert(stage.to_string(), eval);
+        }
     }
 
     /// The node holding recipe stage `stage`'s model (the plan orders sources first).
@@ -265,6 +292,17 @@ impl Graph {
             .get(stage)
             .copied()
             .ok_or_else(|| Error::msg(format!("stage `{stage}` is not evaluated in this profile")))
+    }
+
+    /// Records the profile's data and features nodes.
+    pub fn set_inputs(&mut self, data: NodeId, features: NodeId) {
+        self.inputs = Some((data, features));
+    }
+
+    /// The profile's data and features nodes.
+    pub fn inputs(&self) -> (NodeId, NodeId) {
+        self.inputs
+            .expect("the registry adds the data and features first")
     }
 
     /// Every node so far.

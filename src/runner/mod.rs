@@ -140,7 +140,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         "ascrepro: {} (profile {}) on {}, {} thread(s)",
         p.plan.recipe.id, p.plan.profile, cx.platform["device"], cx.platform["threads"]
     ));
-    let (outs, computed) = executor::execute(&p.graph, &cx, &opts.code)?;
+    let (outs, computed) = executor::execute(&p.graph, &cx, &opts.code, None)?;
     let report = *p.graph.all().last().expect("the report is the last node");
     let record = outs.report(report).as_ref().clone();
     crate::report::write_timings(&record, &outs.timings, &p.out_dir)?;
@@ -166,4 +166,36 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         computed,
         cached,
     })
+}
+
+/// Writes the logits of recipe stage `stage`'s model on every training clip to `out` (CSV or
+/// parquet by its extension; the format a `{kind: logits}` teacher reads), computing only the
+/// stages it needs. Returns the file's SHA-256, which the recipe names.
+pub fn export_logits(opts: &RunOptions, stage: &str, out: &std::path::Path) -> Result<String> {
+    let p = prepare(opts)?;
+    let model = p.graph.model_of(stage).map_err(|_| {
+        Error::msg(format!(
+            "stage `{stage}` makes no model in profile `{}` (it runs: {})",
+            p.plan.profile,
+            p.plan.profile_spec.stages.join(", ")
+        ))
+    })?;
+    let (data, features) = p.graph.inputs();
+    let cx = p.context(opts.quiet);
+    let (outs, _) = executor::execute(&p.graph, &cx, &opts.code, Some(&[model, features]))?;
+    let clips: Vec<String> = outs
+        .data(data)
+        .dataset
+        .train
+        .iter()
+        .map(|c| c.file.clone())
+        .collect();
+    let weights = outs.model(model).weights.clone();
+    let logits = crate::train::distill::teacher_logits(
+        &[&weights],
+        &outs.features(features).train,
+        cx.device,
+    )?;
+    crate::train::distill::write_logits(out, &clips, &logits)?;
+    Ok(crate::data::manifest::hash_file(out)?.1)
 }

@@ -7,6 +7,7 @@ pub mod distill;
 pub mod fit;
 pub mod init;
 pub mod loss;
+pub mod pretrain;
 pub mod schedule;
 
 pub use adam::{Adam, WeightDecay};

@@ -196,3 +196,8 @@ pub fn stage_status(log: &str, kind: &str, id: &str) -> String {
     assert_eq!(found.len(), 1, "expected one `{kind} {id}` line in:\n{log}");
     found[0].clone()
 }
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> String {
+    ascrepro::data::manifest::hash_file(path).unwrap().1
+}

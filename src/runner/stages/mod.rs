@@ -11,7 +11,9 @@ pub mod devsim;
 pub mod energy_ir;
 pub mod evaluate;
 pub mod features;
+pub mod pretrain;
 pub mod quantize;
+pub mod released;
 pub mod report;
 pub mod train;
 pub mod waveforms;
@@ -31,6 +33,8 @@ pub struct Base {
     pub frontend: Frontend,
     /// Root of user-supplied files (datasets, teacher logits).
     pub data_root: PathBuf,
+    /// The project, which data manifests are relative to.
+    pub project: PathBuf,
     recipe_seed: u64,
 }
 
@@ -57,17 +61,21 @@ pub fn build(
         frontend: frontend.clone(),
         validation: plan.profile_spec.data.validation_split.clone(),
     });
+    g.set_inputs(data, features);
     let base = Base {
         data,
         features,
         frontend: frontend.clone(),
         data_root: data_root.to_path_buf(),
+        project: project.to_path_buf(),
         recipe_seed: plan.recipe.seed,
     };
     for stage in &plan.stages {
         match stage {
             PlannedStage::Train(t) => train::add(&mut g, &base, t)?,
             PlannedStage::Quantize(q) => quantize::add(&mut g, &base, q)?,
+            PlannedStage::Pretrain(p) => pretrain::add(&mut g, &base, p)?,
+            PlannedStage::Released(r) => released::add(&mut g, &base, r)?,
         }
     }
     let needs = g.all();

@@ -141,7 +141,7 @@ pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
         model,
         features: base.features,
     });
-    g.name_model(&t.id, model, eval);
+    g.name_model(&t.id, model, Some(eval));
     Ok(())
 }
 

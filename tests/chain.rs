@@ -1,0 +1,175 @@
+//! The stage engine's capabilities chained on tiny synthetic data (tests/fixtures/chain.yaml):
+//! multi-label pre-training, init without the classifier, `select: best`, KD from an ensemble,
+//! KD from a stage and from its exported logits file (same student bit for bit), a released
+//! checkpoint evaluated like the model it was saved from, and a fully cached second run.
+
+mod common;
+use ascrepro::results::RunRecord;
+use ascrepro::runner::{run, RunOptions, RunOutcome};
+use common::{ascrepro, ascrepro_fails, run_python};
+use std::path::Path;
+
+const CHAIN: &str = include_str!("fixtures/chain.yaml");
+const ZERO: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+fn recipe(released: &str, logits: &str) -> String {
+    CHAIN
+        .replace("RELEASED_SHA256", released)
+        .replace("LOGITS_SHA256", logits)
+}
+
+fn run_profile(d: &Path, text: &str, profile: &str) -> RunOutcome {
+    std::fs::write(d.join("chain.yaml"), text).unwrap();
+    run(&RunOptions {
+        cache: Some(d.join("cache")),
+        out: Some(d.join(format!("out-{profile}"))),
+        data_root: Some(d.join("data")),
+        quiet: true,
+        ..RunOptions::new(d.join("chain.yaml"), profile)
+    })
+    .unwrap_or_else(|e| panic!("profile {profile}: {e}"))
+}
+
+/// SHA-256 of stage `kind:id`'s output `file` in a run's record.
+fn output(record: &RunRecord, kind: &str, id: &str, file: &str) -> String {
+    let s = record
+        .stages
+        .iter()
+        .find(|s| s.kind == kind && s.id == id)
+        .unwrap_or_else(|| panic!("no stage {kind}:{id}"));
+    s.outputs[file].clone()
+}
+
+#[test]
+fn every_capability_chains_and_a_second_run_is_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::create_dir_all(d.join("data/released")).unwrap();
+    let text = recipe(ZERO, ZERO);
+    let first = run_profile(d, &text, "demo");
+    let systems: Vec<&str> = first.record.systems.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(systems, ["general", "t1", "t2", "kd_ensemble", "kd"]);
+    let general = &first.record.systems[0];
+    assert!(
+        general
+            .training
+            .contains("initialised from `pre` (without its classifier)")
+            && general
+                .notes
+                .iter()
+                .any(|n| n.contains("best macro accuracy on the validation split")),
+        "{general:?}"
+    );
+    let ensemble = &first.record.systems[3];
+    assert!(
+        ensemble.training.contains("the mean logits of `t1`, `t2`"),
+        "{}",
+        ensemble.training
+    );
+
+    // Nothing changed: everything is cached.
+    let again = run_profile(d, &text, "demo");
+    assert_eq!(again.computed, 0, "{:?}", again.timings);
+
+    // The teacher's logits, exported, teach the same student bit for bit.
+    let export = ascrepro(
+        d,
+        &[
+            "logits",
+            "chain.yaml",
+            "--stage",
+            "t1",
+            "--out",
+            "data/t1_logits.csv",
+            "--cache",
+            "cache",
+            "--data-root",
+            "data",
+            "--quiet",
+        ],
+    );
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let sha = String::from_utf8(export.stdout).unwrap();
+    let sha = sha.split_whitespace().next().unwrap().to_string();
+    let from_file = run_profile(d, &recipe(ZERO, &sha), "from_file");
+    let kd_stage = from_file
+        .record
+        .systems
+        .iter()
+        .find(|s| s.id == "kd")
+        .unwrap();
+    assert!(
+        kd_stage.training.contains("logits file `t1_logits.csv`"),
+        "{}",
+        kd_stage.training
+    );
+    assert_eq!(
+        output(&first.record, "train", "kd", "model.safetensors"),
+        output(&from_file.record, "train", "kd", "model.safetensors"),
+        "the student distilled from the exported logits differs from the one distilled from the stage"
+    );
+
+    // A released checkpoint (the student saved as a plain PyTorch state dict) is evaluated
+    // exactly like the model it came from.
+    let kd_weights = std::fs::read_dir(d.join("cache/stages"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let h = output(&first.record, "train", "kd", "model.safetensors");
+            p.join("model.safetensors").is_file()
+                && common::sha256_file(&p.join("model.safetensors")) == h
+        })
+        .unwrap()
+        .join("model.safetensors");
+    let pth = d.join("data/released/student.pth");
+    run_python(
+        "state_dict_from_safetensors.py",
+        [kd_weights.as_os_str(), pth.as_os_str()],
+    );
+    let released_sha = common::sha256_file(&pth);
+    let released = run_profile(d, &recipe(&released_sha, &sha), "released");
+    let rel = &released.record.systems[0];
+    assert_eq!(rel.id, "released");
+    let kd = first.record.systems.iter().find(|s| s.id == "kd").unwrap();
+    assert_eq!(rel.evaluation, kd.evaluation);
+
+    // The wrong architecture or a wrong hash is refused, naming the file.
+    std::fs::write(
+        d.join("chain.yaml"),
+        recipe(&released_sha, &sha).replace(
+            "    model: student\n    checkpoint:",
+            "    model: teacher\n    checkpoint:",
+        ),
+    )
+    .unwrap();
+    let args = [
+        "run",
+        "chain.yaml",
+        "--profile",
+        "released",
+        "--cache",
+        "cache",
+        "--out",
+        "out-bad",
+        "--data-root",
+        "data",
+        "--quiet",
+    ];
+    let e = ascrepro_fails(d, &args);
+    assert!(
+        e.contains("student.pth") && e.contains("does not fit model"),
+        "{e}"
+    );
+    std::fs::write(d.join("chain.yaml"), recipe(ZERO, &sha)).unwrap();
+    let e = ascrepro_fails(d, &args);
+    assert!(e.contains("student.pth") && e.contains("SHA-256"), "{e}");
+    let mut args = args.to_vec();
+    args[3] = "from_file";
+    std::fs::write(d.join("chain.yaml"), recipe(ZERO, ZERO)).unwrap();
+    let e = ascrepro_fails(d, &args);
+    assert!(e.contains("t1_logits.csv"), "{e}");
+}
