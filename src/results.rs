@@ -148,6 +148,10 @@ pub struct SystemRecord {
     /// Per-epoch curve; empty for systems not trained in their own stage (e.g. quantized).
     pub curve: Vec<EpochLog>,
     pub notes: Vec<String>,
+    /// The named training split (DCASE2024 `split5` ... `split100`) it was trained on; none
+    /// for the profile's whole training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
 }
 
 /// One row of a table the report published, transcribed in the recipe.

@@ -249,6 +249,8 @@ validate_every: 0",
             init_from: None,
             init_classifier: None,
             select: ascrepro::recipe::Select::Last,
+            split: None,
+            split_csv: None,
             distill: None,
             seed: 3,
         }

@@ -207,7 +207,7 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
             "    kind: quantize",
             "    kind: prune",
             "stages[2].kind",
-            "`train` or `quantize`",
+            "`train`, `quantize`, `pretrain`, `released`",
         ),
         (
             "form: ce_plus_kl,",
@@ -244,4 +244,28 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
     );
     let e = run_recipe(d.path(), &text);
     assert!(e.contains("training.schedule") && e.contains("t0"), "{e}");
+}
+
+/// A split the profile does not name, and `split` with `for_each`, are refused with the line.
+#[test]
+fn unknown_splits_are_refused_with_the_line() {
+    let d = tempfile::tempdir().unwrap();
+    let text = TINY.replacen(
+        "    label: \"Student + KD\"\n    model: student\n",
+        "    label: \"Student + KD\"\n    model: student\n    for_each: {split: [split50, split7]}\n",
+        1,
+    );
+    let line = text.lines().position(|l| l.contains("split7")).unwrap() + 1;
+    let e = run_recipe(d.path(), &text);
+    assert!(
+        e.contains(&format!("r.yaml:{line}")) && e.contains("no split `split7`"),
+        "{e}"
+    );
+    let text = TINY.replacen(
+        "    label: \"Student + KD\"\n    model: student\n",
+        "    label: \"Student + KD\"\n    model: student\n    split: split50\n    for_each: {split: [split50]}\n",
+        1,
+    );
+    let e = run_recipe(d.path(), &text);
+    assert!(e.contains("not both"), "{e}");
 }

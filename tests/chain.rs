@@ -1,7 +1,8 @@
 //! The stage engine's capabilities chained on tiny synthetic data (tests/fixtures/chain.yaml):
 //! multi-label pre-training, init without the classifier, `select: best`, KD from an ensemble,
 //! KD from a stage and from its exported logits file (same student bit for bit), a released
-//! checkpoint evaluated like the model it was saved from, and a fully cached second run.
+//! checkpoint evaluated like the model it was saved from, one stage per training split, and a
+//! fully cached second run.
 
 mod common;
 use ascrepro::results::RunRecord;
@@ -48,7 +49,35 @@ fn every_capability_chains_and_a_second_run_is_cached() {
     let text = recipe(ZERO, ZERO);
     let first = run_profile(d, &text, "demo");
     let systems: Vec<&str> = first.record.systems.iter().map(|s| s.id.as_str()).collect();
-    assert_eq!(systems, ["general", "t1", "t2", "kd_ensemble", "kd"]);
+    assert_eq!(
+        systems,
+        [
+            "general",
+            "t1",
+            "t2",
+            "kd_ensemble",
+            "kd",
+            "per_split@split50",
+            "per_split@split100"
+        ]
+    );
+    let (s50, s100) = (&first.record.systems[5], &first.record.systems[6]);
+    assert_eq!(s50.split.as_deref(), Some("split50"));
+    assert!(s50.training.contains("on training split split50") && s50.training.contains("lr 0.01"));
+    assert!(s100.training.contains("lr 0.005"), "{}", s100.training);
+    let scene_features: Vec<&str> = first
+        .record
+        .stages
+        .iter()
+        .filter(|s| s.kind == "features" && !s.id.contains("pre-training"))
+        .map(|s| s.outputs["train.safetensors"].as_str())
+        .collect();
+    assert_eq!(
+        scene_features.len(),
+        3,
+        "one features node per split, one for the whole split"
+    );
+    assert!(scene_features[0] != scene_features[1] && scene_features[1] != scene_features[2]);
     let general = &first.record.systems[0];
     assert!(
         general

@@ -192,6 +192,7 @@ fn record() -> RunRecord {
                 ),
                 curve: curve(8, true),
                 notes: vec![],
+                split: None,
             },
             SystemRecord {
                 id: "train_c12_kd".into(),
@@ -207,6 +208,7 @@ fn record() -> RunRecord {
                 ),
                 curve: curve(8, false),
                 notes: vec!["teacher logits from <train_c40> & cached".into()],
+                split: None,
             },
             SystemRecord {
                 id: "quant_c12_kd".into(),
@@ -222,6 +224,7 @@ fn record() -> RunRecord {
                 ),
                 curve: vec![],
                 notes: vec![],
+                split: None,
             },
         ],
         published: vec![

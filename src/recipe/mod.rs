@@ -94,6 +94,10 @@ pub struct TrainStage {
     /// Whether the classifier is taken from `init_from`.
     pub init_classifier: Option<bool>,
     pub select: Select,
+    /// The named training split it trains on (none: the profile's whole training split).
+    pub split: Option<String>,
+    /// That split's CSV, relative to the dataset root.
+    pub split_csv: Option<String>,
     pub model: ModelConfig,
     pub training: TrainingSpec,
     pub distill: Option<DistillSpec>,
@@ -266,6 +270,7 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                     earlier_stage(r, i, &init.from, &[StageKind::Train, StageKind::Pretrain])
                         .map_err(|m| ctx.err(&["stages", &idx, "init", "from"], m))?;
                 }
+                validate_splits(ctx, r, i, t)?;
                 if t.select == Select::Best {
                     for (name, p) in &r.profiles {
                         let runs = p.stages.iter().any(|s| s == &t.id);
@@ -406,6 +411,67 @@ fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
     Ok(())
 }
 
+/// A train stage's `split` / `for_each`: exclusive, known to every profile that runs the stage,
+/// per-split training fields only for listed splits (and valid once merged).
+fn validate_splits(ctx: &Ctx, r: &Recipe, i: usize, t: &TrainSpec) -> Result<()> {
+    let idx = i.to_string();
+    let (field, names): (Vec<&str>, Vec<&str>) = match (&t.split, &t.for_each) {
+        (Some(_), Some(_)) => {
+            return Err(ctx.err(
+                &["stages", &idx, "for_each"],
+                "give `split` (one split) or `for_each` (one stage per split), not both",
+            ))
+        }
+        (Some(s), None) => (vec!["stages", &idx, "split"], vec![s.as_str()]),
+        (None, Some(f)) => {
+            let at = ["stages", idx.as_str(), "for_each", "split"];
+            if f.split.is_empty() {
+                return Err(ctx.err(&at, "name at least one split"));
+            }
+            if let Some(d) = f
+                .split
+                .iter()
+                .enumerate()
+                .find(|(k, s)| f.split[..*k].contains(s))
+            {
+                return Err(ctx.err(&at, format!("split `{}` is listed twice", d.1)));
+            }
+            for (name, over) in &f.training {
+                let at = [
+                    "stages",
+                    idx.as_str(),
+                    "for_each",
+                    "training",
+                    name.as_str(),
+                ];
+                if !f.split.contains(name) {
+                    return Err(ctx.err(&at, format!("`{name}` is not one of the listed splits")));
+                }
+                merge_training(ctx, &stage_training(ctx, r, i)?, over, &at)?;
+            }
+            (at.to_vec(), f.split.iter().map(String::as_str).collect())
+        }
+        (None, None) => return Ok(()),
+    };
+    for (profile, p) in &r.profiles {
+        if !p.stages.iter().any(|s| s == &t.id) {
+            continue;
+        }
+        for name in &names {
+            if p.data.split_csv(name).is_none() {
+                return Err(ctx.err(
+                    &field,
+                    format!(
+                        "profile `{profile}` runs `{}` but its data names no split `{name}` (add it to `data.splits`)",
+                        t.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A user-supplied file: a path inside the data root and a SHA-256 of 64 hex digits.
 fn check_file(ctx: &Ctx, at: &[&str], f: &FileSpec) -> Result<()> {
     crate::data::check_relative_path(&f.path).map_err(|m| ctx.err(at, m))?;
@@ -435,6 +501,11 @@ fn earlier_stage(
         .map(|k| format!("{k:?}").to_lowercase())
         .collect();
     match r.stages.iter().position(|t| t.id() == source) {
+        Some(t) if matches!(&r.stages[t], StageSpec::Train(s) if s.for_each.is_some()) => {
+            Err(format!(
+                "`{source}` runs once per split (`for_each`): it makes no single model to read"
+            ))
+        }
         Some(t) if t < i && kinds.contains(&r.stages[t].kind()) => Ok(()),
         Some(_) => Err(format!(
             "`{source}` must be a {} stage listed before `{}`",
@@ -706,32 +777,46 @@ fn stage_training(ctx: &Ctx, r: &Recipe, i: usize) -> Result<TrainingSpec> {
         StageSpec::Pretrain(s) => &s.training,
         StageSpec::Quantize(_) | StageSpec::Released(_) => &None,
     };
-    let Some(over) = over else {
-        return Ok(r.training.clone());
-    };
-    let mut base = serde_norway::to_value(&r.training).map_err(|e| Error::msg(e.to_string()))?;
+    match over {
+        Some(over) => merge_training(ctx, &r.training, over, &["stages", &idx, "training"]),
+        None => Ok(r.training.clone()),
+    }
+}
+
+/// `base` with the fields of the mapping `over` (at `at` in the recipe) replacing its own.
+fn merge_training(
+    ctx: &Ctx,
+    base: &TrainingSpec,
+    over: &Value,
+    at: &[&str],
+) -> Result<TrainingSpec> {
+    let mut merged = serde_norway::to_value(base).map_err(|e| Error::msg(e.to_string()))?;
     let Value::Mapping(over) = over else {
-        return Err(ctx.err(
-            &["stages", &idx, "training"],
-            "must be a mapping of training fields",
-        ));
+        return Err(ctx.err(at, "must be a mapping of training fields"));
     };
     for (k, v) in over {
         let key = k.as_str().unwrap_or_default().to_string();
-        if let Value::Mapping(b) = &mut base {
+        if let Value::Mapping(b) = &mut merged {
             if !b.contains_key(key.as_str()) && !OPTIONAL_TRAINING_FIELDS.contains(&key.as_str()) {
-                return Err(ctx.err(
-                    &["stages", &idx, "training", &key],
-                    format!("unknown training field `{key}`"),
-                ));
+                let field: Vec<&str> = at.iter().copied().chain([key.as_str()]).collect();
+                return Err(ctx.err(&field, format!("unknown training field `{key}`")));
             }
             b.insert(k.clone(), v.clone());
         }
     }
-    let t: TrainingSpec = serde_norway::from_value(base)
-        .map_err(|e| ctx.err(&["stages", &idx, "training"], e.to_string()))?;
-    validate_training(ctx, &["stages", &idx, "training"], &t)?;
+    let t: TrainingSpec =
+        serde_norway::from_value(merged).map_err(|e| ctx.err(at, e.to_string()))?;
+    validate_training(ctx, at, &t)?;
     Ok(t)
+}
+
+/// The splits a train stage runs on: its `for_each` list, its one `split`, or none (the
+/// profile's whole training split).
+fn stage_splits(t: &TrainSpec) -> Vec<Option<String>> {
+    match (&t.for_each, &t.split) {
+        (Some(f), _) => f.split.iter().cloned().map(Some).collect(),
+        (None, s) => vec![s.clone()],
+    }
 }
 
 const OPTIONAL_TRAINING_FIELDS: [&str; 8] = [
@@ -841,18 +926,44 @@ fn plan_stages(
             }
         }
         out.push(match s {
-            StageSpec::Train(t) => PlannedStage::Train(Box::new(TrainStage {
-                id: t.id.clone(),
-                label: t.label.clone(),
-                model: model_config(ctx, &t.model, &r.models[&t.model])?,
-                model_key: t.model.clone(),
-                training: resolve_training(stage_training(ctx, r, i)?, frontend),
-                distill: t.distill.clone(),
-                init_from: t.init.as_ref().map(|i| i.from.clone()),
-                init_classifier: t.init.as_ref().map(|i| i.classifier),
-                select: t.select,
-                seed: derive_seed(r.seed, &t.id),
-            })),
+            StageSpec::Train(t) => {
+                let base = stage_training(ctx, r, i)?;
+                let model = model_config(ctx, &t.model, &r.models[&t.model])?;
+                for split in stage_splits(t) {
+                    let (id, training) = match (&t.for_each, &split) {
+                        (Some(f), Some(name)) => {
+                            let training = match f.training.get(name) {
+                                Some(over) => {
+                                    let at =
+                                        ["stages", &i.to_string(), "for_each", "training", name];
+                                    merge_training(ctx, &base, over, &at)?
+                                }
+                                None => base.clone(),
+                            };
+                            (format!("{}@{name}", t.id), training)
+                        }
+                        _ => (t.id.clone(), base.clone()),
+                    };
+                    out.push(PlannedStage::Train(Box::new(TrainStage {
+                        label: match &split {
+                            Some(name) if t.for_each.is_some() => format!("{} ({name})", t.label),
+                            _ => t.label.clone(),
+                        },
+                        model: model.clone(),
+                        model_key: t.model.clone(),
+                        training: resolve_training(training, frontend),
+                        distill: t.distill.clone(),
+                        init_from: t.init.as_ref().map(|i| i.from.clone()),
+                        init_classifier: t.init.as_ref().map(|i| i.classifier),
+                        select: t.select,
+                        split_csv: split.as_ref().and_then(|n| p.data.split_csv(n)),
+                        split,
+                        seed: derive_seed(r.seed, &id),
+                        id,
+                    })));
+                }
+                continue;
+            }
             StageSpec::Pretrain(pt) => PlannedStage::Pretrain(Box::new(PretrainStage {
                 id: pt.id.clone(),
                 label: pt.label.clone(),

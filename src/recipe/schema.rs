@@ -362,6 +362,23 @@ pub struct TrainSpec {
     /// Which epoch's weights the stage keeps.
     #[serde(default, skip_serializing_if = "Select::is_last")]
     pub select: Select,
+    /// Train on this named training split of the profile (`data.splits`) instead of its
+    /// whole training split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    /// Run the stage once per listed split, as stages `<id>@<split>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<ForEachSpec>,
+}
+
+/// One stage per split (Cai et al. 2024, Table 3), with per-split training fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForEachSpec {
+    pub split: Vec<String>,
+    /// Per split: fields replacing the stage's training (e.g. a learning rate per split).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub training: BTreeMap<String, Value>,
 }
 
 /// A model pre-trained multi-label (BCE, mAP) on the profile's `pretrain_data`; its classifier
@@ -583,6 +600,10 @@ pub struct DataSpec {
     pub train_split: Option<String>,
     #[serde(default)]
     pub test_split: Option<String>,
+    /// Named training splits (DCASE2024: `split5` ... `split100`) -> CSV relative to the
+    /// dataset root; for synthetic data, `splitN` names the generator's `splitN.csv` by default.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub splits: BTreeMap<String, String>,
     /// Split CSV (relative to the dataset root) that `select: best` stages choose their epoch
     /// on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -596,4 +617,20 @@ pub struct DataSpec {
     /// synth: the generator's configuration.
     #[serde(default)]
     pub synth: Option<crate::data::synth::SynthConfig>,
+}
+
+impl DataSpec {
+    /// The CSV of the named training split: as `splits` maps it, or for synthetic data the
+    /// generator's own `splitN.csv` when N is one of its subsets.
+    pub fn split_csv(&self, name: &str) -> Option<String> {
+        if let Some(csv) = self.splits.get(name) {
+            return Some(csv.clone());
+        }
+        let pct: u32 = name.strip_prefix("split")?.parse().ok()?;
+        let synth = self
+            .synth
+            .as_ref()
+            .filter(|_| self.kind == DataKind::Synth)?;
+        synth.subsets.contains(&pct).then(|| format!("{name}.csv"))
+    }
 }

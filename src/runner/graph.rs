@@ -102,6 +102,8 @@ pub struct ModelArtefact {
     pub training: String,
     /// What the report notes about it (e.g. which epoch was kept).
     pub notes: Vec<String>,
+    /// The named training split it was trained on.
+    pub split: Option<String>,
 }
 
 /// What flows along the graph's edges.

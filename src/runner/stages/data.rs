@@ -217,3 +217,56 @@ fn file_hashes(manifest: &Manifest) -> BTreeMap<String, String> {
         .map(|f| (f.path.clone(), f.sha256.clone()))
         .collect()
 }
+
+/// The profile's data with its training split narrowed to a named split (DCASE2024's
+/// split5 ... split100); loaded, not cached.
+pub struct SplitDataStage {
+    pub data: NodeId,
+    pub name: String,
+    /// The split's CSV, relative to the dataset root.
+    pub csv: String,
+}
+
+impl Stage for SplitDataStage {
+    fn kind(&self) -> &'static str {
+        "split"
+    }
+
+    fn id(&self) -> String {
+        self.name.clone()
+    }
+
+    fn needs(&self) -> Vec<NodeId> {
+        vec![self.data]
+    }
+
+    fn code(&self) -> &'static [&'static str] {
+        &["src/data/tau.rs", "src/runner/stages/data.rs"]
+    }
+
+    fn identity(&self, h: StageHash) -> StageHash {
+        h.part("split", &self.name).part("csv", &self.csv)
+    }
+
+    fn cached(&self) -> bool {
+        false
+    }
+
+    fn produce(&self, _cx: &Context, _inputs: &Outputs, _dir: &Path) -> Result<()> {
+        unreachable!("a split is loaded, not cached")
+    }
+
+    fn load(&self, _cx: &Context, inputs: &Outputs, _dir: Option<&Path>) -> Result<Artefact> {
+        let all = inputs.data(self.data);
+        let mut dataset = all.dataset.clone();
+        dataset.train = tau::load_split(&dataset.root, &self.csv)?;
+        Ok(Artefact::Data(Rc::new(DataArtefact {
+            dataset,
+            validation: all.validation.clone(),
+            name: all.name.clone(),
+            manifest_hash: all.manifest_hash.clone(),
+            irs: all.irs.clone(),
+            file_sha256: all.file_sha256.clone(),
+        })))
+    }
+}

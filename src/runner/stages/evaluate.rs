@@ -75,6 +75,7 @@ impl Stage for EvaluateStage {
             evaluation: e.as_ref().clone(),
             curve: m.curve.clone(),
             notes: m.notes.clone(),
+            split: m.split.clone(),
         }])
     }
 }

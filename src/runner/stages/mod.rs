@@ -35,6 +35,8 @@ pub struct Base {
     pub data_root: PathBuf,
     /// The project, which data manifests are relative to.
     pub project: PathBuf,
+    /// The profile's validation split, whose features every features node makes.
+    pub validation_split: Option<String>,
     recipe_seed: u64,
 }
 
@@ -42,6 +44,31 @@ impl Base {
     /// A seed for `what`, derived from the recipe's.
     pub fn seed(&self, what: &str) -> u64 {
         recipe::derive_seed(self.recipe_seed, what)
+    }
+
+    /// This base with its training split narrowed to the named split (shared by the stages
+    /// training on it): the split's data and its features.
+    pub fn on_split(&self, g: &mut Graph, name: &str, csv: &str) -> Result<Base> {
+        let data = g.shared(format!("split {name} {csv}"), |_| {
+            Ok(data::SplitDataStage {
+                data: self.data,
+                name: name.to_string(),
+                csv: csv.to_string(),
+            })
+        })?;
+        let validation = self.validation_split.clone();
+        let features = g.shared(format!("features {data:?}"), |_| {
+            Ok(features::FeaturesStage {
+                data,
+                frontend: self.frontend.clone(),
+                validation,
+            })
+        })?;
+        Ok(Base {
+            data,
+            features,
+            ..self.clone()
+        })
     }
 }
 
@@ -68,6 +95,7 @@ pub fn build(
         frontend: frontend.clone(),
         data_root: data_root.to_path_buf(),
         project: project.to_path_buf(),
+        validation_split: plan.profile_spec.data.validation_split.clone(),
         recipe_seed: plan.recipe.seed,
     };
     for stage in &plan.stages {

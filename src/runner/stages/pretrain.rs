@@ -336,6 +336,7 @@ impl Stage for PretrainNode {
             label: p.label.clone(),
             training,
             notes: Vec::new(),
+            split: None,
         })))
     }
 }

@@ -126,6 +126,7 @@ impl Stage for QuantizeNode {
             evaluation: e.as_ref().clone(),
             curve: Vec::new(),
             notes: vec![verdict.note],
+            split: m.split.clone(),
         }])
     }
 }

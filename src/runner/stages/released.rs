@@ -92,6 +92,7 @@ impl Stage for ReleasedNode {
                 &r.checkpoint.sha256[..12]
             ),
             notes: super::read_json(&dir.join("notes.json"))?,
+            split: None,
         })))
     }
 }

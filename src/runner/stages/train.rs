@@ -40,6 +40,10 @@ pub enum Teacher {
 
 /// Adds `t`, its shared inputs and its evaluation to the graph.
 pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
+    let base = &match (&t.split, &t.split_csv) {
+        (Some(name), Some(csv)) => base.on_split(g, name, csv)?,
+        _ => base.clone(),
+    };
     let tr = &t.training;
     let fe = &base.frontend;
     let devsim = match &tr.device_simulation {
@@ -288,6 +292,7 @@ impl Stage for TrainNode {
             label: t.label.clone(),
             training: describe(t),
             notes,
+            split: t.split.clone(),
         })))
     }
 }
@@ -312,6 +317,9 @@ fn describe(t: &TrainStage) -> String {
         "{} epochs, batch {}, {optimizer} ({schedule})",
         tr.epochs, tr.batch_size
     )];
+    if let Some(split) = &t.split {
+        parts.insert(0, format!("on training split {split}"));
+    }
     if let Some(m) = &tr.mixup {
         parts.push(format!("Mixup α={}", m.alpha));
     }
