@@ -548,6 +548,14 @@ fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
             crate::data::check_relative_path(v).map_err(|m| err(field, m))?;
         }
     }
+    for (name, csv) in &d.splits {
+        crate::data::check_relative_path(csv).map_err(|m| {
+            let path = at("splits");
+            let mut refs: Vec<&str> = path.iter().map(String::as_str).collect();
+            refs.push(name);
+            ctx.err(&refs, m)
+        })?;
+    }
     match d.kind {
         DataKind::Tau2022 => {
             for (field, value) in [
