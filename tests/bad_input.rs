@@ -222,6 +222,12 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
             "`stage`, `ensemble`, `logits`",
         ),
         (
+            "    model: teacher\n",
+            "    model: teacher\n    select: first\n",
+            "stages[0].select",
+            "`last` or `best`",
+        ),
+        (
             "      kind: synth",
             "      kind: tau2019",
             "profiles.demo.data.kind",
@@ -230,7 +236,8 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
     ] {
         let text = TINY.replace(from, to);
         assert_ne!(text, TINY, "{from}");
-        let line = text.lines().position(|l| l.contains(to)).unwrap() + 1;
+        let needle = to.trim_end().lines().last().unwrap();
+        let line = text.lines().position(|l| l.contains(needle)).unwrap() + 1;
         let e = run_recipe(d.path(), &text);
         assert!(
             e.contains(&format!("r.yaml:{line}: {field}: unknown variant")) && e.contains(valid),
