@@ -1,11 +1,12 @@
 //! The training loop: seeded, resumable epoch by epoch, with the recipe's optimiser, schedule,
 //! augmentations and optional distillation from precomputed teacher logits.
 
+use super::checkpoint;
 use super::datamodule::TrainAudio;
 use super::init::{self, InitFrom};
 use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule, WeightDecay};
 use crate::audio::augment::{roll, DirAugment, FreqMixStyle, Mixup, SpecAugment, WaveformAugment};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::models::{self, AscModel};
 use crate::recipe::{OptimizerSpec, Select, TrainStage};
 use crate::results::EpochLog;
@@ -15,7 +16,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tch::{nn::VarStore, Device, Kind, Tensor};
 
 pub struct FitOptions<'a> {
@@ -124,8 +125,8 @@ pub fn fit(
     let mut adam = Adam::new(&vs, (betas[0], betas[1]), decay);
     let (mut start, mut curve) = (0, Vec::new());
     let mut best: Option<(usize, f64, BTreeMap<String, Tensor>)> = None;
-    if let Some((meta, tensors)) = load_checkpoint(opts.checkpoint_dir)? {
-        restore(&vs, &tensors, "w.")?;
+    if let Some((meta, tensors)) = checkpoint::load::<CheckpointMeta>(opts.checkpoint_dir)? {
+        checkpoint::restore(&vs, &tensors, "w.")?;
         adam.load_state(&tensors)?;
         adam.step = meta.adam_step;
         start = meta.epochs_done;
@@ -247,8 +248,9 @@ pub fn fit(
                 best = Some((epoch + 1, score, weights));
             }
         }
-        save_checkpoint(
+        checkpoint::save(
             opts.checkpoint_dir,
+            epoch + 1,
             &vs,
             &adam,
             best.as_ref().map(|b| &b.2),
@@ -262,7 +264,7 @@ pub fn fit(
     }
     let selected = match best {
         Some((epoch, score, weights)) if select_best => {
-            restore(&vs, &weights, "")?;
+            checkpoint::restore(&vs, &weights, "")?;
             (epoch, Some(score))
         }
         _ => (t.epochs, None),
@@ -378,94 +380,4 @@ impl<'a> BatchAugment<'a> {
         let edits = self.wave.plan(&eligible, n_irs, rng);
         train.batch_with_audio(idx, audio, &edits, device)
     }
-}
-
-fn checkpoint_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
-    let mut out = Vec::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    for e in std::fs::read_dir(dir).at(dir)? {
-        let e = e.at(dir)?;
-        let name = e.file_name().to_string_lossy().to_string();
-        if let Some(n) = name
-            .strip_prefix("epoch-")
-            .and_then(|s| s.parse::<usize>().ok())
-        {
-            out.push((n, e.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// The newest complete checkpoint. Each one is written into a temp directory and renamed, so a
-/// directory named `epoch-N` is always complete.
-fn load_checkpoint(dir: &Path) -> Result<Option<(CheckpointMeta, BTreeMap<String, Tensor>)>> {
-    let Some((_, path)) = checkpoint_dirs(dir)?.pop() else {
-        return Ok(None);
-    };
-    let meta_path = path.join("meta.json");
-    let meta: CheckpointMeta =
-        serde_json::from_slice(&std::fs::read(&meta_path).at(&meta_path)?)
-            .map_err(|e| Error::file(&meta_path, format!("corrupt checkpoint metadata: {e}")))?;
-    let tensors = Tensor::read_safetensors(path.join("state.safetensors"))?
-        .into_iter()
-        .collect();
-    Ok(Some((meta, tensors)))
-}
-
-fn save_checkpoint(
-    dir: &Path,
-    vs: &VarStore,
-    adam: &Adam,
-    best: Option<&BTreeMap<String, Tensor>>,
-    meta: &CheckpointMeta,
-) -> Result<()> {
-    std::fs::create_dir_all(dir).at(dir)?;
-    let tmp = dir.join(format!("tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).at(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp).at(&tmp)?;
-    let mut named: Vec<(String, Tensor)> = vs
-        .variables()
-        .into_iter()
-        .map(|(k, v)| (format!("w.{k}"), v))
-        .collect();
-    named.extend(adam.state());
-    if let Some(best) = best {
-        named.extend(
-            best.iter()
-                .map(|(k, t)| (format!("b.{k}"), t.shallow_clone())),
-        );
-    }
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    Tensor::write_safetensors(&named, tmp.join("state.safetensors"))?;
-    let meta_path = tmp.join("meta.json");
-    std::fs::write(
-        &meta_path,
-        serde_json::to_vec(meta).map_err(|e| Error::msg(e.to_string()))?,
-    )
-    .at(&meta_path)?;
-    let final_dir = dir.join(format!("epoch-{:05}", meta.epochs_done));
-    std::fs::rename(&tmp, &final_dir).at(&final_dir)?;
-    // Older checkpoints are superseded.
-    for (n, p) in checkpoint_dirs(dir)? {
-        if n < meta.epochs_done {
-            std::fs::remove_dir_all(&p).at(&p)?;
-        }
-    }
-    Ok(())
-}
-
-/// Copies `tensors` named `prefix` + variable name into `vs`.
-fn restore(vs: &VarStore, tensors: &BTreeMap<String, Tensor>, prefix: &str) -> Result<()> {
-    for (name, mut var) in vs.variables() {
-        let src = tensors
-            .get(&format!("{prefix}{name}"))
-            .ok_or_else(|| Error::msg(format!("checkpoint lacks variable `{name}`")))?;
-        tch::no_grad(|| var.copy_(src));
-    }
-    Ok(())
 }

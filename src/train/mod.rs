@@ -2,6 +2,7 @@
 //! losses and the loop.
 
 pub mod adam;
+pub mod checkpoint;
 pub mod datamodule;
 pub mod distill;
 pub mod fit;

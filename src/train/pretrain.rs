@@ -2,7 +2,7 @@
 //! output per label of another label set, trained with binary cross-entropy, scored by mAP on
 //! that set's evaluation split. The scene training loop (`fit`) stays single-label.
 
-use super::{loss::bce_with_logits, Adam, LrSchedule, WeightDecay};
+use super::{checkpoint, loss::bce_with_logits, Adam, LrSchedule, WeightDecay};
 use crate::audio::augment::Mixup;
 use crate::error::{Error, IoContext, Result};
 use crate::eval::multilabel::mean_average_precision;
@@ -76,6 +76,8 @@ pub struct PretrainOptions<'a> {
     pub seed: u64,
     pub device: Device,
     pub progress: Option<&'a ProgressBar>,
+    /// Where epoch checkpoints go; a later call with the same directory resumes from the last.
+    pub checkpoint_dir: &'a Path,
 }
 
 /// Trains `opts.model` on `train` with BCE (Mixup mixes inputs and targets when configured),
@@ -114,11 +116,19 @@ pub fn fit_multilabel(
         } => (betas, WeightDecay::Decoupled(weight_decay)),
     };
     let mut adam = Adam::new(&vs, (betas[0], betas[1]), decay);
+    let (mut start, mut curve) = (0, Vec::with_capacity(t.epochs));
+    if let Some((done, tensors)) = checkpoint::load::<Vec<PretrainEpoch>>(opts.checkpoint_dir)? {
+        checkpoint::restore(&vs, &tensors, "w.")?;
+        adam.load_state(&tensors)?;
+        adam.step = (done.len() * steps) as i64;
+        start = done.len();
+        curve = done;
+    }
     if let Some(pb) = opts.progress {
         pb.set_length((t.epochs * steps) as u64);
+        pb.set_position((start * steps) as u64);
     }
-    let mut curve = Vec::with_capacity(t.epochs);
-    for epoch in 0..t.epochs {
+    for epoch in start..t.epochs {
         let epoch_seed = opts.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
         tch::manual_seed((epoch_seed >> 1) as i64);
@@ -158,6 +168,7 @@ pub fn fit_multilabel(
             train_loss: loss_sum / steps as f64,
             eval_map: score(model.as_ref(), eval, opts.device),
         });
+        checkpoint::save(opts.checkpoint_dir, epoch + 1, &vs, &adam, None, &curve)?;
     }
     Ok((vs, curve))
 }

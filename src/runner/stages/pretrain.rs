@@ -300,6 +300,7 @@ impl Stage for PretrainNode {
                 seed: p.seed,
                 device: cx.device,
                 progress: Some(&pb),
+                checkpoint_dir: &inputs.resume_dir(cx, self.kind()),
             },
             &f.train,
             &f.eval,
