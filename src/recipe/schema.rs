@@ -232,6 +232,10 @@ pub enum StageSpec {
     /// Post-training INT8 quantization of a train stage's model.
     #[serde(rename = "quantize")]
     Quantize(QuantizeSpec),
+    /// One model per listed device fine-tuned from a train stage's model, and the system that
+    /// routes each clip by its device id (other devices: the general model).
+    #[serde(rename = "finetune_devices")]
+    FinetuneDevices(FinetuneDevicesSpec),
 }
 
 /// The stage kinds, as `kind:` names them.
@@ -240,6 +244,7 @@ pub enum StageSpec {
 pub enum StageKind {
     Train,
     Quantize,
+    FinetuneDevices,
 }
 
 impl StageSpec {
@@ -262,6 +267,9 @@ impl StageSpec {
             StageKind::Train => StageSpec::Train(serde_norway::from_str(&body).map_err(variant)?),
             StageKind::Quantize => {
                 StageSpec::Quantize(serde_norway::from_str(&body).map_err(variant)?)
+            }
+            StageKind::FinetuneDevices => {
+                StageSpec::FinetuneDevices(serde_norway::from_str(&body).map_err(variant)?)
             }
         })
     }
@@ -295,6 +303,7 @@ impl StageSpec {
         match self {
             StageSpec::Train(s) => &s.id,
             StageSpec::Quantize(s) => &s.id,
+            StageSpec::FinetuneDevices(s) => &s.id,
         }
     }
 
@@ -302,6 +311,7 @@ impl StageSpec {
         match self {
             StageSpec::Train(s) => &s.label,
             StageSpec::Quantize(s) => &s.label,
+            StageSpec::FinetuneDevices(s) => &s.label,
         }
     }
 
@@ -310,6 +320,16 @@ impl StageSpec {
         match self {
             StageSpec::Train(s) => s.distill.iter().flat_map(|d| d.teacher.stages()).collect(),
             StageSpec::Quantize(s) => vec![s.from.as_str()],
+            StageSpec::FinetuneDevices(s) => vec![s.from.as_str()],
+        }
+    }
+
+    /// The stage's `training` override mapping, for the kinds that train.
+    pub fn training_override(&self) -> Option<&Value> {
+        match self {
+            StageSpec::Train(s) => s.training.as_ref(),
+            StageSpec::FinetuneDevices(s) => s.training.as_ref(),
+            StageSpec::Quantize(_) => None,
         }
     }
 }
@@ -362,6 +382,24 @@ impl Select {
     fn is_last(&self) -> bool {
         *self == Select::Last
     }
+}
+
+/// Device-specific fine-tuning (Zhou et al. 2025 stage 4; Zhang et al. 2025 Table 3;
+/// Ramezanee et al. 2025): for each listed device, the general model of `from` (classifier
+/// included) trained further on that device's training clips only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneDevicesSpec {
+    pub id: String,
+    pub label: String,
+    /// The train stage whose model every device model starts from, and which classifies the
+    /// clips of every other device.
+    pub from: String,
+    /// Devices that get their own model, e.g. `[a, b, c, s1, s2, s3]`.
+    pub devices: Vec<String>,
+    /// Fields replacing those of the recipe's `training` (as a train stage's `training`).
+    #[serde(default)]
+    pub training: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -457,7 +495,8 @@ pub struct PublishedSpec {
     /// The stage that reproduces this row, when a profile runs it.
     #[serde(default)]
     pub stage: Option<String>,
-    /// Column id → value: device ids a … s6 and `accuracy` in %, `macs_m`, `params_k`.
+    /// Column id → value: `accuracy` and device ids (any: a, s1, … or an evaluation set's d,
+    /// s7, unknown) in %, `macs_m`, `params_k`.
     pub values: BTreeMap<String, f64>,
 }
 

@@ -11,6 +11,7 @@ pub mod devsim;
 pub mod energy_ir;
 pub mod evaluate;
 pub mod features;
+pub mod finetune_devices;
 pub mod quantize;
 pub mod report;
 pub mod train;
@@ -68,6 +69,7 @@ pub fn build(
         match stage {
             PlannedStage::Train(t) => train::add(&mut g, &base, t)?,
             PlannedStage::Quantize(q) => quantize::add(&mut g, &base, q)?,
+            PlannedStage::FinetuneDevices(f) => finetune_devices::add(&mut g, &base, f)?,
         }
     }
     let needs = g.all();
