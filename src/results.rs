@@ -160,7 +160,8 @@ pub struct PublishedRow {
     /// e.g. `Table 3`.
     pub table: String,
     pub label: String,
-    /// Published values by column id: device ids (`a` … `s6`), `accuracy`, `macs_m`, `params_k`.
+    /// Published values by column id: device ids (any id, e.g. `a`, `s6`, `unknown`), `accuracy`,
+    /// `macs_m`, `params_k`.
     pub values: BTreeMap<String, f64>,
     /// The system id that reproduces this row in this profile, if any.
     pub reproduced_by: Option<String>,

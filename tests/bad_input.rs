@@ -207,7 +207,7 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
             "    kind: quantize",
             "    kind: prune",
             "stages[2].kind",
-            "`train`, `quantize`, `pretrain`, `released`",
+            "`train`, `quantize`, `pretrain`, `released`, `finetune_devices`",
         ),
         (
             "form: ce_plus_kl,",
@@ -275,4 +275,73 @@ fn unknown_splits_are_refused_with_the_line() {
     );
     let e = run_recipe(d.path(), &text);
     assert!(e.contains("not both"), "{e}");
+}
+
+/// A finetune_devices stage's references, devices and fields are checked before anything runs.
+#[test]
+fn bad_finetune_devices_stages_name_file_line_and_field() {
+    let d = tempfile::tempdir().unwrap();
+    let recipe = |body: &str| {
+        let stage = format!(
+            "  - id: per_device\n    kind: finetune_devices\n    label: \"Per device\"\n{body}\npublished:\n"
+        );
+        let text = TINY.replacen("\npublished:\n", &stage, 1);
+        assert_ne!(text, TINY);
+        text
+    };
+    let ok = "    from: teacher\n    devices: [a, s1]\n    training: {device_simulation: null}\n";
+    for (body, marker, field, says) in [
+        (
+            ok.replace("from: teacher", "from: nobody"),
+            "from: nobody",
+            "stages.3.from",
+            "no stage `nobody`",
+        ),
+        (
+            ok.replace("from: teacher", "from: student_int8"),
+            "from: student_int8",
+            "stages.3.from",
+            "must be a train stage",
+        ),
+        (
+            ok.replace("[a, s1]", "[]"),
+            "devices: []",
+            "stages.3.devices",
+            "at least one device",
+        ),
+        (
+            ok.replace("[a, s1]", "[a, s1, a]"),
+            "devices: [a, s1, a]",
+            "stages.3.devices.2",
+            "listed twice",
+        ),
+        (
+            format!("{ok}    epochs: 3\n"),
+            "epochs: 3",
+            "stages[3].epochs",
+            "unknown field `epochs`",
+        ),
+        (
+            ok.replace("device_simulation: null", "mixup: null"),
+            "training: {mixup: null}",
+            "stages.3.training.device_simulation",
+            "set `device_simulation: null`",
+        ),
+        (
+            format!(
+                "{ok}  - id: routed_int8\n    kind: quantize\n    label: x\n    from: per_device\n"
+            ),
+            "from: per_device",
+            "stages.4.from",
+            "is a finetune_devices stage",
+        ),
+    ] {
+        let text = recipe(&body);
+        let line = text.lines().position(|l| l.contains(marker)).unwrap() + 1;
+        let e = run_recipe(d.path(), &text);
+        assert!(
+            e.contains(&format!("r.yaml:{line}")) && e.contains(field) && e.contains(says),
+            "expected line {line}, `{field}`, `{says}`: {e}"
+        );
+    }
 }

@@ -285,7 +285,7 @@ fn tau_layout_loads() {
     assert_eq!(c.device, 1);
     assert_eq!(c.identifier, "lyon-1001");
     assert_eq!(c.city, "lyon");
-    assert_eq!(ds.test[1].device_name(), "s4");
+    assert_eq!(ds.device_name(&ds.test[1]), "s4");
     assert_eq!(ds.test[0].scene_name(), "tram");
     // CRLF line endings and a filename-only split (fold1_test.csv style) are fine too.
     let d = tau_tree(
@@ -313,13 +313,60 @@ fn tau_unknown_scene_names_line_and_field() {
 }
 
 #[test]
-fn tau_unknown_device_names_line_and_field() {
-    let meta = META.replace("\tc\n", "\ts9\n");
+fn tau_malformed_device_id_names_line_and_field() {
+    let meta = META.replace("\tc\n", "\ts 9\n");
     let e = tau_err(&meta, TRAIN, TEST);
     assert!(
-        e.contains("meta.csv:5") && e.contains("source_label") && e.contains("s9"),
+        e.contains("meta.csv:5") && e.contains("source_label") && e.contains("s 9"),
         "{e}"
     );
+}
+
+/// The DCASE2025 evaluation set names devices the development set lacks: they are kept, after
+/// the nine known ones (whose indices never move), and evaluation reports them by name.
+#[test]
+fn tau_new_device_ids_load_and_evaluate_under_their_names() {
+    use ascrepro::labels::KNOWN_DEVICES;
+    let meta = format!(
+        "{META}audio/bus-paris-1003-40003-0-unknown.wav\tbus\tparis-1003\tunknown\n\
+         audio/bus-paris-1003-40003-0-s7.wav\tbus\tparis-1003\ts7\n\
+         audio/metro-paris-1004-40004-0-d.wav\tmetro\tparis-1004\td\n"
+    );
+    let test = "filename\tscene_label\n\
+                audio/bus-paris-1003-40003-0-unknown.wav\tbus\n\
+                audio/airport-lisbon-1000-40000-0-s4.wav\tairport\n\
+                audio/metro-paris-1004-40004-0-d.wav\tmetro\n\
+                audio/bus-paris-1003-40003-0-s7.wav\tbus\n";
+    let d = tau_tree(&meta, TRAIN, test);
+    let ds = tau::load(
+        d.path(),
+        "evaluation_setup/fold1_train.csv",
+        "evaluation_setup/fold1_evaluate.csv",
+    )
+    .unwrap();
+    let names: Vec<&str> = ds.devices.names().iter().map(String::as_str).collect();
+    assert_eq!(&names[..9], KNOWN_DEVICES);
+    assert_eq!(&names[9..], ["d", "s7", "unknown"]);
+    let test_devices: Vec<&str> = ds.test.iter().map(|c| ds.device_name(c)).collect();
+    assert_eq!(test_devices, ["unknown", "s4", "d", "s7"]);
+    // Known devices keep their development-set indices.
+    assert_eq!(ds.train[1].device, 1);
+    assert_eq!(ds.test[1].device, 6);
+
+    // Logits right on the first three clips, wrong on the s7 one.
+    let y: Vec<i64> = ds.test.iter().map(|c| c.scene as i64).collect();
+    let device: Vec<i64> = ds.test.iter().map(|c| c.device as i64).collect();
+    let logits = tch::Tensor::zeros([4, 10], (tch::Kind::Float, tch::Device::Cpu));
+    for (i, &c) in y.iter().enumerate() {
+        let predicted = if i == 3 { (c + 1) % 10 } else { c };
+        let _ = logits.get(i as i64).get(predicted).fill_(5.0);
+    }
+    let e = ascrepro::eval::metrics(&logits, &y, &device, &ds.devices);
+    let keys: Vec<&str> = e.device_accuracy.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["d", "s4", "s7", "unknown"]);
+    assert_eq!(e.device_accuracy["unknown"].clips, 1);
+    assert_eq!(e.device_accuracy["d"].accuracy, 1.0);
+    assert_eq!(e.device_accuracy["s7"].accuracy, 0.0);
 }
 
 #[test]

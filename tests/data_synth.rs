@@ -4,7 +4,7 @@
 use ascrepro::data::manifest::Manifest;
 use ascrepro::data::synth::{generate, SynthConfig};
 use ascrepro::data::tau;
-use ascrepro::labels::{CLASSES, DEVICES};
+use ascrepro::labels::{CLASSES, KNOWN_DEVICES};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
@@ -79,7 +79,7 @@ fn tiny_dataset_is_deterministic_complete_and_loadable() {
         "evaluation_setup/fold1_evaluate.csv",
     )
     .unwrap();
-    let meta = tau::load_meta(&one).unwrap();
+    let meta = tau::load_meta(&one).unwrap().clips;
     assert_eq!(meta.len(), wavs);
     assert_eq!(ds.train.len() + ds.test.len(), wavs);
 
@@ -94,7 +94,7 @@ fn tiny_dataset_is_deterministic_complete_and_loadable() {
     let train = count(&ds.train);
     let test = count(&ds.test);
     for (s, scene) in CLASSES.iter().enumerate() {
-        for (d, dev) in DEVICES.iter().enumerate() {
+        for (d, dev) in KNOWN_DEVICES.iter().enumerate() {
             let want_train = match *dev {
                 "a" => 4,
                 "b" | "c" | "s1" | "s2" | "s3" => 2,
@@ -133,7 +133,7 @@ fn tiny_dataset_is_deterministic_complete_and_loadable() {
         let parts: Vec<&str> = rest.trim_start_matches('-').split('-').collect();
         assert_eq!(parts.len(), 5, "{}", c.file);
         assert_eq!(format!("{}-{}", parts[0], parts[1]), c.identifier);
-        assert_eq!(parts[4], DEVICES[c.device]);
+        assert_eq!(parts[4], KNOWN_DEVICES[c.device]);
     }
 
     // Parallel captures: every b clip has its device-a twin.
@@ -141,7 +141,7 @@ fn tiny_dataset_is_deterministic_complete_and_loadable() {
     for c in meta.iter().filter(|c| c.device != 0) {
         let twin = c
             .file
-            .replace(&format!("-{}.wav", DEVICES[c.device]), "-a.wav");
+            .replace(&format!("-{}.wav", KNOWN_DEVICES[c.device]), "-a.wav");
         assert!(
             all.contains(twin.as_str()),
             "{} has no device-a twin",
@@ -187,7 +187,7 @@ fn levels_are_realistic() {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("d");
     generate(&cfg, &root, None).unwrap();
-    let meta = tau::load_meta(&root).unwrap();
+    let meta = tau::load_meta(&root).unwrap().clips;
     let mut rms_a = Vec::new();
     for c in &meta {
         let audio = ascrepro::audio::wav::read_wav(&root.join(&c.file)).unwrap();
@@ -196,7 +196,7 @@ fn levels_are_realistic() {
         let rms = (x.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / x.len() as f64).sqrt();
         let dbfs = 20.0 * rms.log10();
         assert!((-60.0..-3.0).contains(&dbfs), "{}: {dbfs:.1} dBFS", c.file);
-        if c.device_name() != "c" {
+        if KNOWN_DEVICES[c.device] != "c" {
             assert!(peak < 0.99, "{} clips (peak {peak})", c.file);
         }
         if c.device == 0 {
@@ -309,7 +309,7 @@ fn calibrate() {
     let te = feats(&ds.test);
 
     println!("device  n   mean dBFS  min   max   clipped");
-    for (d, dev) in DEVICES.iter().enumerate() {
+    for (d, dev) in KNOWN_DEVICES.iter().enumerate() {
         let lv: Vec<(f64, f32)> = ds
             .train
             .iter()
@@ -339,7 +339,7 @@ fn calibrate() {
     };
     println!("linear model: train accuracy {:.3}", acc(&xtr, &ytr));
     let mut line = String::from("test accuracy per device:");
-    for (d, dev) in DEVICES.iter().enumerate() {
+    for (d, dev) in KNOWN_DEVICES.iter().enumerate() {
         let (x, y): (Vec<Vec<f64>>, Vec<usize>) = ds
             .test
             .iter()
@@ -515,7 +515,7 @@ fn cnn(xtr: &[Vec<Vec<f64>>], ytr: &[usize], xte: &[Vec<Vec<f64>>], yte: &[usize
         t0.elapsed().as_secs_f64()
     );
     let mut all = (0, 0);
-    for (d, dev) in DEVICES.iter().enumerate() {
+    for (d, dev) in KNOWN_DEVICES.iter().enumerate() {
         let (mut ok, mut tot) = (0, 0);
         for i in 0..yte.len() {
             if dte[i] == d {

@@ -12,7 +12,7 @@ fn set(n: i64, seed: i64) -> MultiLabelSet {
         .gt(0.5)
         .to_kind(Kind::Float);
     // Each label lifts its own band of mel bins, so the labels are learnable.
-    let mut x = Tensor::randn([n, 1, 32, 16], (Kind::Float, Device::Cpu)) * 0.3;
+    let x = Tensor::randn([n, 1, 32, 16], (Kind::Float, Device::Cpu)) * 0.3;
     for c in 0..3 {
         let lift = targets.narrow(1, c, 1).reshape([n, 1, 1, 1]) * 2.0;
         let mut band = x.narrow(2, c * 8, 8);

@@ -1,7 +1,7 @@
 //! Report rendering and checking on a realistic run record (three systems after Cai et al.,
 //! DCASE2023 Table 3): determinism, SHA256SUMS checks, timings exclusion, page content, offline.
 
-use ascrepro::labels::{CLASSES, DEVICES};
+use ascrepro::labels::{CLASSES, KNOWN_DEVICES};
 use ascrepro::report::{render, verify};
 use ascrepro::results::*;
 use std::collections::BTreeMap;
@@ -69,7 +69,7 @@ fn complexity(params: u64, macs: u64) -> Complexity {
 fn evaluation(devices: &[f64; 9], macro_acc: f64, log_loss: f64) -> Evaluation {
     let per_device = 300usize;
     let mut device_accuracy = BTreeMap::new();
-    for (d, a) in DEVICES.iter().zip(devices) {
+    for (d, a) in KNOWN_DEVICES.iter().zip(devices) {
         device_accuracy.insert(
             d.to_string(),
             DeviceScore {
@@ -470,7 +470,7 @@ fn index_lays_out_the_dcase_tables_and_differences() {
     ] {
         assert!(html.contains(h), "missing {h}");
     }
-    for d in DEVICES {
+    for d in KNOWN_DEVICES {
         assert!(html.contains(&format!("<th class=\"num\">{}</th>", d.to_uppercase())));
     }
     for c in CLASSES {
@@ -547,4 +547,37 @@ fn pages_reference_nothing_external() {
         }
         assert!(!html.contains("cdn."), "{page} mentions a CDN");
     }
+}
+
+/// Devices beyond the development set's nine (the DCASE2025 evaluation set's `d`, `s7`–`s10`,
+/// `unknown`) get device-wise columns after the known ones, in table order, as unseen devices.
+#[test]
+fn new_device_ids_get_their_own_columns_after_the_known_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut r = record();
+    for (id, acc) in [("unknown", 0.41), ("s10", 0.42), ("d", 0.43), ("s7", 0.44)] {
+        r.systems[0].evaluation.device_accuracy.insert(
+            id.to_string(),
+            DeviceScore {
+                clips: 50,
+                accuracy: acc,
+                macro_accuracy: acc,
+            },
+        );
+    }
+    let out = tmp.path().join("r");
+    render(&r, &timings(1.0), &out).unwrap();
+    let csv = fs::read_to_string(out.join("results/device_wise.csv")).unwrap();
+    let header = csv.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "system_id,system,a,b,c,s1,s2,s3,s4,s5,s6,d,s7,s10,unknown,acc,log_loss,clips"
+    );
+    let first = csv.lines().nth(1).unwrap();
+    assert!(first.contains(",43.0,44.0,42.0,41.0,"), "{first}");
+    let html = fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains("<th colspan=\"7\" class=\"grp\">Unseen</th>"),
+        "new devices are not grouped as unseen"
+    );
 }

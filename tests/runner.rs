@@ -225,3 +225,154 @@ fn plan_lists_the_graph_and_computes_nothing() {
         "{err}"
     );
 }
+
+/// The tiny recipe with device-specific models for `a` and `s1` fine-tuned from the teacher
+/// (with DIR augmentation, which reads the selected clips' waveforms), and a published row for
+/// them naming a device the development set lacks (`s7`).
+fn per_device_recipe() -> String {
+    let stage = r#"  - id: per_device
+    kind: finetune_devices
+    label: "Teacher, device-specific"
+    from: teacher
+    devices: [a, s1]
+    training:
+      epochs: 1
+      schedule: {kind: cosine}
+      optimizer: {kind: adam, lr: 0.001}
+      device_simulation: null
+      dir_augmentation: {p: 0.8}
+
+published:
+  - table: Table 2
+    label: "With device-specific fine-tuning"
+    stage: per_device
+    values: {a: 67.6, s1: 58.3, s7: 55.0, accuracy: 59.5}
+"#;
+    let text = TINY.replacen("\npublished:\n", stage, 1).replace(
+        "stages: [teacher, student, student_int8]",
+        "stages: [teacher, per_device]",
+    );
+    assert!(text.contains("kind: finetune_devices") && text.contains("[teacher, per_device]"));
+    text
+}
+
+#[test]
+fn device_models_route_their_devices_clips_and_the_general_model_the_rest() {
+    use ascrepro::data::tau;
+    use ascrepro::runner::{run, Cache, RunOptions};
+    use ascrepro::train::FeatureSet;
+    use tch::{Device, Tensor};
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let recipe = d.join("devices.yaml");
+    std::fs::write(&recipe, per_device_recipe()).unwrap();
+    let opts = RunOptions {
+        cache: Some(d.join("cache")),
+        out: Some(d.join("out")),
+        quiet: true,
+        ..RunOptions::new(&recipe, "demo")
+    };
+    let first = run(&opts).unwrap();
+    let ran: Vec<(String, String)> = computed(&first);
+    for (kind, id) in [
+        ("train", "teacher"),
+        ("finetune", "per_device/a"),
+        ("finetune", "per_device/s1"),
+        ("evaluate", "per_device"),
+    ] {
+        assert!(
+            ran.contains(&(kind.into(), id.into())),
+            "{kind} {id} not computed: {ran:?}"
+        );
+    }
+
+    // The cache entries of the run's stages.
+    let cache = Cache::open(&d.join("cache")).unwrap();
+    let entry = |kind: &str, id: &str| {
+        let s = first
+            .record
+            .stages
+            .iter()
+            .find(|s| s.kind == kind && s.id == id)
+            .unwrap_or_else(|| panic!("no stage {kind} {id}"));
+        cache.get(kind, &s.hash).unwrap().dir
+    };
+    let data = entry("data", "synth").join("data");
+    let ds = tau::load(
+        &data,
+        "evaluation_setup/fold1_train.csv",
+        "evaluation_setup/fold1_evaluate.csv",
+    )
+    .unwrap();
+    let test = FeatureSet::load(&entry("features", "cpmel-128").join("test.safetensors")).unwrap();
+    let logits_of = |dir: PathBuf| {
+        let (_vs, _cfg, model) =
+            ascrepro::models::load_weights(&dir.join("model.safetensors"), Device::Cpu).unwrap();
+        ascrepro::eval::predict(model.as_ref(), &test, 256, Device::Cpu)
+    };
+    let general = logits_of(entry("train", "teacher"));
+    let model_a = logits_of(entry("finetune", "per_device/a"));
+    let model_s1 = logits_of(entry("finetune", "per_device/s1"));
+    let routed =
+        Tensor::read_safetensors(entry("evaluate", "per_device").join("routed_logits.safetensors"))
+            .unwrap()
+            .remove(0)
+            .1;
+
+    // Clip by clip: a's clips from a's model, s1's from s1's, every other device's from the
+    // general model.
+    let (a, s1) = (
+        ds.devices.index("a").unwrap(),
+        ds.devices.index("s1").unwrap(),
+    );
+    let mut others = 0;
+    for (i, clip) in ds.test.iter().enumerate() {
+        assert_eq!(test.device[i], clip.device as i64);
+        let expected = match clip.device {
+            x if x == a => &model_a,
+            x if x == s1 => &model_s1,
+            _ => {
+                others += 1;
+                &general
+            }
+        };
+        let i = i as i64;
+        assert!(
+            routed.get(i).equal(&expected.get(i)),
+            "clip {i} ({}) not routed to its model",
+            ds.device_name(clip)
+        );
+    }
+    assert!(others > 0, "the test split has only routed devices");
+    assert!(!model_a.equal(&general), "fine-tuning changed nothing");
+
+    // The report: the routed system beside the general one, keyed by device, with the number
+    // of training clips each device model learned from.
+    let systems = &first.record.systems;
+    let general_row = systems.iter().find(|s| s.id == "teacher").unwrap();
+    let routed_row = systems.iter().find(|s| s.id == "per_device").unwrap();
+    assert_eq!(
+        routed_row.evaluation,
+        ascrepro::eval::metrics(&routed, &test.y, &test.device, &ds.devices)
+    );
+    assert_eq!(
+        routed_row.evaluation.device_accuracy["s4"],
+        general_row.evaluation.device_accuracy["s4"]
+    );
+    assert!(routed_row.model.contains("routed by device id"));
+    for (device, index) in [("a", a), ("s1", s1)] {
+        let clips = ds.train.iter().filter(|c| c.device == index).count();
+        let note =
+            format!("device {device}: its own model, fine-tuned on its {clips} training clips");
+        assert!(routed_row.notes.contains(&note), "{:?}", routed_row.notes);
+    }
+    let published = std::fs::read_to_string(d.join("out/index.html")).unwrap();
+    assert!(
+        published.contains(">S7</th>"),
+        "published device column missing"
+    );
+
+    // A second run computes nothing.
+    let again = run(&opts).unwrap();
+    assert!(computed(&again).is_empty(), "{:?}", computed(&again));
+}

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod synth;
 pub mod tau;
 
+use crate::labels::DeviceList;
 use std::path::PathBuf;
 
 /// One audio clip of a dataset, as listed in `meta.csv`.
@@ -21,7 +22,8 @@ pub struct Clip {
     pub file: String,
     /// Index into [`crate::labels::CLASSES`].
     pub scene: usize,
-    /// Index into [`crate::labels::DEVICES`].
+    /// Index into its dataset's [`DeviceList`] (the known devices have the same index in every
+    /// dataset: [`crate::labels::known_device_index`]).
     pub device: usize,
     /// Recording location, e.g. `lisbon-1000` (TAU's `identifier` column).
     pub identifier: String,
@@ -34,11 +36,6 @@ impl Clip {
     pub fn scene_name(&self) -> &'static str {
         crate::labels::CLASSES[self.scene]
     }
-
-    /// The device label, e.g. `s4`.
-    pub fn device_name(&self) -> &'static str {
-        crate::labels::DEVICES[self.device]
-    }
 }
 
 /// A dataset with one train/test split.
@@ -46,6 +43,8 @@ impl Clip {
 pub struct Dataset {
     /// Directory every [`Clip::file`] is relative to.
     pub root: PathBuf,
+    /// Every device meta.csv names: what [`Clip::device`] indexes.
+    pub devices: DeviceList,
     pub train: Vec<Clip>,
     pub test: Vec<Clip>,
 }
@@ -54,6 +53,11 @@ impl Dataset {
     /// Absolute (root-joined) path of a clip's audio file.
     pub fn path_of(&self, clip: &Clip) -> PathBuf {
         self.root.join(&clip.file)
+    }
+
+    /// The device id of a clip of this dataset, e.g. `s4`.
+    pub fn device_name(&self, clip: &Clip) -> &str {
+        self.devices.name(clip.device)
     }
 }
 

@@ -37,7 +37,7 @@ pub use multilabel::{generate_multilabel, MultiLabelSynthConfig};
 
 use crate::audio::wav::write_wav_24;
 use crate::error::{Error, IoContext, Result};
-use crate::labels::{CLASSES, DEVICES};
+use crate::labels::{CLASSES, KNOWN_DEVICES};
 use dsp::{
     add_into, add_tone, chain, db, normalize, peak, rms, tilt_filters, Compressor, Fdn, Filt, Lfo,
     Rng,
@@ -210,7 +210,7 @@ impl SynthConfig {
         CLASSES.len()
             * (self.train_clips_per_class_a
                 + 5 * self.train_clips_per_class_device
-                + DEVICES.len() * self.test_clips_per_class_device)
+                + KNOWN_DEVICES.len() * self.test_clips_per_class_device)
     }
 }
 
@@ -985,7 +985,7 @@ fn plan(cfg: &SynthConfig, world: &World) -> Vec<Recording> {
                 let loc = locs[j % locs.len()];
                 let k = j / locs.len();
                 let devices = if test {
-                    (0..DEVICES.len()).collect()
+                    (0..KNOWN_DEVICES.len()).collect()
                 } else if j < cfg.train_clips_per_class_device {
                     vec![0, 1, 2, 3, 4, 5]
                 } else {
@@ -1022,7 +1022,7 @@ fn stem(world: &World, rec: &Recording) -> String {
 }
 
 fn clip_file(world: &World, rec: &Recording, dev: usize) -> String {
-    format!("audio/{}-{}.wav", stem(world, rec), DEVICES[dev])
+    format!("audio/{}-{}.wav", stem(world, rec), KNOWN_DEVICES[dev])
 }
 
 fn write_tables(cfg: &SynthConfig, world: &World, recs: &[Recording], root: &Path) -> Result<()> {
@@ -1052,7 +1052,11 @@ fn write_tables(cfg: &SynthConfig, world: &World, recs: &[Recording], root: &Pat
     let mut test = String::from("filename\tscene_label\n");
     for r in &rows {
         let scene = CLASSES[r.scene];
-        let _ = writeln!(meta, "{}\t{scene}\t{}\t{}", r.file, r.ident, DEVICES[r.dev]);
+        let _ = writeln!(
+            meta,
+            "{}\t{scene}\t{}\t{}",
+            r.file, r.ident, KNOWN_DEVICES[r.dev]
+        );
         let split = if r.test { &mut test } else { &mut train };
         let _ = writeln!(split, "{}\t{scene}", r.file);
     }
@@ -1221,7 +1225,7 @@ fn render_device(world: &World, rec: &Recording, dev: usize, a: &[f64]) -> Vec<f
         world.seed,
         &format!(
             "capture/{}/{}/{}/{}/{}",
-            loc.city, loc.number, rec.segment, rec.sub, DEVICES[dev]
+            loc.city, loc.number, rec.segment, rec.sub, KNOWN_DEVICES[dev]
         ),
     );
     let mut clip_allowed = false;

@@ -6,7 +6,7 @@
 
 use crate::data::{check_relative_path, city_of, Clip, Dataset};
 use crate::error::{Error, IoContext, Result};
-use crate::labels::{class_index, device_index, CLASSES, DEVICES};
+use crate::labels::{class_index, is_device_id, DeviceList, CLASSES};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -19,33 +19,45 @@ pub const META_COLUMNS: [&str; 4] = ["filename", "scene_label", "identifier", "s
 /// `train` and `test` follow the split files' row order. Errors name the file, line and field.
 pub fn load(root: &Path, train_split: &str, test_split: &str) -> Result<Dataset> {
     let meta = load_meta(root)?;
-    let index: HashMap<&str, usize> = meta
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.file.as_str(), i))
-        .collect();
-    let train = read_split(root, train_split, &meta, &index)?;
-    let test = read_split(root, test_split, &meta, &index)?;
+    let index = meta.index();
+    let train = read_split(root, train_split, &meta.clips, &index)?;
+    let test = read_split(root, test_split, &meta.clips, &index)?;
     Ok(Dataset {
         root: root.to_path_buf(),
+        devices: meta.devices,
         train,
         test,
     })
 }
 
-/// The clips of one split CSV (relative to `root`), e.g. a validation split.
+/// The clips of one split CSV (relative to `root`), e.g. a validation split. Their device
+/// indices are into the device list of the same meta.csv, as [`load`]'s are.
 pub fn load_split(root: &Path, split: &str) -> Result<Vec<Clip>> {
     let meta = load_meta(root)?;
-    let index: HashMap<&str, usize> = meta
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.file.as_str(), i))
-        .collect();
-    read_split(root, split, &meta, &index)
+    read_split(root, split, &meta.clips, &meta.index())
 }
 
-/// Every clip listed in `root/meta.csv`, in file order.
-pub fn load_meta(root: &Path) -> Result<Vec<Clip>> {
+/// What meta.csv lists: every clip, and the devices their indices point into.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub devices: DeviceList,
+    pub clips: Vec<Clip>,
+}
+
+impl Meta {
+    fn index(&self) -> HashMap<&str, usize> {
+        self.clips
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.file.as_str(), i))
+            .collect()
+    }
+}
+
+/// Every clip listed in `root/meta.csv`, in file order. Any device id is kept (an evaluation
+/// set names devices the development set lacks); the list is made once all rows are read, so a
+/// clip's index does not depend on where its device first appears.
+pub fn load_meta(root: &Path) -> Result<Meta> {
     let path = root.join(META);
     let text = read_text(&path)?;
     let mut lines = text.lines().enumerate();
@@ -64,6 +76,7 @@ pub fn load_meta(root: &Path) -> Result<Vec<Clip>> {
         ));
     }
     let mut clips = Vec::new();
+    let mut rows_devices: Vec<&str> = Vec::new();
     for row in rows(&path, lines, &META_COLUMNS) {
         let (line_no, cols) = row?;
         let file = cols[0];
@@ -88,22 +101,22 @@ pub fn load_meta(root: &Path) -> Result<Vec<Clip>> {
                 "empty recording location identifier",
             ));
         }
-        let device = device_index(cols[3]).ok_or_else(|| {
-            Error::input(
+        let device = cols[3];
+        if !is_device_id(device) {
+            return Err(Error::input(
                 &path,
                 Some(line_no),
                 Some("source_label"),
                 format!(
-                    "unknown device `{}`; the devices are {}",
-                    cols[3],
-                    DEVICES.join(", ")
+                    "`{device}` is not a device id (letters, digits, `_` and `-`, e.g. a, s1, unknown)"
                 ),
-            )
-        })?;
+            ));
+        }
+        rows_devices.push(device);
         clips.push(Clip {
             file: file.to_string(),
             scene,
-            device,
+            device: usize::MAX, // set below, once every row's device is known
             identifier: identifier.to_string(),
             city: city_of(identifier),
         });
@@ -111,7 +124,11 @@ pub fn load_meta(root: &Path) -> Result<Vec<Clip>> {
     if clips.is_empty() {
         return Err(Error::file(&path, "lists no clips"));
     }
-    Ok(clips)
+    let devices = DeviceList::with(&rows_devices);
+    for (clip, d) in clips.iter_mut().zip(&rows_devices) {
+        clip.device = devices.index(d).expect("listed above");
+    }
+    Ok(Meta { devices, clips })
 }
 
 /// The clips a split file selects, checked against meta.csv.

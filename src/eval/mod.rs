@@ -5,7 +5,7 @@
 pub mod multilabel;
 pub mod published;
 
-use crate::labels::{CLASSES, DEVICES};
+use crate::labels::{DeviceList, CLASSES};
 use crate::models::AscModel;
 use crate::results::{DeviceScore, Evaluation};
 use crate::train::FeatureSet;
@@ -34,71 +34,118 @@ pub fn predict(model: &dyn AscModel, set: &FeatureSet, batch: usize, device: Dev
 }
 
 /// Accuracy, macro-average (mean class-wise) accuracy, log loss, class- and device-wise accuracy
-/// and the confusion matrix, from logits [N, classes].
-pub fn metrics(logits: &Tensor, y: &[i64], device: &[i64]) -> Evaluation {
-    let n = y.len();
+/// and the confusion matrix, from logits [N, classes]. `device` holds each clip's index into
+/// `devices`; device-wise accuracy is keyed by the device ids present.
+pub fn metrics(logits: &Tensor, y: &[i64], device: &[i64], devices: &DeviceList) -> Evaluation {
+    let (pred, logp) = decide(logits);
+    let k = CLASSES.len();
+    let mut per_device: BTreeMap<usize, Vec<Vec<u64>>> = BTreeMap::new();
+    for (i, &p) in pred.iter().enumerate() {
+        per_device
+            .entry(device[i] as usize)
+            .or_insert_with(|| vec![vec![0; k]; k])[y[i] as usize][p] += 1;
+    }
+    let mut e = overall(&pred, &logp, y);
+    e.device_accuracy = per_device
+        .into_iter()
+        .map(|(d, m)| {
+            let clips: u64 = m.iter().flatten().sum();
+            let right: u64 = (0..k).map(|c| m[c][c]).sum();
+            (
+                devices.name(d).to_string(),
+                DeviceScore {
+                    clips: clips as usize,
+                    accuracy: right as f64 / clips.max(1) as f64,
+                    macro_accuracy: macro_average(&m),
+                },
+            )
+        })
+        .collect();
+    e
+}
+
+/// [`metrics`] without the device breakdown (`device_accuracy` is left empty): what training
+/// curves and epoch selection read.
+pub fn scores(logits: &Tensor, y: &[i64]) -> Evaluation {
+    let (pred, logp) = decide(logits);
+    overall(&pred, &logp, y)
+}
+
+/// Each clip's predicted class (the first maximum wins ties, as torch.argmax does) and the
+/// log-probabilities, row-major [N, classes].
+fn decide(logits: &Tensor) -> (Vec<usize>, Vec<f32>) {
     let k = CLASSES.len();
     let logp: Vec<f32> = logits
         .log_softmax(-1, Kind::Float)
         .reshape([-1])
         .try_into()
         .expect("float logits");
-    let mut confusion = vec![vec![0u64; k]; k];
-    let mut per_device: BTreeMap<usize, Vec<Vec<u64>>> = BTreeMap::new();
-    let mut nll = 0.0f64;
-    for i in 0..n {
-        let row = &logp[i * k..(i + 1) * k];
-        // First maximum wins ties, as torch.argmax does.
-        let pred = row
-            .iter()
-            .enumerate()
-            .fold(0, |best, (j, v)| if *v > row[best] { j } else { best });
-        let truth = y[i] as usize;
-        confusion[truth][pred] += 1;
-        per_device
-            .entry(device[i] as usize)
-            .or_insert_with(|| vec![vec![0; k]; k])[truth][pred] += 1;
-        nll -= row[truth] as f64;
-    }
-    let class_accuracy = class_recalls(&confusion);
-    let correct: u64 = (0..k).map(|c| confusion[c][c]).sum();
-    let device_accuracy = per_device
-        .into_iter()
-        .map(|(d, m)| {
-            let clips: u64 = m.iter().flatten().sum();
-            let right: u64 = (0..k).map(|c| m[c][c]).sum();
-            let recalls = class_recalls(&m);
-            let present: Vec<f64> = recalls
-                .iter()
-                .zip(&m)
-                .filter(|(_, row)| row.iter().sum::<u64>() > 0)
-                .map(|(r, _)| *r)
-                .collect();
-            (
-                DEVICES[d].to_string(),
-                DeviceScore {
-                    clips: clips as usize,
-                    accuracy: right as f64 / clips.max(1) as f64,
-                    macro_accuracy: present.iter().sum::<f64>() / present.len().max(1) as f64,
-                },
-            )
+    let pred = logp
+        .chunks(k)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold(0, |best, (j, v)| if *v > row[best] { j } else { best })
         })
         .collect();
-    let present: Vec<f64> = class_accuracy
-        .iter()
-        .zip(&confusion)
-        .filter(|(_, row)| row.iter().sum::<u64>() > 0)
-        .map(|(r, _)| *r)
-        .collect();
+    (pred, logp)
+}
+
+fn overall(pred: &[usize], logp: &[f32], y: &[i64]) -> Evaluation {
+    let n = y.len();
+    let k = CLASSES.len();
+    let mut confusion = vec![vec![0u64; k]; k];
+    let mut nll = 0.0f64;
+    for (i, &p) in pred.iter().enumerate() {
+        let truth = y[i] as usize;
+        confusion[truth][p] += 1;
+        nll -= logp[i * k + truth] as f64;
+    }
+    let correct: u64 = (0..k).map(|c| confusion[c][c]).sum();
     Evaluation {
         clips: n,
         accuracy: correct as f64 / n.max(1) as f64,
-        macro_accuracy: present.iter().sum::<f64>() / present.len().max(1) as f64,
+        macro_accuracy: macro_average(&confusion),
         log_loss: nll / n.max(1) as f64,
-        class_accuracy,
-        device_accuracy,
+        class_accuracy: class_recalls(&confusion),
+        device_accuracy: BTreeMap::new(),
         confusion,
     }
+}
+
+/// The mean of the class-wise accuracies over the classes present (the DCASE macro average).
+fn macro_average(m: &[Vec<u64>]) -> f64 {
+    let present: Vec<f64> = class_recalls(m)
+        .into_iter()
+        .zip(m)
+        .filter(|(_, row)| row.iter().sum::<u64>() > 0)
+        .map(|(r, _)| r)
+        .collect();
+    present.iter().sum::<f64>() / present.len().max(1) as f64
+}
+
+/// The logits of a system that routes each clip by its device: row `i` is copied from the
+/// logits of the model `device_models` assigns to `device[i]` (device index, that model's
+/// logits over the same clips), or from `general` for every other device. Copied rows equal
+/// their model's prediction exactly.
+pub fn route(device: &[i64], device_models: &[(i64, &Tensor)], general: &Tensor) -> Tensor {
+    let mut routed = general.copy();
+    for (d, logits) in device_models {
+        assert_eq!(
+            logits.size(),
+            general.size(),
+            "every routed model predicts the same clips"
+        );
+        let rows: Vec<i64> = (0..device.len() as i64)
+            .filter(|&i| device[i as usize] == *d)
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let rows = Tensor::from_slice(&rows);
+        let _ = tch::no_grad(|| routed.index_copy_(0, &rows, &logits.index_select(0, &rows)));
+    }
+    routed
 }
 
 fn class_recalls(m: &[Vec<u64>]) -> Vec<f64> {
@@ -128,7 +175,7 @@ mod tests {
         l[20 + 1] = 5.0;
         l[30 + 2] = 5.0;
         let logits = Tensor::from_slice(&l).reshape([4, 10]);
-        let e = metrics(&logits, &[0, 0, 1, 2], &[0, 1, 0, 0]);
+        let e = metrics(&logits, &[0, 0, 1, 2], &[0, 1, 0, 0], &DeviceList::known());
         assert_eq!(e.clips, 4);
         assert!((e.accuracy - 0.75).abs() < 1e-12);
         // Class recalls 0.5, 1, 1 → macro 2.5/3.
@@ -140,5 +187,21 @@ mod tests {
         let p_right = (5.0f64.exp()) / (5.0f64.exp() + 9.0);
         let expected = -(3.0 * p_right.ln() + (1.0 / (5.0f64.exp() + 9.0)).ln()) / 4.0;
         assert!((e.log_loss - expected).abs() < 1e-5);
+    }
+
+    #[test]
+    fn route_takes_each_row_from_its_devices_model_and_others_from_the_general_one() {
+        // Clips of devices 0, 3, 9 (an id beyond the known nine), 0, 6.
+        let device = [0i64, 3, 9, 0, 6];
+        let general = Tensor::arange(50, (Kind::Float, tch::Device::Cpu)).reshape([5, 10]);
+        let model_a = -&general;
+        let model_s1 = &general + 1000.0;
+        let routed = route(&device, &[(0, &model_a), (3, &model_s1)], &general);
+        let expected = [&model_a, &model_s1, &general, &model_a, &general];
+        for (i, m) in expected.iter().enumerate() {
+            assert!(routed.get(i as i64).equal(&m.get(i as i64)), "row {i}");
+        }
+        // No device model: the general model's logits unchanged.
+        assert!(route(&device, &[], &general).equal(&general));
     }
 }

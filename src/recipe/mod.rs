@@ -2,16 +2,17 @@
 
 mod locate;
 pub mod schema;
+mod validate;
 
 pub use locate::locate;
 pub use schema::*;
 
 use crate::error::{Error, IoContext, Result};
-use crate::labels::DEVICES;
 use crate::models::ModelConfig;
 use serde_norway::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use validate::{merge_training, stage_training, validate};
 
 /// A recipe resolved for one profile: overrides applied, references checked, models built.
 #[derive(Debug, Clone)]
@@ -38,6 +39,7 @@ pub enum PlannedStage {
     Quantize(QuantizeStage),
     Pretrain(Box<PretrainStage>),
     Released(ReleasedStage),
+    FinetuneDevices(Box<FinetuneDevicesStage>),
 }
 
 impl PlannedStage {
@@ -47,6 +49,7 @@ impl PlannedStage {
             PlannedStage::Quantize(s) => &s.id,
             PlannedStage::Pretrain(s) => &s.id,
             PlannedStage::Released(s) => &s.id,
+            PlannedStage::FinetuneDevices(s) => &s.id,
         }
     }
 }
@@ -102,6 +105,26 @@ pub struct TrainStage {
     pub training: TrainingSpec,
     pub distill: Option<DistillSpec>,
     pub seed: u64,
+}
+
+/// A finetune_devices stage as planned: the general model's stage and one model per device.
+#[derive(Debug, Clone)]
+pub struct FinetuneDevicesStage {
+    pub id: String,
+    pub label: String,
+    /// The train stage of the general model.
+    pub from: String,
+    /// In the recipe's order.
+    pub models: Vec<DeviceModel>,
+}
+
+/// One device's model of a finetune_devices stage.
+#[derive(Debug, Clone)]
+pub struct DeviceModel {
+    pub device: String,
+    /// How it is trained: the general model's architecture and weights (classifier included),
+    /// the stage's training settings, a seed of its own (stage and device), the last epoch kept.
+    pub train: TrainStage,
 }
 
 /// A quantize stage as planned; serialised, its own part of its identity (as [`TrainStage`]).
@@ -227,597 +250,6 @@ impl Ctx<'_> {
     }
 }
 
-fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
-    if r.id.is_empty()
-        || !r
-            .id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
-        return Err(ctx.err(
-            &["id"],
-            "must be non-empty and use only letters, digits, `_` and `-`",
-        ));
-    }
-    for (key, m) in &r.models {
-        m.check()
-            .map_err(|(field, msg)| ctx.err(&["models", key.as_str(), field], msg))?;
-    }
-    validate_training(ctx, &["training"], &r.training)?;
-    let mut seen: Vec<&str> = Vec::new();
-    for (i, s) in r.stages.iter().enumerate() {
-        let idx = i.to_string();
-        if seen.contains(&s.id()) {
-            return Err(ctx.err(
-                &["stages", &idx, "id"],
-                format!("duplicate stage id `{}`", s.id()),
-            ));
-        }
-        match s {
-            StageSpec::Train(t) => {
-                if !r.models.contains_key(&t.model) {
-                    return Err(ctx.err(
-                        &["stages", &idx, "model"],
-                        format!(
-                            "no model `{}` in `models` (it has: {})",
-                            t.model,
-                            keys(&r.models)
-                        ),
-                    ));
-                }
-                stage_training(ctx, r, i)?;
-                if let Some(init) = &t.init {
-                    earlier_stage(r, i, &init.from, &[StageKind::Train, StageKind::Pretrain])
-                        .map_err(|m| ctx.err(&["stages", &idx, "init", "from"], m))?;
-                }
-                validate_splits(ctx, r, i, t)?;
-                if t.select == Select::Best {
-                    for (name, p) in &r.profiles {
-                        let runs = p.stages.iter().any(|s| s == &t.id);
-                        if runs && p.data.validation_split.is_none() {
-                            return Err(ctx.err(
-                                &["stages", &idx, "select"],
-                                format!(
-                                    "`select: best` needs a validation split: profile `{name}` runs `{}` but its data names no `validation_split`",
-                                    t.id
-                                ),
-                            ));
-                        }
-                    }
-                }
-                if let Some(d) = &t.distill {
-                    let at = ["stages", idx.as_str(), "distill", "teacher"];
-                    for teacher in d.teacher.stages() {
-                        earlier_train_stage(r, i, teacher).map_err(|m| ctx.err(&at, m))?;
-                    }
-                    match &d.teacher {
-                        TeacherSpec::Ensemble { stages } if stages.len() < 2 => {
-                            return Err(ctx.err(&at, "an ensemble needs at least two stages"));
-                        }
-                        TeacherSpec::Logits { path, sha256 } => {
-                            crate::data::check_relative_path(path).map_err(|m| ctx.err(&at, m))?;
-                            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit())
-                            {
-                                return Err(ctx.err(
-                                    &at,
-                                    "`sha256` must be the file's 64 hex digits (`ascrepro logits` prints it)",
-                                ));
-                            }
-                        }
-                        _ => {}
-                    }
-                    if d.temperature <= 0.0 || d.lambda < 0.0 {
-                        return Err(ctx.err(
-                            &["stages", &idx, "distill"],
-                            "temperature must be > 0 and lambda >= 0",
-                        ));
-                    }
-                    if d.form == KdForm::Weighted && d.lambda > 1.0 {
-                        return Err(ctx.err(
-                            &["stages", &idx, "distill", "lambda"],
-                            "the weighted form needs 0 <= lambda <= 1",
-                        ));
-                    }
-                }
-            }
-            StageSpec::Pretrain(p) => {
-                if !r.models.contains_key(&p.model) {
-                    return Err(ctx.err(
-                        &["stages", &idx, "model"],
-                        format!(
-                            "no model `{}` in `models` (it has: {})",
-                            p.model,
-                            keys(&r.models)
-                        ),
-                    ));
-                }
-                stage_training(ctx, r, i)?;
-                for (name, prof) in &r.profiles {
-                    if prof.stages.iter().any(|s| s == &p.id) && prof.pretrain_data.is_none() {
-                        return Err(ctx.err(
-                            &["profiles", name, "stages"],
-                            format!(
-                                "profile `{name}` runs pre-training stage `{}` but names no `pretrain_data`",
-                                p.id
-                            ),
-                        ));
-                    }
-                }
-            }
-            StageSpec::Released(rel) => {
-                if !r.models.contains_key(&rel.model) {
-                    return Err(ctx.err(
-                        &["stages", &idx, "model"],
-                        format!(
-                            "no model `{}` in `models` (it has: {})",
-                            rel.model,
-                            keys(&r.models)
-                        ),
-                    ));
-                }
-                check_file(ctx, &["stages", &idx, "checkpoint"], &rel.checkpoint)?;
-            }
-            StageSpec::Quantize(q) => {
-                earlier_train_stage(r, i, &q.from)
-                    .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
-                if !(0.0..=1.0).contains(&q.tolerance) {
-                    return Err(ctx.err(
-                        &["stages", &idx, "tolerance"],
-                        "must be a fraction in [0, 1]",
-                    ));
-                }
-            }
-        }
-        seen.push(s.id());
-    }
-    for (i, p) in r.published.iter().enumerate() {
-        let idx = i.to_string();
-        if let Some(m) = &p.model {
-            if !r.models.contains_key(m) {
-                return Err(ctx.err(
-                    &["published", &idx, "model"],
-                    format!("no model `{m}` in `models`"),
-                ));
-            }
-        }
-        if let Some(s) = &p.stage {
-            if !r.stages.iter().any(|t| t.id() == s) {
-                return Err(ctx.err(&["published", &idx, "stage"], format!("no stage `{s}`")));
-            }
-        }
-        for k in p.values.keys() {
-            if !DEVICES.contains(&k.as_str()) && !METRIC_COLUMNS.contains(&k.as_str()) {
-                return Err(ctx.err(
-                    &["published", &idx, "values", k],
-                    format!("unknown column `{k}` (use device ids a, b, c, s1–s6, or accuracy, macs_m, params_k)"),
-                ));
-            }
-        }
-    }
-    for (name, p) in &r.profiles {
-        for (j, s) in p.stages.iter().enumerate() {
-            if !r.stages.iter().any(|t| t.id() == s) {
-                return Err(ctx.err(
-                    &["profiles", name, "stages", &j.to_string()],
-                    format!("no stage `{s}`"),
-                ));
-            }
-        }
-        validate_data(ctx, name, &p.data)?;
-        if let Some(d) = &p.pretrain_data {
-            validate_pretrain_data(ctx, name, d)?;
-        }
-    }
-    Ok(())
-}
-
-/// A train stage's `split` / `for_each`: exclusive, known to every profile that runs the stage,
-/// per-split training fields only for listed splits (and valid once merged).
-fn validate_splits(ctx: &Ctx, r: &Recipe, i: usize, t: &TrainSpec) -> Result<()> {
-    let idx = i.to_string();
-    let (field, names): (Vec<&str>, Vec<&str>) = match (&t.split, &t.for_each) {
-        (Some(_), Some(_)) => {
-            return Err(ctx.err(
-                &["stages", &idx, "for_each"],
-                "give `split` (one split) or `for_each` (one stage per split), not both",
-            ))
-        }
-        (Some(s), None) => (vec!["stages", &idx, "split"], vec![s.as_str()]),
-        (None, Some(f)) => {
-            let at = ["stages", idx.as_str(), "for_each", "split"];
-            if f.split.is_empty() {
-                return Err(ctx.err(&at, "name at least one split"));
-            }
-            if let Some(d) = f
-                .split
-                .iter()
-                .enumerate()
-                .find(|(k, s)| f.split[..*k].contains(s))
-            {
-                return Err(ctx.err(&at, format!("split `{}` is listed twice", d.1)));
-            }
-            for (name, over) in &f.training {
-                let at = [
-                    "stages",
-                    idx.as_str(),
-                    "for_each",
-                    "training",
-                    name.as_str(),
-                ];
-                if !f.split.contains(name) {
-                    return Err(ctx.err(&at, format!("`{name}` is not one of the listed splits")));
-                }
-                merge_training(ctx, &stage_training(ctx, r, i)?, over, &at)?;
-            }
-            (at.to_vec(), f.split.iter().map(String::as_str).collect())
-        }
-        (None, None) => return Ok(()),
-    };
-    for (profile, p) in &r.profiles {
-        if !p.stages.iter().any(|s| s == &t.id) {
-            continue;
-        }
-        for name in &names {
-            if p.data.split_csv(name).is_none() {
-                return Err(ctx.err(
-                    &field,
-                    format!(
-                        "profile `{profile}` runs `{}` but its data names no split `{name}` (add it to `data.splits`)",
-                        t.id
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A user-supplied file: a path inside the data root and a SHA-256 of 64 hex digits.
-fn check_file(ctx: &Ctx, at: &[&str], f: &FileSpec) -> Result<()> {
-    crate::data::check_relative_path(&f.path).map_err(|m| ctx.err(at, m))?;
-    if f.sha256.len() != 64 || !f.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ctx.err(
-            at,
-            "`sha256` must be the file's 64 hex digits (`sha256sum FILE`; `ascrepro logits` prints a logits file's)",
-        ));
-    }
-    Ok(())
-}
-
-/// Checks that `source` names a train stage listed before stage `i`.
-fn earlier_train_stage(r: &Recipe, i: usize, source: &str) -> std::result::Result<(), String> {
-    earlier_stage(r, i, source, &[StageKind::Train])
-}
-
-/// Checks that `source` names a stage of one of `kinds` listed before stage `i`.
-fn earlier_stage(
-    r: &Recipe,
-    i: usize,
-    source: &str,
-    kinds: &[StageKind],
-) -> std::result::Result<(), String> {
-    let names: Vec<String> = kinds
-        .iter()
-        .map(|k| format!("{k:?}").to_lowercase())
-        .collect();
-    match r.stages.iter().position(|t| t.id() == source) {
-        Some(t) if matches!(&r.stages[t], StageSpec::Train(s) if s.for_each.is_some()) => {
-            Err(format!(
-                "`{source}` runs once per split (`for_each`): it makes no single model to read"
-            ))
-        }
-        Some(t) if t < i && kinds.contains(&r.stages[t].kind()) => Ok(()),
-        Some(_) => Err(format!(
-            "`{source}` must be a {} stage listed before `{}`",
-            names.join(" or "),
-            r.stages[i].id()
-        )),
-        None => Err(format!("no stage `{source}`")),
-    }
-}
-
-fn keys<V>(m: &std::collections::BTreeMap<String, V>) -> String {
-    m.keys().cloned().collect::<Vec<_>>().join(", ")
-}
-
-fn validate_data(ctx: &Ctx, profile: &str, d: &DataSpec) -> Result<()> {
-    let at = |f: &str| {
-        vec![
-            "profiles".to_string(),
-            profile.to_string(),
-            "data".to_string(),
-            f.to_string(),
-        ]
-    };
-    let err = |f: &str, msg: String| {
-        let path = at(f);
-        let refs: Vec<&str> = path.iter().map(String::as_str).collect();
-        ctx.err(&refs, msg)
-    };
-    let paths = [
-        ("root", &d.root),
-        ("manifest", &d.manifest),
-        ("train_split", &d.train_split),
-        ("test_split", &d.test_split),
-        ("validation_split", &d.validation_split),
-        ("irs_root", &d.irs_root),
-        ("irs_manifest", &d.irs_manifest),
-    ];
-    for (field, value) in paths {
-        if let Some(v) = value {
-            crate::data::check_relative_path(v).map_err(|m| err(field, m))?;
-        }
-    }
-    for (name, csv) in &d.splits {
-        crate::data::check_relative_path(csv).map_err(|m| {
-            let path = at("splits");
-            let mut refs: Vec<&str> = path.iter().map(String::as_str).collect();
-            refs.push(name);
-            ctx.err(&refs, m)
-        })?;
-    }
-    match d.kind {
-        DataKind::Tau2022 => {
-            for (field, value) in [
-                ("root", &d.root),
-                ("manifest", &d.manifest),
-                ("train_split", &d.train_split),
-                ("test_split", &d.test_split),
-            ] {
-                if value.is_none() {
-                    return Err(err(field, format!("tau2022 data needs `{field}`")));
-                }
-            }
-            if d.synth.is_some() {
-                return Err(err("synth", "only synth data takes `synth`".into()));
-            }
-        }
-        DataKind::Synth => {
-            let Some(cfg) = &d.synth else {
-                return Err(err("synth", "synth data needs a `synth` block".into()));
-            };
-            if let Err((field, msg)) = cfg.check() {
-                let path = at("synth");
-                let mut refs: Vec<&str> = path.iter().map(String::as_str).collect();
-                refs.push(field);
-                return Err(ctx.err(&refs, msg));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn validate_pretrain_data(ctx: &Ctx, profile: &str, d: &PretrainDataSpec) -> Result<()> {
-    let err = |f: &str, msg: String| ctx.err(&["profiles", profile, "pretrain_data", f], msg);
-    for (field, value) in [("root", &d.root), ("manifest", &d.manifest)] {
-        if let Some(v) = value {
-            crate::data::check_relative_path(v).map_err(|m| err(field, m))?;
-        }
-    }
-    match d.kind {
-        PretrainDataKind::AudioSet => {
-            for (field, value) in [("root", &d.root), ("manifest", &d.manifest)] {
-                if value.is_none() {
-                    return Err(err(field, format!("audioset data needs `{field}`")));
-                }
-            }
-            if d.synth.is_some() {
-                return Err(err(
-                    "synth",
-                    "only synth_multilabel data takes `synth`".into(),
-                ));
-            }
-        }
-        PretrainDataKind::SynthMultiLabel => {
-            if let Err((field, msg)) = d.synth.clone().unwrap_or_default().check() {
-                return Err(ctx.err(&["profiles", profile, "pretrain_data", "synth", field], msg));
-            }
-            for (field, set) in [
-                ("root", d.root.is_some()),
-                ("manifest", d.manifest.is_some()),
-            ] {
-                if set {
-                    return Err(err(field, "only audioset data takes this field".into()));
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
-    let field = |f: &str| -> Vec<String> {
-        at.iter()
-            .map(|s| s.to_string())
-            .chain([f.to_string()])
-            .collect()
-    };
-    let err = |f: &str, msg: &str| {
-        let p = field(f);
-        let refs: Vec<&str> = p.iter().map(String::as_str).collect();
-        ctx.err(&refs, msg.to_string())
-    };
-    if t.epochs == 0 {
-        return Err(err("epochs", "must be at least 1"));
-    }
-    if t.batch_size == 0 {
-        return Err(err("batch_size", "must be at least 1"));
-    }
-    let lr = t.optimizer.lr();
-    if !positive(lr) {
-        return Err(err("optimizer", "lr must be > 0"));
-    }
-    match t.schedule {
-        ScheduleSpec::WarmupCosine { warmup_epochs } if warmup_epochs >= t.epochs => {
-            return Err(err(
-                "schedule",
-                &format!(
-                    "warmup_epochs ({warmup_epochs}) must be fewer than the epochs ({})",
-                    t.epochs
-                ),
-            ));
-        }
-        ScheduleSpec::Sgdr { t0, t_mult } if t0 == 0 || t_mult == 0 => {
-            return Err(err("schedule", "sgdr needs `t0` >= 1 and `t_mult` >= 1"));
-        }
-        _ => {}
-    }
-    if let Some(m) = &t.mixup {
-        if !positive(m.alpha) {
-            return Err(err("mixup", "alpha must be > 0"));
-        }
-    }
-    if let Some(m) = &t.freq_mixstyle {
-        if !positive(m.alpha) || !(0.0..=1.0).contains(&m.p) {
-            return Err(err("freq_mixstyle", "needs alpha > 0 and 0 <= p <= 1"));
-        }
-    }
-    if let Some(d) = &t.device_simulation {
-        if d.irs == 0 || d.clips_per_ir == 0 {
-            return Err(err(
-                "device_simulation",
-                "irs and clips_per_ir must be at least 1",
-            ));
-        }
-    }
-    validate_augmentations(ctx, at, t)
-}
-
-/// The augmentation blocks added with the waveform path; errors point at the offending key.
-fn validate_augmentations(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
-    let err = |sub: &[&str], msg: String| {
-        let p: Vec<&str> = at.iter().chain(sub).copied().collect();
-        ctx.err(&p, msg)
-    };
-    if let Some(d) = &t.dir_augmentation {
-        if !(0.0..=1.0).contains(&d.p) {
-            return Err(err(
-                &["dir_augmentation", "p"],
-                format!("must be a probability in [0, 1], not {}", d.p),
-            ));
-        }
-        if d.irs == Some(0) {
-            return Err(err(
-                &["dir_augmentation", "irs"],
-                "must be at least 1".into(),
-            ));
-        }
-    }
-    if let Some(e) = &t.energy_ir {
-        if let Err((row, msg)) = crate::audio::augment::EnergyTable::new(&e.levels) {
-            return Err(err(&["energy_ir", "levels", &row.to_string()], msg));
-        }
-        if e.devices.is_empty() {
-            return Err(err(
-                &["energy_ir", "devices"],
-                "name at least one device".into(),
-            ));
-        }
-        for (i, d) in e.devices.iter().enumerate() {
-            if !DEVICES.contains(&d.as_str()) {
-                return Err(err(
-                    &["energy_ir", "devices", &i.to_string()],
-                    format!("unknown device `{d}` (use a, b, c, s1–s6)"),
-                ));
-            }
-        }
-        if e.irs == Some(0) {
-            return Err(err(&["energy_ir", "irs"], "must be at least 1".into()));
-        }
-    }
-    if let Some(r) = &t.time_roll {
-        match (r.max_shift_s, r.max_frames) {
-            (Some(s), None) if s.is_finite() && s > 0.0 => {}
-            (Some(s), None) => {
-                return Err(err(
-                    &["time_roll", "max_shift_s"],
-                    format!("must be a positive number of seconds, not {s}"),
-                ))
-            }
-            (None, Some(0)) => {
-                return Err(err(
-                    &["time_roll", "max_frames"],
-                    "must be at least 1".into(),
-                ))
-            }
-            (None, Some(_)) => {}
-            _ => {
-                return Err(err(
-                    &["time_roll"],
-                    "give exactly one of `max_shift_s` (waveform) and `max_frames` (spectrogram)"
-                        .into(),
-                ))
-            }
-        }
-    }
-    if let Some(a) = &t.spec_augment {
-        let freq = a.freq_masks > 0 && a.freq_width > 0;
-        let time = a.time_masks > 0 && a.time_width > 0;
-        if !freq && !time {
-            return Err(err(
-                &["spec_augment"],
-                "masks nothing: give `freq_width` or `time_width` above 0 (with at least one mask)"
-                    .into(),
-            ));
-        }
-        if let Some(v) = a.value {
-            if !v.is_finite() {
-                return Err(err(
-                    &["spec_augment", "value"],
-                    format!("must be a finite number, not {v}"),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// False for zero, negatives and NaN.
-fn positive(x: f64) -> bool {
-    x > 0.0
-}
-
-/// The training settings of stage `i`: the recipe's defaults with the stage's fields replacing them.
-fn stage_training(ctx: &Ctx, r: &Recipe, i: usize) -> Result<TrainingSpec> {
-    let idx = i.to_string();
-    let over = match &r.stages[i] {
-        StageSpec::Train(s) => &s.training,
-        StageSpec::Pretrain(s) => &s.training,
-        StageSpec::Quantize(_) | StageSpec::Released(_) => &None,
-    };
-    match over {
-        Some(over) => merge_training(ctx, &r.training, over, &["stages", &idx, "training"]),
-        None => Ok(r.training.clone()),
-    }
-}
-
-/// `base` with the fields of the mapping `over` (at `at` in the recipe) replacing its own.
-fn merge_training(
-    ctx: &Ctx,
-    base: &TrainingSpec,
-    over: &Value,
-    at: &[&str],
-) -> Result<TrainingSpec> {
-    let mut merged = serde_norway::to_value(base).map_err(|e| Error::msg(e.to_string()))?;
-    let Value::Mapping(over) = over else {
-        return Err(ctx.err(at, "must be a mapping of training fields"));
-    };
-    for (k, v) in over {
-        let key = k.as_str().unwrap_or_default().to_string();
-        if let Value::Mapping(b) = &mut merged {
-            if !b.contains_key(key.as_str()) && !OPTIONAL_TRAINING_FIELDS.contains(&key.as_str()) {
-                let field: Vec<&str> = at.iter().copied().chain([key.as_str()]).collect();
-                return Err(ctx.err(&field, format!("unknown training field `{key}`")));
-            }
-            b.insert(k.clone(), v.clone());
-        }
-    }
-    let t: TrainingSpec =
-        serde_norway::from_value(merged).map_err(|e| ctx.err(at, e.to_string()))?;
-    validate_training(ctx, at, &t)?;
-    Ok(t)
-}
-
 /// The splits a train stage runs on: its `for_each` list, its one `split`, or none (the
 /// profile's whole training split).
 fn stage_splits(t: &TrainSpec) -> Vec<Option<String>> {
@@ -826,17 +258,6 @@ fn stage_splits(t: &TrainSpec) -> Vec<Option<String>> {
         (None, s) => vec![s.clone()],
     }
 }
-
-const OPTIONAL_TRAINING_FIELDS: [&str; 8] = [
-    "mixup",
-    "freq_mixstyle",
-    "device_simulation",
-    "dir_augmentation",
-    "energy_ir",
-    "time_roll",
-    "spec_augment",
-    "validate_every",
-];
 
 /// Fills in what a stage's training depends on beyond the recipe text, so the stage (and its
 /// hash) states it: the SpecAugment mask value of the recipe's front end.
@@ -986,6 +407,46 @@ fn plan_stages(
                 model: model_config(ctx, &rel.model, &r.models[&rel.model])?,
                 checkpoint: rel.checkpoint.clone(),
             }),
+            StageSpec::FinetuneDevices(f) => {
+                let general = out
+                    .iter()
+                    .find_map(|o| match o {
+                        PlannedStage::Train(t) if t.id == f.from => Some(t),
+                        _ => None,
+                    })
+                    .expect("validated: an earlier train stage this profile runs");
+                let training = resolve_training(stage_training(ctx, r, i)?, frontend);
+                let models = f
+                    .devices
+                    .iter()
+                    .map(|device| {
+                        let id = format!("{}/{device}", f.id);
+                        DeviceModel {
+                            device: device.clone(),
+                            train: TrainStage {
+                                label: format!("{} ({device})", f.label),
+                                model_key: general.model_key.clone(),
+                                init_from: Some(f.from.clone()),
+                                init_classifier: Some(true),
+                                select: Select::Last,
+                                split: None,
+                                split_csv: None,
+                                model: general.model.clone(),
+                                training: training.clone(),
+                                distill: None,
+                                seed: derive_seed(r.seed, &id),
+                                id,
+                            },
+                        }
+                    })
+                    .collect();
+                PlannedStage::FinetuneDevices(Box::new(FinetuneDevicesStage {
+                    id: f.id.clone(),
+                    label: f.label.clone(),
+                    from: f.from.clone(),
+                    models,
+                }))
+            }
             StageSpec::Quantize(q) => PlannedStage::Quantize(QuantizeStage {
                 id: q.id.clone(),
                 label: q.label.clone(),

@@ -238,6 +238,10 @@ pub enum StageSpec {
     /// The authors' released checkpoint, evaluated like a trained model.
     #[serde(rename = "released")]
     Released(ReleasedSpec),
+    /// One model per listed device fine-tuned from a train stage's model, and the system that
+    /// routes each clip by its device id (other devices: the general model).
+    #[serde(rename = "finetune_devices")]
+    FinetuneDevices(FinetuneDevicesSpec),
 }
 
 /// The stage kinds, as `kind:` names them.
@@ -248,6 +252,7 @@ pub enum StageKind {
     Quantize,
     Pretrain,
     Released,
+    FinetuneDevices,
 }
 
 impl StageSpec {
@@ -276,6 +281,9 @@ impl StageSpec {
             }
             StageKind::Released => {
                 StageSpec::Released(serde_norway::from_str(&body).map_err(variant)?)
+            }
+            StageKind::FinetuneDevices => {
+                StageSpec::FinetuneDevices(serde_norway::from_str(&body).map_err(variant)?)
             }
         })
     }
@@ -311,6 +319,7 @@ impl StageSpec {
             StageSpec::Quantize(s) => &s.id,
             StageSpec::Pretrain(s) => &s.id,
             StageSpec::Released(s) => &s.id,
+            StageSpec::FinetuneDevices(s) => &s.id,
         }
     }
 
@@ -320,6 +329,7 @@ impl StageSpec {
             StageSpec::Quantize(_) => StageKind::Quantize,
             StageSpec::Pretrain(_) => StageKind::Pretrain,
             StageSpec::Released(_) => StageKind::Released,
+            StageSpec::FinetuneDevices(_) => StageKind::FinetuneDevices,
         }
     }
 
@@ -329,15 +339,32 @@ impl StageSpec {
             StageSpec::Quantize(s) => &s.label,
             StageSpec::Pretrain(s) => &s.label,
             StageSpec::Released(s) => &s.label,
+            StageSpec::FinetuneDevices(s) => &s.label,
         }
     }
 
     /// The stages this one reads from, by id.
     pub fn sources(&self) -> Vec<&str> {
         match self {
-            StageSpec::Train(s) => s.distill.iter().flat_map(|d| d.teacher.stages()).collect(),
+            StageSpec::Train(s) => s
+                .distill
+                .iter()
+                .flat_map(|d| d.teacher.stages())
+                .chain(s.init.iter().map(|i| i.from.as_str()))
+                .collect(),
             StageSpec::Quantize(s) => vec![s.from.as_str()],
             StageSpec::Pretrain(_) | StageSpec::Released(_) => Vec::new(),
+            StageSpec::FinetuneDevices(s) => vec![s.from.as_str()],
+        }
+    }
+
+    /// The stage's `training` override mapping, for the kinds that train.
+    pub fn training_override(&self) -> Option<&Value> {
+        match self {
+            StageSpec::Train(s) => s.training.as_ref(),
+            StageSpec::Pretrain(s) => s.training.as_ref(),
+            StageSpec::FinetuneDevices(s) => s.training.as_ref(),
+            StageSpec::Quantize(_) | StageSpec::Released(_) => None,
         }
     }
 }
@@ -472,6 +499,24 @@ impl Select {
     }
 }
 
+/// Device-specific fine-tuning (Zhou et al. 2025 stage 4; Zhang et al. 2025 Table 3;
+/// Ramezanee et al. 2025): for each listed device, the general model of `from` (classifier
+/// included) trained further on that device's training clips only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FinetuneDevicesSpec {
+    pub id: String,
+    pub label: String,
+    /// The train stage whose model every device model starts from, and which classifies the
+    /// clips of every other device.
+    pub from: String,
+    /// Devices that get their own model, e.g. `[a, b, c, s1, s2, s3]`.
+    pub devices: Vec<String>,
+    /// Fields replacing those of the recipe's `training` (as a train stage's `training`).
+    #[serde(default)]
+    pub training: Option<Value>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuantizeSpec {
@@ -565,7 +610,8 @@ pub struct PublishedSpec {
     /// The stage that reproduces this row, when a profile runs it.
     #[serde(default)]
     pub stage: Option<String>,
-    /// Column id → value: device ids a … s6 and `accuracy` in %, `macs_m`, `params_k`.
+    /// Column id → value: `accuracy` and device ids (any: a, s1, … or an evaluation set's d,
+    /// s7, unknown) in %, `macs_m`, `params_k`.
     pub values: BTreeMap<String, f64>,
 }
 

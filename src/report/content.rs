@@ -5,17 +5,39 @@ use super::tables::{
     bool_col, f64_col, frame, opt_str_col, str_col, u64_col, ColSpec, Fmt, Table, TableSpec,
 };
 use crate::error::Result;
-use crate::labels::{CLASSES, DEVICES, UNSEEN_DEVICES};
+use crate::labels::{device_order, DeviceList, CLASSES, SEEN_DEVICES};
 use crate::results::{
     Complexity, PublishedRow, RunRecord, SystemRecord, LIMIT_MACS, LIMIT_PARAM_BYTES,
 };
 
+/// Devices a development-set model trained on are "seen"; every other, s4–s6 and the
+/// evaluation set's new ids included, is "unseen".
 fn device_group(d: &str) -> &'static str {
-    if UNSEEN_DEVICES.contains(&d) {
-        "Unseen"
-    } else {
+    if SEEN_DEVICES.contains(&d) {
         "Seen"
+    } else {
+        "Unseen"
     }
+}
+
+/// Columns of the device-wise table: the known devices (always, in table order; "–" where a
+/// system has no clip of one), then every other device a system was evaluated on.
+pub(crate) fn device_columns(systems: &[SystemRecord]) -> Vec<String> {
+    DeviceList::with(
+        systems
+            .iter()
+            .flat_map(|s| s.evaluation.device_accuracy.keys()),
+    )
+    .names()
+    .to_vec()
+}
+
+/// Published-table columns that are not a device's accuracy.
+const METRIC_KEYS: [&str; 4] = ["accuracy", "log_loss", "macs_m", "params_k"];
+
+/// Whether a published column is a device's accuracy (any column but the metrics).
+fn is_device_key(key: &str) -> bool {
+    !METRIC_KEYS.contains(&key)
 }
 
 fn shape(dims: &[usize]) -> String {
@@ -398,7 +420,8 @@ pub(crate) fn device_wise(systems: &[SystemRecord], profile: &str) -> Result<Tab
         str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
     ];
     let mut spec_cols = vec![ColSpec::new("system", "System", Fmt::Text)];
-    for d in DEVICES {
+    for d in device_columns(systems) {
+        let d = d.as_str();
         cols.push(f64_col(
             d,
             systems
@@ -578,29 +601,27 @@ pub(crate) fn curves(systems: &[SystemRecord]) -> Result<Table> {
     })
 }
 
-/// Value columns of published tables, in DCASE order then any others by name.
+/// Value columns of published tables: the devices in table order ([`device_order`]), then the
+/// metrics.
 fn published_keys(rows: &[&PublishedRow]) -> Vec<String> {
-    let known: Vec<&str> = DEVICES
-        .iter()
-        .copied()
-        .chain(["accuracy", "log_loss", "macs_m", "params_k"])
-        .collect();
-    let present = |k: &str| rows.iter().any(|r| r.values.contains_key(k));
-    let mut keys: Vec<String> = known
-        .iter()
-        .filter(|k| present(k))
-        .map(|k| k.to_string())
-        .collect();
-    let mut others: Vec<String> = rows
+    let mut devices: Vec<String> = rows
         .iter()
         .flat_map(|r| r.values.keys())
-        .filter(|k| !known.contains(&k.as_str()))
+        .filter(|k| is_device_key(k))
         .cloned()
         .collect();
-    others.sort();
-    others.dedup();
-    keys.extend(others);
-    keys
+    devices.sort_by(|a, b| device_order(a, b));
+    devices.dedup();
+    let present = |k: &str| rows.iter().any(|r| r.values.contains_key(k));
+    devices
+        .into_iter()
+        .chain(
+            METRIC_KEYS
+                .iter()
+                .filter(|k| present(k))
+                .map(|k| k.to_string()),
+        )
+        .collect()
 }
 
 fn reproduced_value(s: &SystemRecord, key: &str) -> Option<f64> {
@@ -609,8 +630,11 @@ fn reproduced_value(s: &SystemRecord, key: &str) -> Option<f64> {
         "log_loss" => Some(s.evaluation.log_loss),
         "macs_m" => Some(s.complexity.macs as f64 / 1e6),
         "params_k" => Some(s.complexity.params as f64 / 1e3),
-        d if DEVICES.contains(&d) => s.evaluation.device_accuracy.get(d).map(|x| pct(x.accuracy)),
-        _ => None,
+        device => s
+            .evaluation
+            .device_accuracy
+            .get(device)
+            .map(|x| pct(x.accuracy)),
     }
 }
 
@@ -627,7 +651,7 @@ fn printed_decimals(x: f64) -> i32 {
 /// reproduced − published. Accuracies: the reproduced value is first rounded as the report
 /// printed its figure, so the difference is what a reader sees cell by cell.
 fn difference(key: &str, reproduced: f64, published: f64) -> f64 {
-    if key == "accuracy" || DEVICES.contains(&key) {
+    if key == "accuracy" || is_device_key(key) {
         let scale = 10f64.powi(printed_decimals(published).max(1));
         ((reproduced * scale).round() - (published * scale).round()) / scale
     } else {
@@ -641,8 +665,7 @@ fn published_header(key: &str) -> (String, &'static str) {
         "log_loss" => ("Log loss".into(), "Performance"),
         "macs_m" => ("MACs (M)".into(), "Performance"),
         "params_k" => ("Params (K)".into(), "Performance"),
-        d if DEVICES.contains(&d) => (d.to_uppercase(), device_group(d)),
-        other => (other.to_string(), "Other"),
+        device => (device.to_uppercase(), device_group(device)),
     }
 }
 
@@ -723,7 +746,7 @@ pub(crate) fn published_vs_reproduced(
                 .when("reproduced", Fmt::Fixed(3))
                 .when("difference", Fmt::DiffPrinted),
             "log_loss" => ColSpec::new(k, header, Fmt::Fixed(3)),
-            d if d == "accuracy" || DEVICES.contains(&d) => {
+            d if d == "accuracy" || is_device_key(d) => {
                 ColSpec::new(k, header, Fmt::Pct1).when("difference", Fmt::Diff1)
             }
             _ => ColSpec::new(k, header, Fmt::Fixed(2)),

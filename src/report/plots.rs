@@ -3,7 +3,7 @@
 //! works offline and the output depends only on the record.
 
 use crate::error::{Error, Result};
-use crate::labels::{CLASSES, DEVICES};
+use crate::labels::CLASSES;
 use crate::results::SystemRecord;
 use plotly::common::{
     ColorScale, ColorScalePalette, DashType, Font, Line, Marker, Mode, Orientation, Title,
@@ -128,10 +128,11 @@ pub(crate) fn confusion(system: &SystemRecord, div_id: &str) -> String {
 /// Device-wise accuracy (%), one bar group per device and one bar per system.
 pub(crate) fn device_bars(systems: &[SystemRecord], div_id: &str) -> String {
     let mut plot = Plot::new();
+    let devices = super::content::device_columns(systems);
     for (i, s) in systems.iter().enumerate() {
         let mut x = Vec::new();
         let mut y = Vec::new();
-        for d in DEVICES {
+        for d in &devices {
             if let Some(score) = s.evaluation.device_accuracy.get(d) {
                 x.push(d.to_uppercase());
                 y.push(100.0 * score.accuracy);

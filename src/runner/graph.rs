@@ -72,6 +72,8 @@ pub struct DataArtefact {
 
 /// Features of the training and test splits.
 pub struct SplitFeatures {
+    /// The dataset's devices: what the sets' device indices point into.
+    pub devices: crate::labels::DeviceList,
     pub train: FeatureSet,
     pub test: FeatureSet,
     pub validation: Option<FeatureSet>,

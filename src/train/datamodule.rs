@@ -17,7 +17,7 @@ pub struct FeatureSet {
     pub x: Tensor,
     /// Scene class per clip (`labels::CLASSES` index).
     pub y: Vec<i64>,
-    /// Recording device per clip (`labels::DEVICES` index).
+    /// Recording device per clip: an index into its dataset's `labels::DeviceList`.
     pub device: Vec<i64>,
 }
 
@@ -103,6 +103,22 @@ impl FeatureSet {
         Ok((x.to_device(device), y))
     }
 
+    /// The rows recorded by device `device` (an index into the dataset's device list), in order.
+    pub fn rows_of_device(&self, device: i64) -> Vec<i64> {
+        (0..self.len() as i64)
+            .filter(|&i| self.device[i as usize] == device)
+            .collect()
+    }
+
+    /// A set of rows `rows`, in that order.
+    pub fn select(&self, rows: &[i64]) -> FeatureSet {
+        FeatureSet {
+            x: self.x.index_select(0, &Tensor::from_slice(rows)),
+            y: rows.iter().map(|&i| self.y[i as usize]).collect(),
+            device: rows.iter().map(|&i| self.device[i as usize]).collect(),
+        }
+    }
+
     /// Concatenation of several sets with the same feature shape.
     pub fn concat(parts: &[&FeatureSet]) -> FeatureSet {
         let xs: Vec<&Tensor> = parts.iter().map(|p| &p.x).collect();
@@ -141,7 +157,7 @@ pub struct WaveformSet {
     samples: Vec<f32>,
     /// Scene class per clip.
     pub y: Vec<i64>,
-    /// Recording device per clip.
+    /// Recording device per clip (as in [`FeatureSet::device`]).
     pub device: Vec<i64>,
 }
 
@@ -181,6 +197,20 @@ impl WaveformSet {
 
     pub fn clip(&self, i: usize) -> &[f32] {
         &self.samples[i * self.clip_len..(i + 1) * self.clip_len]
+    }
+
+    /// A set of clips `rows`, in that order (the waveforms of [`FeatureSet::select`]'s rows).
+    pub fn select(&self, rows: &[i64]) -> WaveformSet {
+        WaveformSet {
+            sample_rate: self.sample_rate,
+            clip_len: self.clip_len,
+            samples: rows
+                .iter()
+                .flat_map(|&i| self.clip(i as usize).iter().copied())
+                .collect(),
+            y: rows.iter().map(|&i| self.y[i as usize]).collect(),
+            device: rows.iter().map(|&i| self.device[i as usize]).collect(),
+        }
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
@@ -310,6 +340,35 @@ mod tests {
         let waves = WaveformSet::new(fe.sample_rate(), &c, y.clone(), d.clone()).unwrap();
         let feats: Vec<_> = c.iter().map(|x| fe.compute(x)).collect();
         (waves, FeatureSet::from_features(&feats, y, d).unwrap())
+    }
+
+    #[test]
+    fn a_devices_rows_select_its_clips_and_their_waveforms() {
+        let fe = Frontend::authors(FrontendId::CpMel128);
+        let (waves, set) = sets(&fe);
+        let rows = set.rows_of_device(0);
+        assert_eq!(rows, [0, 1, 3]);
+        let one = set.select(&rows);
+        assert_eq!(one.y, [0, 1, 3]);
+        assert!(one.device.iter().all(|&d| d == 0));
+        for (k, &r) in rows.iter().enumerate() {
+            assert!(one.x.get(k as i64).equal(&set.x.get(r)));
+        }
+        let w = waves.select(&rows);
+        assert_eq!(
+            (w.y.clone(), w.device.clone()),
+            (one.y.clone(), one.device.clone())
+        );
+        assert_eq!(w.clip(2), waves.clip(3));
+        // The selected waveforms still lead the selected features.
+        TrainAudio {
+            waves: &w,
+            frontend: &fe,
+            irs: None,
+        }
+        .check(&one)
+        .unwrap();
+        assert!(set.rows_of_device(5).is_empty());
     }
 
     #[test]

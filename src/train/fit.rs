@@ -209,7 +209,7 @@ pub fn fit(
         let (val_loss, val_accuracy) = match val {
             Some(v) if validates(t, epoch) => {
                 let logits = crate::eval::predict(model.as_ref(), v, 256, opts.device);
-                let e = crate::eval::metrics(&logits, &v.y, &v.device);
+                let e = crate::eval::scores(&logits, &v.y);
                 (Some(e.log_loss), Some(e.macro_accuracy))
             }
             _ => (None, None),
@@ -237,7 +237,7 @@ pub fn fit(
         if select_best && validates(t, epoch) {
             let v = opts.validation.expect("checked above");
             let logits = crate::eval::predict(model.as_ref(), v, 256, opts.device);
-            let score = crate::eval::metrics(&logits, &v.y, &v.device).macro_accuracy;
+            let score = crate::eval::scores(&logits, &v.y).macro_accuracy;
             // Ties keep the earlier epoch.
             if best.as_ref().is_none_or(|b| score > b.1) {
                 let weights = vs

@@ -10,7 +10,7 @@
 use crate::audio::conv::fft_convolve;
 use crate::audio::{resample::Resampler, wav::read_wav};
 use crate::error::{Error, IoContext, Result};
-use crate::labels::device_index;
+use crate::labels::known_device_index;
 use rand::Rng;
 use std::path::{Path, PathBuf};
 
@@ -102,9 +102,10 @@ pub struct DirAugment {
 
 impl DirAugment {
     /// Only device-A recordings are convolved: both reference implementations check the device
-    /// (`device == 'a'`), since the other devices already carry a device response.
+    /// (`device == 'a'`), since the other devices already carry a device response. Device a has
+    /// the same index in every dataset's device list.
     pub fn eligible(device: i64) -> bool {
-        device_index("a").is_some_and(|a| a as i64 == device)
+        known_device_index("a").is_some_and(|a| a as i64 == device)
     }
 
     /// Per clip, the impulse response it gets (`None`: left as is). Two numbers are drawn per
@@ -158,8 +159,8 @@ mod tests {
     #[test]
     fn dir_p0_is_identity_and_p1_always_convolves_with_the_chosen_ir() {
         let irs = set();
-        let a = device_index("a").unwrap() as i64;
-        let b = device_index("b").unwrap() as i64;
+        let a = known_device_index("a").unwrap() as i64;
+        let b = known_device_index("b").unwrap() as i64;
         let devices = [a, b, a, a, b, a, a, a];
         let eligible: Vec<bool> = devices.iter().map(|&d| DirAugment::eligible(d)).collect();
 

@@ -6,7 +6,7 @@ use crate::audio::features::extract_samples;
 use crate::audio::frontend::Frontend;
 use crate::audio::wav::{read_wav, Audio};
 use crate::error::{Error, IoContext, Result};
-use crate::labels::device_index;
+use crate::labels::known_device_index;
 use crate::recipe::DeviceSimulationSpec;
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, NodeId, Outputs, Stage};
@@ -75,7 +75,7 @@ impl Stage for DevsimStage {
                 irs.len()
             )));
         }
-        let a = device_index("a").expect("device a exists");
+        let a = known_device_index("a").expect("device a exists");
         let pool: Vec<usize> = (0..ds.train.len())
             .filter(|&i| ds.train[i].device == a)
             .collect();

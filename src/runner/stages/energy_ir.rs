@@ -6,7 +6,6 @@ use crate::audio::augment::{energy, EnergyTable, ImpulseResponses};
 use crate::audio::features::extract_samples;
 use crate::audio::frontend::Frontend;
 use crate::error::{Error, Result};
-use crate::labels::device_index;
 use crate::recipe::EnergyIrSpec;
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, NodeId, Outputs, Stage};
@@ -19,6 +18,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 pub struct EnergyIrStage {
+    /// The dataset: names the devices the waveforms' indices point into.
+    pub data: NodeId,
     /// The training split at its recorded rate.
     pub waveforms: NodeId,
     pub irs: NodeId,
@@ -37,7 +38,7 @@ impl Stage for EnergyIrStage {
     }
 
     fn needs(&self) -> Vec<NodeId> {
-        vec![self.waveforms, self.irs]
+        vec![self.data, self.waveforms, self.irs]
     }
 
     fn code(&self) -> &'static [&'static str] {
@@ -60,11 +61,19 @@ impl Stage for EnergyIrStage {
         let spec = &self.spec;
         let table = EnergyTable::new(&spec.levels)
             .map_err(|(row, msg)| Error::msg(format!("energy_ir.levels.{row}: {msg}")))?;
+        let known = &inputs.data(self.data).dataset.devices;
         let devices: Vec<i64> = spec
             .devices
             .iter()
-            .filter_map(|d| device_index(d).map(|i| i as i64))
-            .collect();
+            .map(|d| {
+                known.index(d).map(|i| i as i64).ok_or_else(|| {
+                    Error::msg(format!(
+                        "energy-driven IR augmentation: no clip of the dataset was recorded by device `{d}` (its devices: {})",
+                        known.names().join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
         let rms: Vec<Option<f64>> = (0..w.len())
             .map(|i| {
                 devices

@@ -93,9 +93,10 @@ impl Stage for FeaturesStage {
         Ok(())
     }
 
-    fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
+    fn load(&self, _cx: &Context, inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
         let dir = dir.expect("cached stage");
         Ok(Artefact::Features(Rc::new(SplitFeatures {
+            devices: inputs.data(self.data).dataset.devices.clone(),
             train: FeatureSet::load(&dir.join("train.safetensors"))?,
             test: FeatureSet::load(&dir.join("test.safetensors"))?,
             validation: match dir.join("validation.safetensors") {

@@ -11,6 +11,7 @@ pub mod devsim;
 pub mod energy_ir;
 pub mod evaluate;
 pub mod features;
+pub mod finetune_devices;
 pub mod pretrain;
 pub mod quantize;
 pub mod released;
@@ -104,6 +105,7 @@ pub fn build(
             PlannedStage::Quantize(q) => quantize::add(&mut g, &base, q)?,
             PlannedStage::Pretrain(p) => pretrain::add(&mut g, &base, p)?,
             PlannedStage::Released(r) => released::add(&mut g, &base, r)?,
+            PlannedStage::FinetuneDevices(f) => finetune_devices::add(&mut g, &base, f)?,
         }
     }
     let needs = g.all();

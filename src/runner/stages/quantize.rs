@@ -89,7 +89,7 @@ impl Stage for QuantizeNode {
         let logits = eval::predict(&int8, test, 256, cx.device);
         super::write_json(
             &dir.join("evaluation.json"),
-            &eval::metrics(&logits, &test.y, &test.device),
+            &eval::metrics(&logits, &test.y, &test.device, &f.devices),
         )
     }
 

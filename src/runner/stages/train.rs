@@ -7,7 +7,9 @@ use super::waveforms::{ImpulseResponsesStage, RateOf, WaveformsStage};
 use super::{devsim::DevsimStage, energy_ir::EnergyIrStage, Base};
 use crate::error::{Error, Result};
 use crate::models;
-use crate::recipe::{KdForm, OptimizerSpec, ScheduleSpec, Select, TeacherSpec, TrainStage};
+use crate::recipe::{
+    KdForm, OptimizerSpec, ScheduleSpec, Select, TeacherSpec, TrainStage, TrainingSpec,
+};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, ModelArtefact, NodeId, Outputs, Stage};
 use crate::train::datamodule::TrainAudio;
@@ -19,12 +21,7 @@ use std::rc::Rc;
 pub struct TrainNode {
     pub stage: TrainStage,
     pub base: Base,
-    /// Offline extra rows, appended to the training split in this order.
-    pub devsim: Option<NodeId>,
-    pub energy: Option<NodeId>,
-    /// Waveforms (and impulse responses) for the online waveform augmentations.
-    pub waveforms: Option<NodeId>,
-    pub irs: Option<NodeId>,
+    pub augment: AugmentInputs,
     pub teacher: Option<Teacher>,
     /// The model it starts from.
     pub init: Option<NodeId>,
@@ -38,81 +35,118 @@ pub enum Teacher {
     File { path: PathBuf, sha256: String },
 }
 
+/// The shared nodes a training run's augmentations read (none for augmentations of feature
+/// batches).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AugmentInputs {
+    /// Offline extra rows, appended to the training split in this order.
+    pub devsim: Option<NodeId>,
+    pub energy: Option<NodeId>,
+    /// Waveforms (and impulse responses) for the online waveform augmentations.
+    pub waveforms: Option<NodeId>,
+    pub irs: Option<NodeId>,
+}
+
+impl AugmentInputs {
+    /// The nodes `tr`'s augmentations need, shared with every stage that needs the same.
+    pub fn add(g: &mut Graph, base: &Base, tr: &TrainingSpec) -> Result<AugmentInputs> {
+        let fe = &base.frontend;
+        let devsim = match &tr.device_simulation {
+            Some(spec) => Some(g.shared(
+                format!("devsim {:?} {}", base.data, json(spec)),
+                |_| {
+                    Ok(DevsimStage {
+                        data: base.data,
+                        spec: spec.clone(),
+                        frontend: fe.clone(),
+                        seed: base.seed("device_simulation"),
+                    })
+                },
+            )?),
+            None => None,
+        };
+        let on_waveforms = tr.dir_augmentation.is_some()
+            || tr
+                .time_roll
+                .as_ref()
+                .is_some_and(|r| r.max_shift_s.is_some());
+        let waveforms_at = |g: &mut Graph, rate: Option<u32>| {
+            g.shared(format!("waveforms {:?} {rate:?}", base.data), |_| {
+                Ok(WaveformsStage {
+                    data: base.data,
+                    rate,
+                    resampler: fe.resampler().clone(),
+                })
+            })
+        };
+        let irs_for = |g: &mut Graph, limit: Option<usize>, waves: NodeId, purpose| {
+            g.shared(format!("irs {:?} {limit:?} {waves:?}", base.data), |_| {
+                Ok(ImpulseResponsesStage {
+                    data: base.data,
+                    limit,
+                    rate: RateOf::Waveforms(waves),
+                    resampler: fe.resampler().clone(),
+                    purpose,
+                })
+            })
+        };
+        // Online waveform augmentations see the clips as the system's loader delivers them
+        // (`audio::resample`); offline energy-IR copies are made at the recorded rate.
+        let (mut waveforms, mut irs) = (None, None);
+        if on_waveforms {
+            let rate = fe
+                .resampler()
+                .id()
+                .resamples_on_load()
+                .then_some(fe.sample_rate());
+            let w = waveforms_at(g, rate)?;
+            if let Some(d) = &tr.dir_augmentation {
+                irs = Some(irs_for(g, d.irs, w, "DIR augmentation")?);
+            }
+            waveforms = Some(w);
+        }
+        let energy = match &tr.energy_ir {
+            Some(spec) => {
+                let recorded = waveforms_at(g, None)?;
+                let set = irs_for(g, spec.irs, recorded, "energy-driven IR augmentation")?;
+                Some(
+                    g.shared(format!("energy_ir {:?} {}", base.data, json(spec)), |_| {
+                        Ok(EnergyIrStage {
+                            data: base.data,
+                            waveforms: recorded,
+                            irs: set,
+                            spec: spec.clone(),
+                            frontend: fe.clone(),
+                            seed: base.seed("energy_ir"),
+                        })
+                    })?,
+                )
+            }
+            None => None,
+        };
+        Ok(AugmentInputs {
+            devsim,
+            energy,
+            waveforms,
+            irs,
+        })
+    }
+
+    /// Its nodes, in the order a stage reads them.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeId> {
+        [self.devsim, self.energy, self.waveforms, self.irs]
+            .into_iter()
+            .flatten()
+    }
+}
+
 /// Adds `t`, its shared inputs and its evaluation to the graph.
 pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
     let base = &match (&t.split, &t.split_csv) {
         (Some(name), Some(csv)) => base.on_split(g, name, csv)?,
         _ => base.clone(),
     };
-    let tr = &t.training;
-    let fe = &base.frontend;
-    let devsim = match &tr.device_simulation {
-        Some(spec) => Some(g.shared(format!("devsim {}", json(spec)), |_| {
-            Ok(DevsimStage {
-                data: base.data,
-                spec: spec.clone(),
-                frontend: fe.clone(),
-                seed: base.seed("device_simulation"),
-            })
-        })?),
-        None => None,
-    };
-    let on_waveforms = tr.dir_augmentation.is_some()
-        || tr
-            .time_roll
-            .as_ref()
-            .is_some_and(|r| r.max_shift_s.is_some());
-    let waveforms_at = |g: &mut Graph, rate: Option<u32>| {
-        g.shared(format!("waveforms {rate:?}"), |_| {
-            Ok(WaveformsStage {
-                data: base.data,
-                rate,
-                resampler: fe.resampler().clone(),
-            })
-        })
-    };
-    let irs_for = |g: &mut Graph, limit: Option<usize>, waves: NodeId, purpose| {
-        g.shared(format!("irs {limit:?} {waves:?}"), |_| {
-            Ok(ImpulseResponsesStage {
-                data: base.data,
-                limit,
-                rate: RateOf::Waveforms(waves),
-                resampler: fe.resampler().clone(),
-                purpose,
-            })
-        })
-    };
-    // Online waveform augmentations see the clips as the system's loader delivers them
-    // (`audio::resample`); offline energy-IR copies are made at the recorded rate.
-    let (mut waveforms, mut irs) = (None, None);
-    if on_waveforms {
-        let rate = fe
-            .resampler()
-            .id()
-            .resamples_on_load()
-            .then_some(fe.sample_rate());
-        let w = waveforms_at(g, rate)?;
-        if let Some(d) = &tr.dir_augmentation {
-            irs = Some(irs_for(g, d.irs, w, "DIR augmentation")?);
-        }
-        waveforms = Some(w);
-    }
-    let energy = match &tr.energy_ir {
-        Some(spec) => {
-            let recorded = waveforms_at(g, None)?;
-            let set = irs_for(g, spec.irs, recorded, "energy-driven IR augmentation")?;
-            Some(g.shared(format!("energy_ir {}", json(spec)), |_| {
-                Ok(EnergyIrStage {
-                    waveforms: recorded,
-                    irs: set,
-                    spec: spec.clone(),
-                    frontend: fe.clone(),
-                    seed: base.seed("energy_ir"),
-                })
-            })?)
-        }
-        None => None,
-    };
+    let augment = AugmentInputs::add(g, base, &t.training)?;
     let teacher = match t.distill.as_ref().map(|d| &d.teacher) {
         Some(TeacherSpec::Logits { path, sha256 }) => Some(Teacher::File {
             path: base.data_root.join(path),
@@ -134,10 +168,7 @@ pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
         init,
         stage: t.clone(),
         base: base.clone(),
-        devsim,
-        energy,
-        waveforms,
-        irs,
+        augment,
         teacher,
     });
     let eval = g.add(EvaluateStage {
@@ -167,18 +198,11 @@ impl Stage for TrainNode {
             Some(Teacher::Models(m)) => m.clone(),
             _ => Vec::new(),
         };
-        [
-            Some(self.base.features),
-            self.devsim,
-            self.energy,
-            self.waveforms,
-            self.irs,
-        ]
-        .into_iter()
-        .flatten()
-        .chain(teachers)
-        .chain(self.init)
-        .collect()
+        std::iter::once(self.base.features)
+            .chain(self.augment.nodes())
+            .chain(teachers)
+            .chain(self.init)
+            .collect()
     }
 
     fn code(&self) -> &'static [&'static str] {
@@ -204,10 +228,11 @@ impl Stage for TrainNode {
         let features = inputs.features(self.base.features);
         // The training split first: its rows are the ones with waveforms.
         let mut parts = vec![&features.train];
-        if let Some(n) = self.devsim {
+        if let Some(n) = self.augment.devsim {
             parts.push(inputs.copies(n).as_ref());
         }
         if let Some(e) = self
+            .augment
             .energy
             .map(|n| inputs.copies(n))
             .filter(|e| !e.is_empty())
@@ -215,10 +240,13 @@ impl Stage for TrainNode {
             parts.push(e.as_ref());
         }
         let set = FeatureSet::concat(&parts);
-        let audio = self.waveforms.map(|w| TrainAudio {
+        let audio = self.augment.waveforms.map(|w| TrainAudio {
             waves: inputs.waveforms(w),
             frontend: &self.base.frontend,
-            irs: self.irs.map(|i| inputs.impulse_responses(i).as_ref()),
+            irs: self
+                .augment
+                .irs
+                .map(|i| inputs.impulse_responses(i).as_ref()),
         });
         let teacher_logits = match &self.teacher {
             Some(Teacher::Models(models)) => {
@@ -298,7 +326,7 @@ impl Stage for TrainNode {
 }
 
 /// One line on what training did, for the report.
-fn describe(t: &TrainStage) -> String {
+pub(super) fn describe(t: &TrainStage) -> String {
     let tr = &t.training;
     let optimizer = match &tr.optimizer {
         OptimizerSpec::Adam { lr, .. } => format!("Adam lr {lr}"),
