@@ -26,6 +26,8 @@ pub const KNOWN_DEVICES: [&str; 9] = ["a", "b", "c", "s1", "s2", "s3", "s4", "s5
 /// The devices a development-set training split has (DCASE "seen" columns); every other id,
 /// s4–s6 and the evaluation set's new ones included, is unseen.
 pub const SEEN_DEVICES: [&str; 6] = ["a", "b", "c", "s1", "s2", "s3"];
+/// The development set's devices that appear only in its test split (the reports' "unseen").
+pub const UNSEEN_DEVICES: [&str; 3] = ["s4", "s5", "s6"];
 
 pub fn class_index(name: &str) -> Option<usize> {
     CLASSES.iter().position(|c| *c == name)

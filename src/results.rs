@@ -1,6 +1,7 @@
 //! Plain result records that cross module boundaries: produced by compress/eval/train, stored by
 //! the runner as JSON, rendered by the report. Data only; no behaviour beyond small accessors.
 
+pub use crate::eval::columns::{AccuracyUnit, PublishedColumn, TrainSplit};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -160,11 +161,20 @@ pub struct PublishedRow {
     /// e.g. `Table 3`.
     pub table: String,
     pub label: String,
-    /// Published values by column id: device ids (any id, e.g. `a`, `s6`, `unknown`), `accuracy`,
-    /// `macs_m`, `params_k`.
-    pub values: BTreeMap<String, f64>,
+    /// Published values as printed, by column (`crate::eval::columns` says what each means).
+    pub values: BTreeMap<PublishedColumn, f64>,
     /// The system id that reproduces this row in this profile, if any.
     pub reproduced_by: Option<String>,
+    /// The only profile whose run reproduces the row, when the recipe restricts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The training subset the row's figures were obtained on (a table printed one row per
+    /// subset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<TrainSplit>,
+    /// How the row prints its accuracies (%, or fractions).
+    #[serde(default, skip_serializing_if = "AccuracyUnit::is_percent")]
+    pub accuracy_unit: AccuracyUnit,
 }
 
 /// A published complexity figure against our count of the architecture the row describes.

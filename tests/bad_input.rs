@@ -345,3 +345,84 @@ fn bad_finetune_devices_stages_name_file_line_and_field() {
         );
     }
 }
+
+/// Published columns are typed: an unknown column, a misspelt scene class and a row missing
+/// its subset in a table printed one row per subset are refused, naming file, line and field.
+#[test]
+fn bad_published_columns_name_file_line_and_field() {
+    let d = tempfile::tempdir().unwrap();
+    let row = "values: {a: 64.4, s4: 53.5, accuracy: 53.9, macs_m: 0.5, params_k: 1.0}";
+    assert!(TINY.contains(row));
+    for (column, field, says) in [
+        (
+            "Acc",
+            "published[0].values.Acc",
+            "unknown column `Acc`; a column is a device id",
+        ),
+        (
+            "metro_staton",
+            "published[0].values.metro_staton",
+            "unknown column `metro_staton` (did you mean `metro_station`?",
+        ),
+        (
+            "airprot",
+            "published[0].values.airprot",
+            "(did you mean `airport`?",
+        ),
+    ] {
+        let text = TINY.replace(row, &row.replace("s4:", &format!("{column}:")));
+        let line = text.lines().position(|l| l.contains(column)).unwrap() + 1;
+        let e = run_recipe(d.path(), &text);
+        assert!(e.contains(&format!("r.yaml:{line}: {field}: ")), "{e}");
+        assert!(e.contains(says), "{e}");
+        // The message lists the valid kinds.
+        for kind in [
+            "a scene class (airport",
+            "a DCASE2024 training subset",
+            "log_loss",
+        ] {
+            assert!(e.contains(kind), "{e}");
+        }
+    }
+
+    // A second row of the same table names its subset: the table is printed one row per
+    // subset, and the first row, which names none, is refused at its own line.
+    let text = TINY.replace(
+        "profiles:\n",
+        "  - table: Table 3\n    label: \"Student + KD, 25 %\"\n    split: split25\n    values: {accuracy: 57.9}\n\nprofiles:\n",
+    );
+    let line = text
+        .lines()
+        .position(|l| l.contains("- table: Table 3"))
+        .unwrap()
+        + 1;
+    let e = run_recipe(d.path(), &text);
+    assert!(
+        e.contains(&format!("r.yaml:{line}: field `published.0.split`")),
+        "{e}"
+    );
+    assert!(
+        e.contains("one row per training subset") && e.contains("split25"),
+        "{e}"
+    );
+
+    // A subset the challenge does not have, and fractions out of range.
+    let text = TINY.replace(
+        "  - table: Table 3\n",
+        "  - table: Table 3\n    split: split30\n",
+    );
+    let e = run_recipe(d.path(), &text);
+    assert!(
+        e.contains("published[0].split: unknown variant `split30`"),
+        "{e}"
+    );
+    let text = TINY.replace(
+        "  - table: Table 3\n",
+        "  - table: Table 3\n    accuracy_unit: fraction\n",
+    );
+    let e = run_recipe(d.path(), &text);
+    assert!(
+        e.contains("field `published.0.values.a`") && e.contains("as a fraction (0–1)"),
+        "{e}"
+    );
+}

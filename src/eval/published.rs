@@ -3,22 +3,78 @@
 //! row describes.
 
 use crate::compress::complexity::{count, CountOptions};
+use crate::eval::columns::PublishedColumn;
 use crate::models::{ModelConfig, ModelSpec};
 use crate::recipe::PublishedSpec;
 use crate::results::{ComplexityCheck, Finding, PublishedRow};
 use std::collections::BTreeMap;
 
-/// The published rows, each linked to the system reproducing it when this run made it.
-pub fn rows(published: &[PublishedSpec], ran: &[&str]) -> Vec<PublishedRow> {
+/// The published rows, each linked to the system reproducing it when this run (of `profile`)
+/// made it and the row is not restricted to another profile.
+pub fn rows(published: &[PublishedSpec], ran: &[&str], profile: &str) -> Vec<PublishedRow> {
     published
         .iter()
         .map(|p| PublishedRow {
             table: p.table.clone(),
             label: p.label.clone(),
             values: p.values.clone(),
-            reproduced_by: p.stage.clone().filter(|s| ran.contains(&s.as_str())),
+            reproduced_by: p
+                .stage
+                .clone()
+                .filter(|s| ran.contains(&s.as_str()))
+                .filter(|_| p.profile.as_deref().is_none_or(|only| only == profile)),
+            profile: p.profile.clone(),
+            split: p.split,
+            accuracy_unit: p.accuracy_unit,
         })
         .collect()
+}
+
+/// A published complexity figure: in K/M as most reports print it (matched by rounding or
+/// truncation), or as an exact count (matched exactly).
+struct Printed {
+    value: f64,
+    exact: bool,
+}
+
+impl Printed {
+    /// The row's figure from the scaled column or, failing that, the count column.
+    fn of(p: &PublishedSpec, scaled: PublishedColumn, count: PublishedColumn) -> Option<Printed> {
+        let get = |c: &PublishedColumn| p.values.get(c).copied();
+        get(&scaled)
+            .map(|value| Printed {
+                value,
+                exact: false,
+            })
+            .or_else(|| get(&count).map(|value| Printed { value, exact: true }))
+    }
+
+    /// Whether our `count` is what was printed, `unit` being the scaled column's (1e3 or 1e6).
+    fn matches(&self, count: u64, unit: f64) -> bool {
+        if self.exact {
+            count as f64 == self.value
+        } else {
+            printed_as(count as f64 / unit, self.value)
+        }
+    }
+
+    /// The figure in the scaled column's unit.
+    fn scaled(&self, unit: f64) -> f64 {
+        if self.exact {
+            self.value / unit
+        } else {
+            self.value
+        }
+    }
+
+    /// As the finding quotes it: `6.83K params`, `1.65 MMACs`, `63748 params`.
+    fn describe(printed: Option<&Printed>, scaled: &str, count: &str) -> String {
+        match printed {
+            Some(p) if p.exact => format!("{} {count}", p.value),
+            Some(p) => format!("{}{scaled}", p.value),
+            None => format!("– {count}"),
+        }
+    }
 }
 
 /// Each published row naming a model: its printed params/MACs against our count at `input`,
@@ -34,24 +90,24 @@ pub fn complexity_checks(
         let Some(key) = &p.model else { continue };
         let spec = &models[key];
         let cfg = ModelConfig::from_spec(spec).map_err(|(_, why)| why);
-        let pp = p.values.get("params_k").copied();
-        let pm = p.values.get("macs_m").copied();
+        let pp = Printed::of(p, PublishedColumn::ParamsK, PublishedColumn::Params);
+        let pm = Printed::of(p, PublishedColumn::MacsM, PublishedColumn::Macs);
         let (params, macs, status) = match cfg
             .as_ref()
             .map(|c| count(c, input, &CountOptions::default()))
         {
             Ok(Ok(c)) => {
-                let ok_p = pp.is_none_or(|v| printed_as(c.params as f64 / 1e3, v));
-                let ok_m = pm.is_none_or(|v| printed_as(c.macs as f64 / 1e6, v));
+                let ok_p = pp.as_ref().is_none_or(|v| v.matches(c.params, 1e3));
+                let ok_m = pm.as_ref().is_none_or(|v| v.matches(c.macs, 1e6));
                 if !ok_p || !ok_m {
                     findings.push(Finding {
                         kind: "contradiction".into(),
                         text: format!(
-                            "{} ({}): the report prints {} params / {} MMACs, but the architecture it describes counts {} params / {} MACs ({:.2}K / {:.2}M) at input {}x{}x{}.",
+                            "{} ({}): the report prints {} / {}, but the architecture it describes counts {} params / {} MACs ({:.2}K / {:.2}M) at input {}x{}x{}.",
                             p.label,
                             p.table,
-                            pp.map(|v| format!("{v}K")).unwrap_or("–".into()),
-                            pm.map(|v| format!("{v}")).unwrap_or("–".into()),
+                            Printed::describe(pp.as_ref(), "K params", "params"),
+                            Printed::describe(pm.as_ref(), " MMACs", "MACs"),
                             c.params,
                             c.macs,
                             c.params as f64 / 1e3,
@@ -71,8 +127,8 @@ pub fn complexity_checks(
         checks.push(ComplexityCheck {
             label: p.label.clone(),
             model: spec.arch.clone() + &describe_spec(spec),
-            published_params_k: pp,
-            published_macs_m: pm,
+            published_params_k: pp.map(|v| v.scaled(1e3)),
+            published_macs_m: pm.map(|v| v.scaled(1e6)),
             params,
             macs,
             status,

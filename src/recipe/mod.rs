@@ -1,6 +1,7 @@
 //! Recipes: loading, validation, and resolution of one profile into a runnable [`Plan`].
 
 mod locate;
+mod published;
 pub mod schema;
 mod validate;
 
@@ -142,9 +143,6 @@ pub struct QuantizeStage {
     pub seed: u64,
 }
 
-/// Published-table column ids besides the devices.
-pub const METRIC_COLUMNS: [&str; 3] = ["accuracy", "macs_m", "params_k"];
-
 /// Reads and validates `path`, then resolves `profile`.
 pub fn load(path: &Path, profile: &str) -> Result<Plan> {
     let text = std::fs::read_to_string(path).at(path)?;
@@ -213,19 +211,22 @@ fn parse(path: &Path, text: &str) -> Result<Recipe> {
 }
 
 /// `stages[1].distill.form: unknown variant ...` -> (`stages[1].distill.form`, the rest), for
-/// errors inside a stage (`schema::stages_from_yaml`), whose serde location is not the field's.
+/// errors inside a stage (`schema::stages_from_yaml`), whose serde location is not the field's,
+/// and inside a published row, whose unknown column is named by its own path
+/// (`published[3].values.metro_staton`).
 fn nested_field(msg: &str) -> Option<(String, &str)> {
     let (path, rest) = msg.split_once(": ")?;
-    let ok = path.starts_with(&format!("{}[", schema::STAGES))
+    let ok = (path.starts_with(&format!("{}[", schema::STAGES)) || path.starts_with("published["))
         && path
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_[].".contains(c));
     if !ok {
         return None;
     }
-    // An unknown field is named by its own path, so the line is its own.
-    let unknown = rest
-        .strip_prefix("unknown field `")
+    // An unknown field or column is named by its own path, so the line is its own.
+    let unknown = ["unknown field `", "unknown column `"]
+        .iter()
+        .find_map(|prefix| rest.strip_prefix(prefix))
         .and_then(|r| r.split_once('`'))
         .map(|(name, _)| name);
     Some(match unknown {

@@ -1,6 +1,7 @@
 //! The recipe file format: one YAML per technical report. Every struct denies unknown fields so
 //! a typo is an error naming the field and line, never a silently ignored setting.
 
+pub use crate::eval::columns::{AccuracyUnit, PublishedColumn, TrainSplit};
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 use std::collections::BTreeMap;
@@ -610,9 +611,22 @@ pub struct PublishedSpec {
     /// The stage that reproduces this row, when a profile runs it.
     #[serde(default)]
     pub stage: Option<String>,
-    /// Column id → value: `accuracy` and device ids (any: a, s1, … or an evaluation set's d,
-    /// s7, unknown) in %, `macs_m`, `params_k`.
-    pub values: BTreeMap<String, f64>,
+    // The three fields below are left out of the serialised recipe when absent, so adding
+    // them changed no existing recipe's hash.
+    /// The only profile whose run reproduces this row (others show it published only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The training subset the row's figures were obtained on: every row of a table printed
+    /// one row per subset names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<TrainSplit>,
+    /// How the row prints accuracies: `percent` (default) or `fraction` (0.595).
+    #[serde(default, skip_serializing_if = "AccuracyUnit::is_percent")]
+    pub accuracy_unit: AccuracyUnit,
+    /// Column → value as printed: `{a: 66.0, unseen: 50.1, airport: 48.3, split25: 57.9,
+    /// accuracy: 54.2, log_loss: 1.31, macs_m: 10.23, params_k: 87.04, ...}`; the valid columns
+    /// are [`PublishedColumn`]'s.
+    pub values: BTreeMap<PublishedColumn, f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

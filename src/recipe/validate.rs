@@ -2,7 +2,7 @@
 //! error naming the field and its line.
 
 use super::schema::*;
-use super::{Ctx, METRIC_COLUMNS};
+use super::Ctx;
 use crate::error::{Error, Result};
 use crate::labels::is_device_id;
 use serde_norway::Value;
@@ -151,32 +151,7 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
         }
         seen.push(s.id());
     }
-    for (i, p) in r.published.iter().enumerate() {
-        let idx = i.to_string();
-        if let Some(m) = &p.model {
-            if !r.models.contains_key(m) {
-                return Err(ctx.err(
-                    &["published", &idx, "model"],
-                    format!("no model `{m}` in `models`"),
-                ));
-            }
-        }
-        if let Some(s) = &p.stage {
-            if !r.stages.iter().any(|t| t.id() == s) {
-                return Err(ctx.err(&["published", &idx, "stage"], format!("no stage `{s}`")));
-            }
-        }
-        for k in p.values.keys() {
-            // Any other column is a device's accuracy: a published table may name devices the
-            // development set lacks (DCASE2025's d, s7–s10, unknown).
-            if !METRIC_COLUMNS.contains(&k.as_str()) && !is_device_id(k) {
-                return Err(ctx.err(
-                    &["published", &idx, "values", k],
-                    format!("unknown column `{k}` (use a device id such as a, s1 or unknown, or accuracy, macs_m, params_k)"),
-                ));
-            }
-        }
-    }
+    super::published::validate(ctx, r)?;
     for (name, p) in &r.profiles {
         for (j, s) in p.stages.iter().enumerate() {
             if !r.stages.iter().any(|t| t.id() == s) {
@@ -355,7 +330,7 @@ fn validate_finetune_devices(
     Ok(())
 }
 
-fn keys<V>(m: &std::collections::BTreeMap<String, V>) -> String {
+pub(super) fn keys<V>(m: &std::collections::BTreeMap<String, V>) -> String {
     m.keys().cloned().collect::<Vec<_>>().join(", ")
 }
 

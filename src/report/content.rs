@@ -1,18 +1,14 @@
 //! The report's tables, each built from the run record as a DataFrame plus the spec that lays
 //! it out. Accuracies are stored in % (the unit the DCASE reports print), at full precision.
 
-use super::tables::{
-    bool_col, f64_col, frame, opt_str_col, str_col, u64_col, ColSpec, Fmt, Table, TableSpec,
-};
+use super::tables::{bool_col, f64_col, frame, str_col, u64_col, ColSpec, Fmt, Table, TableSpec};
 use crate::error::Result;
-use crate::labels::{device_order, DeviceList, CLASSES, SEEN_DEVICES};
-use crate::results::{
-    Complexity, PublishedRow, RunRecord, SystemRecord, LIMIT_MACS, LIMIT_PARAM_BYTES,
-};
+use crate::labels::{DeviceList, CLASSES, SEEN_DEVICES};
+use crate::results::{Complexity, RunRecord, SystemRecord, LIMIT_MACS, LIMIT_PARAM_BYTES};
 
 /// Devices a development-set model trained on are "seen"; every other, s4–s6 and the
 /// evaluation set's new ids included, is "unseen".
-fn device_group(d: &str) -> &'static str {
+pub(super) fn device_group(d: &str) -> &'static str {
     if SEEN_DEVICES.contains(&d) {
         "Seen"
     } else {
@@ -30,14 +26,6 @@ pub(crate) fn device_columns(systems: &[SystemRecord]) -> Vec<String> {
     )
     .names()
     .to_vec()
-}
-
-/// Published-table columns that are not a device's accuracy.
-const METRIC_KEYS: [&str; 4] = ["accuracy", "log_loss", "macs_m", "params_k"];
-
-/// Whether a published column is a device's accuracy (any column but the metrics).
-fn is_device_key(key: &str) -> bool {
-    !METRIC_KEYS.contains(&key)
 }
 
 fn shape(dims: &[usize]) -> String {
@@ -388,14 +376,14 @@ pub(crate) fn complexity_checks(r: &RunRecord) -> Result<Table> {
             cols: vec![
                 ColSpec::new("label", "Published row", Fmt::Text),
                 ColSpec::new("model", "Architecture counted", Fmt::Text),
-                ColSpec::new("published_params_k", "published (K)", Fmt::Fixed(2)).group("Params"),
+                ColSpec::new("published_params_k", "published (K)", Fmt::AsGiven).group("Params"),
                 ColSpec::new("params", "ours", Fmt::Int { limit: None }).group("Params"),
                 ColSpec::new("params", "ours (K)", Fmt::Kilo).group("Params"),
-                ColSpec::new("params_diff_k", "Δ (K)", Fmt::DiffPrinted).group("Params"),
-                ColSpec::new("published_macs_m", "published (M)", Fmt::Fixed(2)).group("MACs"),
+                ColSpec::new("params_diff_k", "Δ (K)", Fmt::DiffPrinted { printed: 2 }).group("Params"),
+                ColSpec::new("published_macs_m", "published (M)", Fmt::AsGiven).group("MACs"),
                 ColSpec::new("macs", "ours", Fmt::Int { limit: None }).group("MACs"),
                 ColSpec::new("macs", "ours (M)", Fmt::Mega { limit: None }).group("MACs"),
-                ColSpec::new("macs_diff_m", "Δ (M)", Fmt::DiffPrinted).group("MACs"),
+                ColSpec::new("macs_diff_m", "Δ (M)", Fmt::DiffPrinted { printed: 2 }).group("MACs"),
                 ColSpec::new("status", "Status", Fmt::Status),
             ],
             kind_col: Some("status".into()),
@@ -405,11 +393,11 @@ pub(crate) fn complexity_checks(r: &RunRecord) -> Result<Table> {
 
 /// Rounds away binary noise (`0.55 * 100 = 55.00000000000001`) so the CSV files read cleanly;
 /// 1e-10 is far below any figure a report prints.
-fn clean(x: f64) -> f64 {
+pub(super) fn clean(x: f64) -> f64 {
     (x * 1e10).round() / 1e10
 }
 
-fn pct(x: f64) -> f64 {
+pub(super) fn pct(x: f64) -> f64 {
     clean(100.0 * x)
 }
 
@@ -429,7 +417,7 @@ pub(crate) fn device_wise(systems: &[SystemRecord], profile: &str) -> Result<Tab
                 .map(|s| s.evaluation.device_accuracy.get(d).map(|x| pct(x.accuracy)))
                 .collect(),
         ));
-        spec_cols.push(ColSpec::new(d, d.to_uppercase(), Fmt::Pct1).group(device_group(d)));
+        spec_cols.push(ColSpec::new(d, d.to_uppercase(), Fmt::Pct(1)).group(device_group(d)));
     }
     cols.push(f64_col(
         "acc",
@@ -452,7 +440,7 @@ pub(crate) fn device_wise(systems: &[SystemRecord], profile: &str) -> Result<Tab
             .map(|s| Some(s.evaluation.clips as u64))
             .collect(),
     ));
-    spec_cols.push(ColSpec::new("acc", "Acc", Fmt::Pct1).group("Overall"));
+    spec_cols.push(ColSpec::new("acc", "Acc", Fmt::Pct(1)).group("Overall"));
     spec_cols.push(ColSpec::new("log_loss", "Log loss", Fmt::Fixed(3)).group("Overall"));
     spec_cols.push(ColSpec::new("clips", "Clips", Fmt::Int { limit: None }).group("Overall"));
     Ok(Table {
@@ -484,7 +472,7 @@ pub(crate) fn class_wise(systems: &[SystemRecord], profile: &str) -> Result<Tabl
                 .map(|s| s.evaluation.class_accuracy.get(i).map(|x| pct(*x)))
                 .collect(),
         ));
-        spec_cols.push(ColSpec::new(*c, c.replace('_', " "), Fmt::Pct1));
+        spec_cols.push(ColSpec::new(*c, c.replace('_', " "), Fmt::Pct(1)));
     }
     cols.push(f64_col(
         "acc",
@@ -493,7 +481,7 @@ pub(crate) fn class_wise(systems: &[SystemRecord], profile: &str) -> Result<Tabl
             .map(|s| Some(pct(s.evaluation.macro_accuracy)))
             .collect(),
     ));
-    spec_cols.push(ColSpec::new("acc", "Macro avg", Fmt::Pct1));
+    spec_cols.push(ColSpec::new("acc", "Macro avg", Fmt::Pct(1)));
     Ok(Table {
         name: "class_wise".into(),
         df: frame("class_wise", cols)?,
@@ -592,190 +580,11 @@ pub(crate) fn curves(systems: &[SystemRecord]) -> Result<Table> {
                 ColSpec::new("epoch", "Epoch", Fmt::Int { limit: None }),
                 ColSpec::new("lr", "LR", Fmt::Fixed(6)),
                 ColSpec::new("train_loss", "Train loss", Fmt::Fixed(4)),
-                ColSpec::new("train_accuracy", "Train acc", Fmt::Pct1),
+                ColSpec::new("train_accuracy", "Train acc", Fmt::Pct(1)),
                 ColSpec::new("val_loss", "Val loss", Fmt::Fixed(4)),
-                ColSpec::new("val_accuracy", "Val acc", Fmt::Pct1),
+                ColSpec::new("val_accuracy", "Val acc", Fmt::Pct(1)),
             ],
             kind_col: None,
         },
     })
-}
-
-/// Value columns of published tables: the devices in table order ([`device_order`]), then the
-/// metrics.
-fn published_keys(rows: &[&PublishedRow]) -> Vec<String> {
-    let mut devices: Vec<String> = rows
-        .iter()
-        .flat_map(|r| r.values.keys())
-        .filter(|k| is_device_key(k))
-        .cloned()
-        .collect();
-    devices.sort_by(|a, b| device_order(a, b));
-    devices.dedup();
-    let present = |k: &str| rows.iter().any(|r| r.values.contains_key(k));
-    devices
-        .into_iter()
-        .chain(
-            METRIC_KEYS
-                .iter()
-                .filter(|k| present(k))
-                .map(|k| k.to_string()),
-        )
-        .collect()
-}
-
-fn reproduced_value(s: &SystemRecord, key: &str) -> Option<f64> {
-    match key {
-        "accuracy" => Some(pct(s.evaluation.macro_accuracy)),
-        "log_loss" => Some(s.evaluation.log_loss),
-        "macs_m" => Some(s.complexity.macs as f64 / 1e6),
-        "params_k" => Some(s.complexity.params as f64 / 1e3),
-        device => s
-            .evaluation
-            .device_accuracy
-            .get(device)
-            .map(|x| pct(x.accuracy)),
-    }
-}
-
-/// Decimals a published figure was printed with (0–3).
-fn printed_decimals(x: f64) -> i32 {
-    (0..3)
-        .find(|d| {
-            let scaled = x * 10f64.powi(*d);
-            (scaled - scaled.round()).abs() < 1e-6
-        })
-        .unwrap_or(3)
-}
-
-/// reproduced − published. Accuracies: the reproduced value is first rounded as the report
-/// printed its figure, so the difference is what a reader sees cell by cell.
-fn difference(key: &str, reproduced: f64, published: f64) -> f64 {
-    if key == "accuracy" || is_device_key(key) {
-        let scale = 10f64.powi(printed_decimals(published).max(1));
-        ((reproduced * scale).round() - (published * scale).round()) / scale
-    } else {
-        clean(reproduced - published)
-    }
-}
-
-fn published_header(key: &str) -> (String, &'static str) {
-    match key {
-        "accuracy" => ("Acc".into(), "Performance"),
-        "log_loss" => ("Log loss".into(), "Performance"),
-        "macs_m" => ("MACs (M)".into(), "Performance"),
-        "params_k" => ("Params (K)".into(), "Performance"),
-        device => (device.to_uppercase(), device_group(device)),
-    }
-}
-
-/// Published rows beside the systems that reproduce them, with differences.
-pub(crate) fn published_vs_reproduced(
-    name: &str,
-    caption: &str,
-    rows: &[&PublishedRow],
-    systems: &[SystemRecord],
-) -> Result<Table> {
-    let keys = published_keys(rows);
-    let mut table_col = Vec::new();
-    let mut label_col = Vec::new();
-    let mut kind_col = Vec::new();
-    let mut sys_id_col = Vec::new();
-    let mut sys_col = Vec::new();
-    let mut values: Vec<Vec<Option<f64>>> = vec![Vec::new(); keys.len()];
-    for row in rows {
-        let system = row
-            .reproduced_by
-            .as_ref()
-            .and_then(|id| systems.iter().find(|s| &s.id == id));
-        let mut push = |kind: &str, sys_id: Option<String>, sys: Option<String>| {
-            table_col.push(row.table.clone());
-            label_col.push(row.label.clone());
-            kind_col.push(kind.to_string());
-            sys_id_col.push(sys_id);
-            sys_col.push(sys);
-        };
-        push("published", None, None);
-        for (k, v) in keys.iter().zip(values.iter_mut()) {
-            v.push(row.values.get(k).copied());
-        }
-        match system {
-            Some(s) => {
-                push("reproduced", Some(s.id.clone()), Some(s.label.clone()));
-                push("difference", None, None);
-                for (k, v) in keys.iter().zip(values.iter_mut()) {
-                    let rep = reproduced_value(s, k);
-                    v.push(rep);
-                    v.push(match (rep, row.values.get(k)) {
-                        (Some(r), Some(p)) => Some(difference(k, r, *p)),
-                        _ => None,
-                    });
-                }
-            }
-            None => {
-                let why = match &row.reproduced_by {
-                    Some(id) => {
-                        format!("not reproduced in this profile (system `{id}` is not in this run)")
-                    }
-                    None => "not reproduced in this profile".to_string(),
-                };
-                push("not reproduced", None, Some(why));
-                for v in values.iter_mut() {
-                    v.push(None);
-                }
-            }
-        }
-    }
-    let mut cols = vec![
-        str_col("table", table_col),
-        str_col("published_label", label_col),
-        str_col("row", kind_col),
-        opt_str_col("system_id", sys_id_col),
-        opt_str_col("system", sys_col),
-    ];
-    let mut spec_cols = vec![
-        ColSpec::new("published_label", "Published row", Fmt::TextGrouped),
-        ColSpec::new("row", "", Fmt::Text),
-        ColSpec::new("system", "System", Fmt::Text),
-    ];
-    for (k, v) in keys.iter().zip(values) {
-        cols.push(f64_col(k, v));
-        let (header, group) = published_header(k);
-        let spec = match k.as_str() {
-            "macs_m" | "params_k" => ColSpec::new(k, header, Fmt::Fixed(2))
-                .when("reproduced", Fmt::Fixed(3))
-                .when("difference", Fmt::DiffPrinted),
-            "log_loss" => ColSpec::new(k, header, Fmt::Fixed(3)),
-            d if d == "accuracy" || is_device_key(d) => {
-                ColSpec::new(k, header, Fmt::Pct1).when("difference", Fmt::Diff1)
-            }
-            _ => ColSpec::new(k, header, Fmt::Fixed(2)),
-        };
-        spec_cols.push(spec.group(group));
-    }
-    Ok(Table {
-        name: name.to_string(),
-        df: frame(name, cols)?,
-        spec: TableSpec {
-            id: format!("t-{}", slug(name)),
-            caption: caption.to_string(),
-            cols: spec_cols,
-            kind_col: Some("row".into()),
-        },
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn differences_use_printed_precision() {
-        assert_eq!(printed_decimals(53.9), 1);
-        assert_eq!(printed_decimals(54.0), 0);
-        assert_eq!(printed_decimals(6.83), 2);
-        assert!((difference("a", 55.34, 53.9) - 1.4).abs() < 1e-9);
-        assert!((difference("accuracy", 53.86, 53.9) - 0.0).abs() < 1e-9);
-        assert!((difference("params_k", 6.838, 6.83) - 0.008).abs() < 1e-9);
-    }
 }

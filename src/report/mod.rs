@@ -13,6 +13,7 @@
 
 mod content;
 mod plots;
+mod published;
 mod sums;
 mod tables;
 
@@ -297,11 +298,12 @@ fn comparison_views(
     tables_written: &mut impl FnMut(Table) -> Result<TableView>,
 ) -> Result<(Vec<TableView>, (String, String))> {
     let all: Vec<_> = record.published.iter().collect();
-    let combined = tables_written(content::published_vs_reproduced(
+    let combined = tables_written(published::published_vs_reproduced(
         "published_vs_reproduced",
         "Published vs reproduced",
         &all,
         &record.systems,
+        &record.profile,
     )?)?;
     let files = (
         combined.csv.clone().unwrap_or_default(),
@@ -324,11 +326,12 @@ fn comparison_views(
             "{name}: published (as printed in the report) vs reproduced in profile `{}`; difference = reproduced − published (accuracies in %, the reproduced value rounded as the report prints; MACs/params: our exact count, flagged beyond ±0.01)",
             record.profile
         );
-        let t = content::published_vs_reproduced(
+        let t = published::published_vs_reproduced(
             &format!("published_{i}"),
             &caption,
             &rows,
             &record.systems,
+            &record.profile,
         )?;
         let mut v = tables::view(&t.df, &t.spec)?;
         v.csv = Some(files.0.clone());

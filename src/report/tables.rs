@@ -17,15 +17,25 @@ pub(crate) enum Fmt {
     TextGrouped,
     /// Monospace text (hashes, shapes, identifiers).
     Code,
-    /// A value already in %, one decimal as the reports print accuracies.
-    Pct1,
-    /// A signed difference of percentages, one decimal, coloured by sign and size.
-    Diff1,
-    /// A signed complexity difference (K or M), three decimals; flagged when larger than the
-    /// 0.01 a two-decimal published figure can hide (rounding or truncation).
-    DiffPrinted,
+    /// A value already in %, with this many decimals (the reports print accuracies with one,
+    /// some with two).
+    Pct(usize),
+    /// A signed difference of percentages with this many decimals, coloured by sign and size.
+    Diff(usize),
+    /// A signed complexity difference (K or M) with one decimal more than the published
+    /// figure's `printed` ones; flagged when larger than what a figure printed with that many
+    /// decimals can hide by rounding or truncation (0.01 for two).
+    DiffPrinted {
+        printed: usize,
+    },
+    /// A signed difference of exact counts, thousands separated; flagged unless zero.
+    DiffCount,
+    /// A signed float with this many decimals, not coloured (a difference with no better side).
+    Signed(usize),
     /// A float with this many decimals.
     Fixed(usize),
+    /// A float as transcribed: the shortest decimal form that reads back as the same number.
+    AsGiven,
     /// An exact integer with thousands separators, marked over `limit` when given.
     Int {
         limit: Option<u64>,
@@ -387,12 +397,13 @@ fn format_int(n: u64, fmt: Fmt) -> CellView {
 
 fn format_float(x: f64, fmt: Fmt) -> CellView {
     match fmt {
-        Fmt::Pct1 => cell(format!("{x:.1}"), "num"),
-        Fmt::Fixed(d) => cell(format!("{x:.d$}"), "num"),
-        Fmt::Diff1 => {
-            let text = signed(x, 1);
+        Fmt::Pct(d) | Fmt::Fixed(d) => cell(format!("{x:.d$}"), "num"),
+        Fmt::AsGiven => cell(format!("{x}"), "num"),
+        Fmt::Signed(d) => cell(signed(x, d), "num"),
+        Fmt::Diff(d) => {
+            let text = signed(x, d);
             let size = x.abs();
-            let class = if text == "0.0" {
+            let class = if text == signed(0.0, d) {
                 "num diff zero"
             } else if x > 0.0 {
                 match size {
@@ -409,13 +420,30 @@ fn format_float(x: f64, fmt: Fmt) -> CellView {
             };
             cell(text, class)
         }
-        Fmt::DiffPrinted => {
-            let class = if x.abs() < 0.01 + 1e-9 {
+        Fmt::DiffPrinted { printed } => {
+            let hidden = 10f64.powi(-(printed as i32));
+            let class = if x.abs() < hidden + 1e-9 {
                 "num cx ok"
             } else {
                 "num cx bad"
             };
-            cell(signed(x, 3), class)
+            cell(signed(x, printed + 1), class)
+        }
+        Fmt::DiffCount => {
+            let class = if x == 0.0 { "num cx ok" } else { "num cx bad" };
+            let sign = if x > 0.0 {
+                "+"
+            } else if x < 0.0 {
+                "-"
+            } else {
+                ""
+            };
+            let magnitude = x.abs();
+            if magnitude.fract() == 0.0 && magnitude < 1.8e19 {
+                cell(format!("{sign}{}", thousands(magnitude as u64)), class)
+            } else {
+                cell(signed(x, 3), class)
+            }
         }
         Fmt::Int { .. } | Fmt::Mega { .. } | Fmt::Kilo | Fmt::KBytes { .. } => {
             if x >= 0.0 && x.fract() == 0.0 && x < 1.8e19 {

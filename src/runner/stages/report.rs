@@ -90,7 +90,7 @@ impl ReportStage {
                 platform: cx.platform.clone(),
             },
             stages: inputs.records.clone(),
-            published: published::rows(&r.published, &ran),
+            published: published::rows(&r.published, &ran, &plan.profile),
             systems,
             complexity_checks: checks,
             findings,
