@@ -1,8 +1,8 @@
 //! The stage engine's capabilities chained on tiny synthetic data (tests/fixtures/chain.yaml):
 //! multi-label pre-training, init without the classifier, `select: best`, KD from an ensemble,
 //! KD from a stage and from its exported logits file (same student bit for bit), a released
-//! checkpoint evaluated like the model it was saved from, one stage per training split, and a
-//! fully cached second run.
+//! checkpoint evaluated like the model it was saved from, device-specific fine-tuning with routed
+//! evaluation, one stage per training split, and a fully cached second run.
 
 mod common;
 use ascrepro::results::RunRecord;

@@ -28,6 +28,24 @@ pub enum WeightDecay {
 }
 
 impl Adam {
+    /// The optimiser a recipe names: Adam with L2 weight decay, or AdamW with decoupled decay.
+    pub fn for_spec(vs: &VarStore, spec: &crate::recipe::OptimizerSpec) -> Adam {
+        use crate::recipe::OptimizerSpec;
+        let (betas, decay) = match *spec {
+            OptimizerSpec::Adam {
+                betas,
+                weight_decay,
+                ..
+            } => (betas, WeightDecay::L2(weight_decay)),
+            OptimizerSpec::AdamW {
+                betas,
+                weight_decay,
+                ..
+            } => (betas, WeightDecay::Decoupled(weight_decay)),
+        };
+        Adam::new(vs, (betas[0], betas[1]), decay)
+    }
+
     pub fn new(vs: &VarStore, betas: (f64, f64), weight_decay: WeightDecay) -> Adam {
         let vars: BTreeMap<String, Tensor> = vs
             .variables()

@@ -4,11 +4,11 @@
 use super::checkpoint;
 use super::datamodule::TrainAudio;
 use super::init::{self, InitFrom};
-use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule, WeightDecay};
+use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule};
 use crate::audio::augment::{roll, DirAugment, FreqMixStyle, Mixup, SpecAugment, WaveformAugment};
 use crate::error::{Error, Result};
 use crate::models::{self, AscModel};
-use crate::recipe::{OptimizerSpec, Select, TrainStage};
+use crate::recipe::{Select, TrainStage};
 use crate::results::EpochLog;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
@@ -110,19 +110,7 @@ pub fn fit(
     if let (Some(init), Some(fresh)) = (opts.init, &fresh) {
         init::load_into(&vs, init, fresh)?;
     }
-    let (betas, decay) = match t.optimizer {
-        OptimizerSpec::Adam {
-            betas,
-            weight_decay,
-            ..
-        } => (betas, WeightDecay::L2(weight_decay)),
-        OptimizerSpec::AdamW {
-            betas,
-            weight_decay,
-            ..
-        } => (betas, WeightDecay::Decoupled(weight_decay)),
-    };
-    let mut adam = Adam::new(&vs, (betas[0], betas[1]), decay);
+    let mut adam = Adam::for_spec(&vs, &t.optimizer);
     let (mut start, mut curve) = (0, Vec::new());
     let mut best: Option<(usize, f64, BTreeMap<String, Tensor>)> = None;
     if let Some((meta, tensors)) = checkpoint::load::<CheckpointMeta>(opts.checkpoint_dir)? {

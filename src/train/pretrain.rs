@@ -2,12 +2,12 @@
 //! output per label of another label set, trained with binary cross-entropy, scored by mAP on
 //! that set's evaluation split. The scene training loop (`fit`) stays single-label.
 
-use super::{checkpoint, loss::bce_with_logits, Adam, LrSchedule, WeightDecay};
+use super::{checkpoint, loss::bce_with_logits, Adam, LrSchedule};
 use crate::audio::augment::Mixup;
 use crate::error::{Error, IoContext, Result};
 use crate::eval::multilabel::mean_average_precision;
 use crate::models::{self, AscModel, ModelConfig};
-use crate::recipe::{OptimizerSpec, TrainingSpec};
+use crate::recipe::TrainingSpec;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -103,19 +103,7 @@ pub fn fit_multilabel(
     tch::manual_seed(opts.seed as i64);
     let vs = VarStore::new(opts.device);
     let model = models::build(&vs.root(), opts.model)?;
-    let (betas, decay) = match t.optimizer {
-        OptimizerSpec::Adam {
-            betas,
-            weight_decay,
-            ..
-        } => (betas, WeightDecay::L2(weight_decay)),
-        OptimizerSpec::AdamW {
-            betas,
-            weight_decay,
-            ..
-        } => (betas, WeightDecay::Decoupled(weight_decay)),
-    };
-    let mut adam = Adam::new(&vs, (betas[0], betas[1]), decay);
+    let mut adam = Adam::for_spec(&vs, &t.optimizer);
     let (mut start, mut curve) = (0, Vec::with_capacity(t.epochs));
     if let Some((done, tensors)) = checkpoint::load::<Vec<PretrainEpoch>>(opts.checkpoint_dir)? {
         checkpoint::restore(&vs, &tensors, "w.")?;

@@ -5,11 +5,10 @@ use crate::compress::complexity::{count, CountOptions};
 use crate::error::Result;
 use crate::eval;
 use crate::models;
-use crate::results::{Evaluation, SystemRecord};
+use crate::results::SystemRecord;
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, NodeId, Outputs, Stage};
 use std::path::Path;
-use std::rc::Rc;
 use tch::Tensor;
 
 pub struct EvaluateStage {
@@ -50,15 +49,14 @@ impl Stage for EvaluateStage {
         let (_vs, _cfg, model) =
             models::load_weights(&inputs.model(self.model).weights, cx.device)?;
         let logits = eval::predict(model.as_ref(), test, 256, cx.device);
-        super::write_json(
-            &dir.join("evaluation.json"),
+        super::write_evaluation(
+            dir,
             &eval::metrics(&logits, &test.y, &test.device, &features.devices),
         )
     }
 
     fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
-        let e: Evaluation = super::read_json(&dir.expect("cached stage").join("evaluation.json"))?;
-        Ok(Artefact::Evaluation(Rc::new(e)))
+        super::load_evaluation(dir)
     }
 
     fn systems(&self, own: &Artefact, inputs: &Outputs) -> Result<Vec<SystemRecord>> {
@@ -147,15 +145,14 @@ impl Stage for RoutedEvaluateStage {
         let routes: Vec<(i64, &Tensor)> = routes.iter().map(|(d, l)| (*d, l)).collect();
         let routed = eval::route(&test.device, &routes, &general);
         Tensor::write_safetensors(&[("logits", &routed)], dir.join(ROUTED_LOGITS))?;
-        super::write_json(
-            &dir.join("evaluation.json"),
+        super::write_evaluation(
+            dir,
             &eval::metrics(&routed, &test.y, &test.device, &features.devices),
         )
     }
 
     fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
-        let e: Evaluation = super::read_json(&dir.expect("cached stage").join("evaluation.json"))?;
-        Ok(Artefact::Evaluation(Rc::new(e)))
+        super::load_evaluation(dir)
     }
 
     fn systems(&self, own: &Artefact, inputs: &Outputs) -> Result<Vec<SystemRecord>> {

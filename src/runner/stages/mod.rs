@@ -126,6 +126,19 @@ fn input_shape(inputs: &Outputs, features: NodeId) -> [i64; 3] {
     [1, x[2], x[3]]
 }
 
+/// Writes an evaluation stage's result.
+fn write_evaluation(dir: &Path, e: &crate::results::Evaluation) -> Result<()> {
+    write_json(&dir.join("evaluation.json"), e)
+}
+
+/// Loads an evaluation stage's result as its artefact.
+fn load_evaluation(dir: Option<&Path>) -> Result<super::graph::Artefact> {
+    let path = dir.expect("cached stage").join("evaluation.json");
+    Ok(super::graph::Artefact::Evaluation(std::rc::Rc::new(
+        read_json(&path)?,
+    )))
+}
+
 fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(path, text).at(path)

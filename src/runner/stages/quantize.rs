@@ -9,14 +9,13 @@ use crate::error::Result;
 use crate::eval;
 use crate::models;
 use crate::recipe::QuantizeStage;
-use crate::results::{Evaluation, SystemRecord};
+use crate::results::SystemRecord;
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, NodeId, Outputs, Stage};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use std::rc::Rc;
 use tch::Tensor;
 
 pub struct QuantizeNode {
@@ -87,15 +86,14 @@ impl Stage for QuantizeNode {
             .collect();
         let int8 = quantize_int8(&vs, &cfg, &batches)?;
         let logits = eval::predict(&int8, test, 256, cx.device);
-        super::write_json(
-            &dir.join("evaluation.json"),
+        super::write_evaluation(
+            dir,
             &eval::metrics(&logits, &test.y, &test.device, &f.devices),
         )
     }
 
     fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
-        let e: Evaluation = super::read_json(&dir.expect("cached stage").join("evaluation.json"))?;
-        Ok(Artefact::Evaluation(Rc::new(e)))
+        super::load_evaluation(dir)
     }
 
     fn systems(&self, own: &Artefact, inputs: &Outputs) -> Result<Vec<SystemRecord>> {
