@@ -143,7 +143,7 @@ pub struct SystemRecord {
     /// What training did: augmentations, distillation, epochs.
     pub training: String,
     /// `fp32` or `int8`.
-    pub precision: String,
+    pub precision: Precision,
     pub complexity: Complexity,
     pub evaluation: Evaluation,
     /// Per-epoch curve; empty for systems not trained in their own stage (e.g. quantized).
@@ -153,6 +153,36 @@ pub struct SystemRecord {
     /// for the profile's whole training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<String>,
+}
+
+/// The numeric precision a system is deployed at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    Fp32,
+    Fp16,
+    Int8,
+}
+
+impl Precision {
+    /// Bits per parameter.
+    pub fn bits(self) -> u32 {
+        match self {
+            Precision::Fp32 => 32,
+            Precision::Fp16 => 16,
+            Precision::Int8 => 8,
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+            Precision::Int8 => "int8",
+        })
+    }
 }
 
 /// One row of a table the report published, transcribed in the recipe.

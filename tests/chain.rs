@@ -5,6 +5,8 @@
 //! evaluation, one stage per training split, and a fully cached second run.
 
 mod common;
+use ascrepro::eval::columns::PublishedColumn;
+use ascrepro::eval::published;
 use ascrepro::results::RunRecord;
 use ascrepro::runner::{run, RunOptions, RunOutcome};
 use common::{ascrepro, ascrepro_fails, run_python};
@@ -57,11 +59,25 @@ fn every_capability_chains_and_a_second_run_is_cached() {
             "t2",
             "kd_ensemble",
             "kd",
+            "per_device",
             "per_split@split50",
             "per_split@split100"
         ]
     );
-    let (s50, s100) = (&first.record.systems[5], &first.record.systems[6]);
+    // The routed system: devices a and s1 by their own models, every other by `kd`'s.
+    let routed = &first.record.systems[5];
+    assert!(
+        routed.model.contains("routed by device id"),
+        "{}",
+        routed.model
+    );
+    let kd = &first.record.systems[4];
+    for (device, score) in &routed.evaluation.device_accuracy {
+        if device != "a" && device != "s1" {
+            assert_eq!(score, &kd.evaluation.device_accuracy[device], "{device}");
+        }
+    }
+    let (s50, s100) = (&first.record.systems[6], &first.record.systems[7]);
     assert_eq!(s50.split.as_deref(), Some("split50"));
     assert!(s50.training.contains("on training split split50") && s50.training.contains("lr 0.01"));
     assert!(s100.training.contains("lr 0.005"), "{}", s100.training);
@@ -78,6 +94,19 @@ fn every_capability_chains_and_a_second_run_is_cached() {
         "one features node per split, one for the whole split"
     );
     assert!(scene_features[0] != scene_features[1] && scene_features[1] != scene_features[2]);
+    // The split-keyed published row is reproduced by the per-split systems.
+    let row = &first.record.published[0];
+    assert_eq!(row.reproduced_by.as_deref(), Some("per_split"));
+    let column = |key: &str| -> PublishedColumn { key.parse().unwrap() };
+    let at = |key: &str| published::reproduced(row, &column(key), &first.record.systems).unwrap();
+    assert_eq!(at("split50"), 100.0 * s50.evaluation.accuracy);
+    assert_eq!(at("split100"), 100.0 * s100.evaluation.accuracy);
+    assert_eq!(at("split_mean"), (at("split50") + at("split100")) / 2.0);
+    let html = std::fs::read_to_string(d.join("out-demo/index.html")).unwrap();
+    assert!(
+        html.contains("run once per training split"),
+        "the report shows the split row"
+    );
     let general = &first.record.systems[0];
     assert!(
         general

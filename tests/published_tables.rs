@@ -248,7 +248,7 @@ fn student() -> SystemRecord {
         label: "Student".into(),
         model: "tfsepnet23 C=4".into(),
         training: "1 epoch".into(),
-        precision: "fp32".into(),
+        precision: Precision::Fp32,
         complexity: Complexity {
             input: vec![1, 128, 44],
             layers: vec![],

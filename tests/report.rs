@@ -186,7 +186,7 @@ fn record() -> RunRecord {
                 label: "TF-SepNet C=40 + ResNorm".into(),
                 model: "tfsepnet23 C=40 ResNorm".into(),
                 training: "8 epochs, Freq-MixStyle".into(),
-                precision: "fp32".into(),
+                precision: Precision::Fp32,
                 complexity: complexity(53190, 10220340),
                 evaluation: evaluation(
                     &[70.1, 55.0, 60.2, 58.8, 50.3, 55.5, 51.0, 52.2, 48.9],
@@ -202,7 +202,7 @@ fn record() -> RunRecord {
                 label: "TF-SepNet C=12 + KD".into(),
                 model: "tfsepnet23 C=12 AdaResNorm".into(),
                 training: "8 epochs, device simulation, KD from train_c40 (λ 20, T 5)".into(),
-                precision: "fp32".into(),
+                precision: Precision::Fp32,
                 complexity: complexity(6838, 1650149),
                 evaluation: evaluation(
                     &[66.0, 52.0, 58.0, 51.0, 49.0, 55.0, 53.0, 52.0, 47.0],
@@ -218,7 +218,7 @@ fn record() -> RunRecord {
                 label: "TF-SepNet C=12 + KD, INT8".into(),
                 model: "tfsepnet23 C=12 AdaResNorm".into(),
                 training: "post-training static quantization of train_c12_kd".into(),
-                precision: "int8".into(),
+                precision: Precision::Int8,
                 complexity: complexity(6838, 1650149),
                 evaluation: evaluation(
                     &[65.5, 51.6, 57.7, 50.2, 48.8, 54.6, 52.5, 51.4, 46.6],

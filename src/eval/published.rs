@@ -3,10 +3,10 @@
 //! row describes.
 
 use crate::compress::complexity::{count, CountOptions};
-use crate::eval::columns::PublishedColumn;
+use crate::eval::columns::{PublishedColumn, TrainSplit};
 use crate::models::{ModelConfig, ModelSpec};
 use crate::recipe::PublishedSpec;
-use crate::results::{ComplexityCheck, Finding, PublishedRow};
+use crate::results::{ComplexityCheck, Finding, PublishedRow, SystemRecord};
 use std::collections::BTreeMap;
 
 /// The published rows, each linked to the system reproducing it when this run (of `profile`)
@@ -21,13 +21,65 @@ pub fn rows(published: &[PublishedSpec], ran: &[&str], profile: &str) -> Vec<Pub
             reproduced_by: p
                 .stage
                 .clone()
-                .filter(|s| ran.contains(&s.as_str()))
+                .filter(|s| {
+                    let per_split = format!("{s}@");
+                    ran.iter().any(|r| r == s || r.starts_with(&per_split))
+                })
                 .filter(|_| p.profile.as_deref().is_none_or(|only| only == profile)),
             profile: p.profile.clone(),
             split: p.split,
             accuracy_unit: p.accuracy_unit,
         })
         .collect()
+}
+
+/// The system reproducing a published row's figures other than per-split ones: its stage's,
+/// or, for a stage run once per split, the one of the split the row names.
+pub fn row_system<'a>(row: &PublishedRow, systems: &'a [SystemRecord]) -> Option<&'a SystemRecord> {
+    let stage = row.reproduced_by.as_ref()?;
+    let id = match row.split {
+        Some(split) if !systems.iter().any(|s| &s.id == stage) => {
+            format!("{stage}@{}", split.key())
+        }
+        _ => stage.clone(),
+    };
+    systems.iter().find(|s| s.id == id)
+}
+
+/// The reproduced figure of `row` in `column`. A split column (Cai et al. 2024, Table 3: one
+/// column per training subset) is the accuracy of the row's stage run on that split
+/// (`<stage>@<split>`, a `for_each` stage); their average is the mean over the row's split
+/// columns, when every one was reproduced.
+pub fn reproduced(
+    row: &PublishedRow,
+    column: &PublishedColumn,
+    systems: &[SystemRecord],
+) -> Option<f64> {
+    let stage = row.reproduced_by.as_ref()?;
+    let on_split = |split: TrainSplit| {
+        let id = format!("{stage}@{}", split.key());
+        systems
+            .iter()
+            .find(|s| s.id == id)
+            .and_then(|s| PublishedColumn::Accuracy.reproduced(s))
+    };
+    match column {
+        PublishedColumn::Split(split) => on_split(*split),
+        PublishedColumn::SplitMean => {
+            let splits: Vec<TrainSplit> = row
+                .values
+                .keys()
+                .filter_map(|c| match c {
+                    PublishedColumn::Split(s) => Some(*s),
+                    _ => None,
+                })
+                .collect();
+            let found: Vec<f64> = splits.iter().filter_map(|s| on_split(*s)).collect();
+            (!found.is_empty() && found.len() == splits.len())
+                .then(|| found.iter().sum::<f64>() / found.len() as f64)
+        }
+        other => other.reproduced(row_system(row, systems)?),
+    }
 }
 
 /// A published complexity figure: in K/M as most reports print it (matched by rounding or

@@ -35,15 +35,6 @@ fn shape(dims: &[usize]) -> String {
         .join("×")
 }
 
-/// Bits per parameter at a system's deployed precision.
-pub(crate) fn precision_bits(precision: &str) -> u32 {
-    match precision.to_ascii_lowercase().as_str() {
-        "int8" | "qint8" | "uint8" => 8,
-        "fp16" | "float16" | "half" | "bf16" => 16,
-        _ => 32,
-    }
-}
-
 /// File-name-safe form of a system id.
 pub(crate) fn slug(id: &str) -> String {
     id.chars()
@@ -181,7 +172,7 @@ pub(crate) fn systems_table(systems: &[SystemRecord]) -> Result<Table> {
             str_col("model", systems.iter().map(|s| s.model.clone()).collect()),
             str_col(
                 "precision",
-                systems.iter().map(|s| s.precision.clone()).collect(),
+                systems.iter().map(|s| s.precision.to_string()).collect(),
             ),
             str_col(
                 "training",
@@ -217,7 +208,7 @@ pub(crate) fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
     let c = |f: fn(&SystemRecord) -> u64| systems.iter().map(|s| Some(f(s))).collect::<Vec<_>>();
     let deployed: Vec<u64> = systems
         .iter()
-        .map(|s| s.complexity.param_bytes(precision_bits(&s.precision)))
+        .map(|s| s.complexity.param_bytes(s.precision.bits()))
         .collect();
     let df = frame(
         "complexity_summary",
@@ -227,7 +218,7 @@ pub(crate) fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
             str_col("model", systems.iter().map(|s| s.model.clone()).collect()),
             str_col(
                 "precision",
-                systems.iter().map(|s| s.precision.clone()).collect(),
+                systems.iter().map(|s| s.precision.to_string()).collect(),
             ),
             str_col(
                 "input",

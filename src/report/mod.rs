@@ -279,7 +279,7 @@ fn system_view(
         label: s.label.clone(),
         model: s.model.clone(),
         training: s.training.clone(),
-        precision: s.precision.clone(),
+        precision: s.precision.to_string(),
         notes: s.notes.clone(),
         params: tables::thousands(c.params),
         macs: tables::thousands(c.macs),

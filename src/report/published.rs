@@ -6,6 +6,7 @@ use super::content::{clean, device_group, slug};
 use super::tables::{f64_col, frame, opt_str_col, str_col, ColSpec, Fmt, Table, TableSpec};
 use crate::error::Result;
 use crate::eval::columns::{AccuracyUnit, DeviceGroup, PublishedColumn};
+use crate::eval::published;
 use crate::labels::{CLASSES, KNOWN_DEVICES};
 use crate::results::{PublishedRow, SystemRecord};
 
@@ -31,8 +32,12 @@ fn published_value(row: &PublishedRow, column: &PublishedColumn) -> Option<f64> 
 }
 
 /// The reproduced figure; accuracies rid of binary noise, as the other tables store them.
-fn reproduced_value(system: &SystemRecord, column: &PublishedColumn) -> Option<f64> {
-    let v = column.reproduced(system)?;
+fn reproduced_value(
+    row: &PublishedRow,
+    column: &PublishedColumn,
+    systems: &[SystemRecord],
+) -> Option<f64> {
+    let v = published::reproduced(row, column, systems)?;
     Some(if column.is_accuracy() { clean(v) } else { v })
 }
 
@@ -200,10 +205,19 @@ pub(crate) fn published_vs_reproduced(
     let mut sys_col = Vec::new();
     let mut values: Vec<Vec<Option<f64>>> = vec![Vec::new(); columns.len()];
     for row in rows {
-        let system = row
-            .reproduced_by
-            .as_ref()
-            .and_then(|id| systems.iter().find(|s| &s.id == id));
+        // A row of per-split columns is reproduced by its stage's per-split systems.
+        let per_split = row
+            .values
+            .keys()
+            .any(|c| matches!(c, PublishedColumn::Split(_)));
+        let system = match (published::row_system(row, systems), &row.reproduced_by) {
+            (Some(s), _) => Some((s.id.clone(), s.label.clone())),
+            (None, Some(stage)) if per_split => Some((
+                stage.clone(),
+                format!("`{stage}` run once per training split (`{stage}@split…`)"),
+            )),
+            _ => None,
+        };
         let mut push = |kind: &str, sys_id: Option<String>, sys: Option<String>| {
             table_col.push(row.table.clone());
             label_col.push(row.label.clone());
@@ -217,12 +231,12 @@ pub(crate) fn published_vs_reproduced(
             v.push(published_value(row, c));
         }
         match system {
-            Some(s) => {
-                push("reproduced", Some(s.id.clone()), Some(s.label.clone()));
+            Some((id, label)) => {
+                push("reproduced", Some(id), Some(label));
                 push("difference", None, None);
                 let decimals = table_decimals(&row.table);
                 for (c, v) in columns.iter().zip(values.iter_mut()) {
-                    let rep = reproduced_value(s, c);
+                    let rep = reproduced_value(row, c, systems);
                     v.push(rep);
                     v.push(match (rep, published_value(row, c)) {
                         (Some(r), Some(p)) => Some(difference(c, r, p, decimals)),

@@ -5,7 +5,7 @@ use crate::compress::complexity::{count, CountOptions};
 use crate::error::Result;
 use crate::eval;
 use crate::models;
-use crate::results::SystemRecord;
+use crate::results::{Precision, SystemRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, NodeId, Outputs, Stage};
 use std::path::Path;
@@ -70,7 +70,7 @@ impl Stage for EvaluateStage {
             label: m.label.clone(),
             model: m.config.describe(),
             training: m.training.clone(),
-            precision: "fp32".into(),
+            precision: Precision::Fp32,
             complexity: count(&m.config, input, &CountOptions::default())?,
             evaluation: e.as_ref().clone(),
             curve: m.curve.clone(),
@@ -190,7 +190,7 @@ impl Stage for RoutedEvaluateStage {
                 "device-specific fine-tuning of `{}` on each listed device's training clips: {training}",
                 general.stage
             ),
-            precision: "fp32".into(),
+            precision: Precision::Fp32,
             complexity: count(&general.config, input, &CountOptions::default())?,
             evaluation: e.as_ref().clone(),
             curve: Vec::new(),

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::eval;
 use crate::models;
 use crate::recipe::QuantizeStage;
-use crate::results::SystemRecord;
+use crate::results::{Precision, SystemRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, NodeId, Outputs, Stage};
 use rand::seq::index::sample;
@@ -115,7 +115,7 @@ impl Stage for QuantizeNode {
                 "post-training static INT8 quantization of `{}` ({} calibration clips)",
                 q.from, q.calibration_clips
             ),
-            precision: "int8".into(),
+            precision: Precision::Int8,
             complexity: count(
                 &m.config,
                 super::input_shape(inputs, self.features),
