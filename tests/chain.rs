@@ -192,6 +192,9 @@ fn every_capability_chains_and_a_second_run_is_cached() {
     let released = run_profile(d, &recipe(&released_sha, &sha), "released");
     let rel = &released.record.systems[0];
     assert_eq!(rel.id, "released");
+    let routed = &released.record.systems[1];
+    assert_eq!(routed.id, "released_routed");
+    assert_eq!(routed.evaluation, rel.evaluation);
     let kd = first.record.systems.iter().find(|s| s.id == "kd").unwrap();
     assert_eq!(rel.evaluation, kd.evaluation);
 

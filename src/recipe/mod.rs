@@ -65,6 +65,9 @@ pub struct ReleasedStage {
     pub model: ModelConfig,
     /// Relative to the data root.
     pub checkpoint: FileSpec,
+    /// Per-device checkpoints, by device id (none: a single model); each is its own node.
+    #[serde(skip)]
+    pub devices: std::collections::BTreeMap<String, FileSpec>,
 }
 
 /// A pre-training stage as planned; serialised, its own part of its identity (as
@@ -407,6 +410,7 @@ fn plan_stages(
                 label: rel.label.clone(),
                 model: model_config(ctx, &rel.model, &r.models[&rel.model])?,
                 checkpoint: rel.checkpoint.clone(),
+                devices: rel.devices.clone(),
             }),
             StageSpec::FinetuneDevices(f) => {
                 let general = out

@@ -431,7 +431,13 @@ pub struct ReleasedSpec {
     pub label: String,
     /// Key into `models`: the architecture the checkpoint's tensors are mapped onto.
     pub model: String,
+    /// The (general) model's checkpoint.
     pub checkpoint: FileSpec,
+    /// Per-device checkpoints of the same architecture (Zhou et al.'s seven, Ramezanee et al.'s
+    /// per-device `.pth`): evaluated as a system routing each clip by its device id, clips of
+    /// any other device to the general model.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub devices: BTreeMap<String, FileSpec>,
 }
 
 /// A user-supplied file under the data root, with the SHA-256 the run checks and hashes.

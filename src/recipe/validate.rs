@@ -136,6 +136,16 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                     ));
                 }
                 check_file(ctx, &["stages", &idx, "checkpoint"], &rel.checkpoint)?;
+                for (device, file) in &rel.devices {
+                    let at = ["stages", idx.as_str(), "devices", device.as_str()];
+                    if !is_device_id(device) {
+                        return Err(ctx.err(
+                            &at,
+                            format!("`{device}` is not a device id (letters, digits, `_` and `-`, e.g. a, s1)"),
+                        ));
+                    }
+                    check_file(ctx, &at, file)?;
+                }
             }
             StageSpec::FinetuneDevices(f) => validate_finetune_devices(ctx, r, i, f)?,
             StageSpec::Quantize(q) => {

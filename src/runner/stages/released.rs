@@ -1,8 +1,9 @@
 //! `kind: released`: an authors' released checkpoint (`.ckpt` / `.pth` under the data root,
 //! checked against its SHA-256), imported onto the recipe's architecture without Python
-//! (`models::checkpoint`) and evaluated like a trained model.
+//! (`models::checkpoint`) and evaluated like a trained model; with per-device checkpoints, also
+//! as the system routing each clip to its device's model.
 
-use super::evaluate::EvaluateStage;
+use super::evaluate::{EvaluateStage, RoutedEvaluateStage};
 use super::Base;
 use crate::data::manifest::hash_file;
 use crate::error::{Error, Result};
@@ -31,6 +32,33 @@ pub fn add(g: &mut Graph, base: &Base, r: &ReleasedStage) -> Result<()> {
         features: base.features,
     });
     g.name_model(&r.id, model, Some(eval));
+    if r.devices.is_empty() {
+        return Ok(());
+    }
+    let devices = r
+        .devices
+        .iter()
+        .map(|(device, file)| {
+            let node = g.add(ReleasedNode {
+                stage: ReleasedStage {
+                    id: format!("{}/{device}", r.id),
+                    label: format!("{} ({device})", r.label),
+                    checkpoint: file.clone(),
+                    devices: Default::default(),
+                    ..r.clone()
+                },
+                path: base.data_root.join(&file.path),
+            });
+            (device.clone(), node)
+        })
+        .collect();
+    g.add(RoutedEvaluateStage {
+        id: format!("{}_routed", r.id),
+        label: format!("{}, device-specific models routed by device id", r.label),
+        general: model,
+        devices,
+        features: base.features,
+    });
     Ok(())
 }
 
