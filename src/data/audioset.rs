@@ -22,6 +22,7 @@
 //! naming the file and line.
 
 use crate::data::check_relative_path;
+use crate::data::csv::split_line;
 use crate::data::tau::read_text;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -150,7 +151,7 @@ fn load_classes(path: &Path) -> Result<(Vec<String>, Vec<String>)> {
     let text = read_text(path)?;
     let mut lines = text.lines().enumerate();
     let header = lines.next().map(|(_, l)| l).unwrap_or("");
-    let names = split_csv(header).unwrap_or_default();
+    let names = split_line(header).unwrap_or_default();
     if names != CLASSES_HEADER {
         return Err(Error::input(
             path,
@@ -168,7 +169,7 @@ fn load_classes(path: &Path) -> Result<(Vec<String>, Vec<String>)> {
     for (i, line) in lines.filter(|(_, l)| !l.trim().is_empty()) {
         let line_no = i + 1;
         let bad = |field: Option<&str>, msg: String| Error::input(path, Some(line_no), field, msg);
-        let cols = split_csv(line).map_err(|why| bad(None, why))?;
+        let cols = split_line(line).map_err(|why| bad(None, why))?;
         let [index, mid, name] = cols.as_slice() else {
             return Err(bad(
                 None,
@@ -228,7 +229,7 @@ fn read_segments(path: &Path, mids: &[String]) -> Result<Vec<(usize, MultiLabelC
             continue;
         }
         let bad = |field: Option<&str>, msg: String| Error::input(path, Some(line_no), field, msg);
-        let cols = split_csv(line).map_err(|why| bad(None, why))?;
+        let cols = split_line(line).map_err(|why| bad(None, why))?;
         let [ytid, start, end, labels] = cols.as_slice() else {
             return Err(bad(
                 None,
@@ -297,72 +298,4 @@ fn read_segments(path: &Path, mids: &[String]) -> Result<Vec<(usize, MultiLabelC
         return Err(Error::file(path, "lists no clips"));
     }
     Ok(clips)
-}
-
-/// Splits one CSV line: comma-separated fields, whitespace around each field dropped (AudioSet
-/// writes `, `), a field in double quotes may hold commas and `""` for a quote.
-fn split_csv(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        while chars.next_if(|c| c.is_whitespace()).is_some() {}
-        let mut field = String::new();
-        if chars.next_if_eq(&'"').is_some() {
-            loop {
-                match chars.next() {
-                    Some('"') if chars.next_if_eq(&'"').is_some() => field.push('"'),
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => {
-                        return Err(format!("unterminated quote in field {}", fields.len() + 1))
-                    }
-                }
-            }
-            while chars.next_if(|c| c.is_whitespace()).is_some() {}
-            if chars.peek().is_some_and(|c| *c != ',') {
-                return Err(format!(
-                    "text after the closing quote of field {}",
-                    fields.len() + 1
-                ));
-            }
-        } else {
-            while let Some(c) = chars.next_if(|c| *c != ',') {
-                if c == '"' {
-                    return Err(format!(
-                        "stray quote in field {}: quote the whole field",
-                        fields.len() + 1
-                    ));
-                }
-                field.push(c);
-            }
-            field.truncate(field.trim_end().len());
-        }
-        fields.push(field);
-        if chars.next().is_none() {
-            return Ok(fields);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_fields() {
-        let f = split_csv(r#"--PJHxphWEs, 30.000, 40.000, "/m/09x0r,/t/dd00088""#).unwrap();
-        assert_eq!(
-            f,
-            ["--PJHxphWEs", "30.000", "40.000", "/m/09x0r,/t/dd00088"]
-        );
-        let f = split_csv(r#"7,/m/09l8g,"Female speech, woman speaking""#).unwrap();
-        assert_eq!(f, ["7", "/m/09l8g", "Female speech, woman speaking"]);
-        assert_eq!(
-            split_csv(r#"a,"say ""hi""",,"#).unwrap(),
-            ["a", "say \"hi\"", "", ""]
-        );
-        assert!(split_csv(r#"a,"open"#).is_err());
-        assert!(split_csv(r#"a,"x"y"#).is_err());
-        assert!(split_csv(r#"a,b"c"#).is_err());
-    }
 }

@@ -7,6 +7,7 @@
 //!   multi-label clips for pre-training; [`synth::multilabel`] writes a synthetic set in it.
 
 pub mod audioset;
+pub mod csv;
 pub mod manifest;
 pub mod synth;
 pub mod tau;

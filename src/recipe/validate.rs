@@ -264,9 +264,10 @@ fn earlier_stage(
     source: &str,
     kinds: &[StageKind],
 ) -> std::result::Result<(), String> {
+    // As recipes write them (`finetune_devices`), not as the variants are named.
     let names: Vec<String> = kinds
         .iter()
-        .map(|k| format!("{k:?}").to_lowercase())
+        .filter_map(|k| serde_json::to_value(k).ok()?.as_str().map(str::to_string))
         .collect();
     match r.stages.iter().position(|t| t.id() == source) {
         Some(t) if matches!(&r.stages[t], StageSpec::Train(s) if s.for_each.is_some()) => {

@@ -1,14 +1,25 @@
 //! Epoch checkpoints of a training loop: the weights (`w.*`), the optimiser state, optionally
 //! the best epoch's weights (`b.*`), and the loop's own metadata, written into a temp directory
 //! and renamed, so a directory `epoch-N` is always complete and a killed run resumes from the
-//! newest one.
+//! newest one; and the per-epoch random state that makes resuming exact.
 
 use super::Adam;
 use crate::error::{Error, IoContext, Result};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use tch::{nn::VarStore, Tensor};
+
+/// The random state of one epoch: a ChaCha stream for the loop's own draws (order, augmentations)
+/// and libtorch's generator (dropout), both derived from (stage seed, epoch) only, so a resumed
+/// run draws exactly what the uninterrupted one drew.
+pub fn epoch_rng(seed: u64, epoch: usize) -> ChaCha8Rng {
+    let epoch_seed = seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    tch::manual_seed((epoch_seed >> 1) as i64);
+    ChaCha8Rng::seed_from_u64(epoch_seed)
+}
 
 fn checkpoint_dirs(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     let mut out = Vec::new();

@@ -5,6 +5,7 @@
 //! anything that could silently give a clip the wrong teacher (reordered classes, duplicates,
 //! missing or foreign clips), naming the file, the line or row, and the clip.
 
+use crate::data::csv::split_line;
 use crate::error::{Error, IoContext, Result};
 use crate::labels::CLASSES;
 use crate::train::FeatureSet;
@@ -255,12 +256,12 @@ fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Row>> {
         return Err(Error::file(path, message));
     };
     let fail = |line, message| Error::input(path, Some(line), None, message);
-    let names = split_csv(header).map_err(|m| fail(header_line, m))?;
+    let names = split_line(header).map_err(|m| fail(header_line, m))?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     check_columns(&names).map_err(|m| fail(header_line, m))?;
     let mut rows = Vec::new();
     for (line, text) in lines {
-        let mut fields = split_csv(text).map_err(|m| fail(line, m))?.into_iter();
+        let mut fields = split_line(text).map_err(|m| fail(line, m))?.into_iter();
         let filename = fields.next().unwrap_or_default();
         let cells: Vec<String> = fields.collect();
         if cells.len() != N_CLASSES {
@@ -279,36 +280,6 @@ fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Row>> {
         rows.push(Row { name, at, logits });
     }
     Ok(rows)
-}
-
-/// Splits one CSV line into fields, undoing RFC 4180 quoting (`"a,b"`, `""` for a quote).
-fn split_csv(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut fields = Vec::new();
-    let mut chars = line.chars().peekable();
-    loop {
-        let mut field = String::new();
-        if chars.next_if_eq(&'"').is_some() {
-            loop {
-                match chars.next() {
-                    Some('"') if chars.next_if_eq(&'"').is_some() => field.push('"'),
-                    Some('"') => break,
-                    Some(c) => field.push(c),
-                    None => return Err(format!("unterminated quoted field `\"{field}`")),
-                }
-            }
-            if let Some(c) = chars.peek().filter(|&&c| c != ',') {
-                return Err(format!("`{c}` after the quoted field `{field}`"));
-            }
-        } else {
-            while let Some(c) = chars.next_if(|&c| c != ',') {
-                field.push(c);
-            }
-        }
-        fields.push(field);
-        if chars.next().is_none() {
-            return Ok(fields);
-        }
-    }
 }
 
 fn parse_parquet(path: &Path, bytes: &[u8]) -> Result<Vec<Row>> {

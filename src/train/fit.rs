@@ -12,7 +12,6 @@ use crate::recipe::{Select, TrainStage};
 use crate::results::EpochLog;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -129,10 +128,7 @@ pub fn fit(
     }
 
     for epoch in start..t.epochs {
-        // Every random draw of an epoch derives from (stage seed, epoch): resuming is exact.
-        let epoch_seed = st.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
-        tch::manual_seed((epoch_seed >> 1) as i64);
+        let mut rng = checkpoint::epoch_rng(st.seed, epoch);
         let mut order: Vec<i64> = (0..n as i64).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);

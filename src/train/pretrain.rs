@@ -10,8 +10,6 @@ use crate::models::{self, AscModel, ModelConfig};
 use crate::recipe::TrainingSpec;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use tch::{nn::VarStore, Device, Kind, Tensor};
@@ -117,9 +115,7 @@ pub fn fit_multilabel(
         pb.set_position((start * steps) as u64);
     }
     for epoch in start..t.epochs {
-        let epoch_seed = opts.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut rng = ChaCha8Rng::seed_from_u64(epoch_seed);
-        tch::manual_seed((epoch_seed >> 1) as i64);
+        let mut rng = checkpoint::epoch_rng(opts.seed, epoch);
         let mut order: Vec<i64> = (0..n as i64).collect();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut lr) = (0.0, 0.0);
