@@ -234,3 +234,65 @@ fn every_capability_chains_and_a_second_run_is_cached() {
     let e = ascrepro_fails(d, &args);
     assert!(e.contains("t1_logits.csv"), "{e}");
 }
+
+/// The `paper` path of pre-training: a copy in AudioSet's own layout under the data root,
+/// verified against its manifest, trains the same stage kind; a changed file is refused by name.
+#[test]
+fn pretraining_reads_an_audioset_layout_copy_verified_by_its_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("chain.yaml"), recipe(ZERO, ZERO)).unwrap();
+    let ok = |args: &[&str]| {
+        let o = ascrepro(d, args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    ok(&[
+        "synth-multilabel",
+        "--out",
+        "data/audioset",
+        "--clips",
+        "24",
+        "--eval-clips",
+        "12",
+    ]);
+    ok(&[
+        "manifest",
+        "create",
+        "data/audioset",
+        "--out",
+        "audioset.yaml",
+    ]);
+    let args = [
+        "run",
+        "chain.yaml",
+        "--profile",
+        "audioset",
+        "--cache",
+        "cache",
+        "--out",
+        "out",
+        "--data-root",
+        "data",
+        "--quiet",
+    ];
+    ok(&args);
+    let results = std::fs::read_to_string(d.join("out/results.json")).unwrap();
+    assert!(results.contains("\"kind\": \"pretrain\""), "{results}");
+    // A clip changed after its manifest was made is named.
+    let clip = std::fs::read_dir(d.join("data/audioset/audio"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .min()
+        .unwrap();
+    let mut bytes = std::fs::read(&clip).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&clip, bytes).unwrap();
+    let e = ascrepro_fails(d, &args);
+    let name = clip.file_name().unwrap().to_string_lossy().to_string();
+    assert!(e.contains(&name), "{e}");
+}
