@@ -13,6 +13,7 @@ pub mod recipe;
 pub mod report;
 pub mod results;
 pub mod runner;
+pub mod torch_panic;
 pub mod train;
 
 pub use error::{Error, Result};

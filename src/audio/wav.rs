@@ -3,6 +3,9 @@
 use crate::error::{Error, Result};
 use std::path::Path;
 
+/// Sample rates [`read_wav`] accepts: telephone audio to studio masters.
+pub const SAMPLE_RATES: std::ops::RangeInclusive<u32> = 4_000..=768_000;
+
 /// Decoded mono audio.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Audio {
@@ -50,6 +53,34 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
     let spec = reader.spec();
     if spec.channels == 0 {
         return Err(Error::file(path, "WAV header declares 0 channels"));
+    }
+    // Resampling and features cost grows with the declared duration, not with the bytes: a
+    // rate of a few Hz would turn a tiny file into hours of audio.
+    if !SAMPLE_RATES.contains(&spec.sample_rate) {
+        return Err(Error::file(
+            path,
+            format!(
+                "WAV header declares a sample rate of {} Hz; supported rates are {} to {} Hz",
+                spec.sample_rate,
+                SAMPLE_RATES.start(),
+                SAMPLE_RATES.end()
+            ),
+        ));
+    }
+    // The decoder reserves memory for the declared sample count: it must fit in the file.
+    let declared_bytes = u64::from(reader.len()) * u64::from(spec.bits_per_sample.div_ceil(8));
+    let file_bytes = std::fs::metadata(path)
+        .map_err(|e| Error::io(path, e))?
+        .len();
+    if declared_bytes > file_bytes {
+        return Err(Error::file(
+            path,
+            format!(
+                "WAV header declares {} samples ({declared_bytes} bytes) but the file holds only \
+                 {file_bytes} bytes (truncated file?)",
+                reader.len()
+            ),
+        ));
     }
     let interleaved: Vec<f32> = match spec.sample_format {
         hound::SampleFormat::Float => {

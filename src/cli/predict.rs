@@ -127,7 +127,17 @@ pub fn predict_file(net: &dyn Net, fe: &Frontend, file: &Path, device: Device) -
     let x = Tensor::f_from_slice(&f.data)?
         .f_reshape([1, 1, f.n_mels as i64, f.n_frames as i64])?
         .to_device(device);
-    let y = tch::no_grad(|| net.forward_ctx(&x, &Ctx::new(false)));
+    let y = crate::torch_panic::catch(|| tch::no_grad(|| net.forward_ctx(&x, &Ctx::new(false))))
+        .map_err(|torch| {
+            Error::file(
+                file,
+                format!(
+                    "the model cannot take this clip's features ({} mel bands x {} frames; \
+                     is the clip much shorter than DCASE's 1 s?): libtorch: {torch}",
+                    f.n_mels, f.n_frames
+                ),
+            )
+        })?;
     let y = y.to_device(Device::Cpu).to_kind(Kind::Float).view([-1]);
     let logits = Vec::<f32>::try_from(&y)?;
     if logits.iter().any(|l| !l.is_finite()) {

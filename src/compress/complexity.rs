@@ -41,12 +41,24 @@ impl Probe for Recorder {
     }
 }
 
+/// Largest input (C x F x T elements) [`count`] accepts: 256 mel bands x 4096 frames.
+pub const MAX_INPUT_ELEMENTS: i64 = 1 << 20;
+
 /// torchinfo-convention count: per-layer rows + totals, for input `[C, F, T]` (batch 1).
 pub fn count(cfg: &ModelConfig, input: [i64; 3], opts: &CountOptions) -> Result<Complexity> {
     cfg.validate()?;
     if input.iter().any(|&d| d < 1) {
         return Err(Error::msg(format!(
             "complexity of `{}`: input shape {input:?} must be positive",
+            cfg.describe()
+        )));
+    }
+    // The count runs a forward pass: bound the input so it cannot ask for terabytes.
+    let elements = input.iter().try_fold(1i64, |acc, &d| acc.checked_mul(d));
+    if elements.is_none_or(|n| n > MAX_INPUT_ELEMENTS) {
+        return Err(Error::msg(format!(
+            "complexity of `{}`: input shape {input:?} has more than {MAX_INPUT_ELEMENTS} \
+             elements (DCASE inputs are about 1x256x65)",
             cfg.describe()
         )));
     }
@@ -66,12 +78,13 @@ pub fn count(cfg: &ModelConfig, input: [i64; 3], opts: &CountOptions) -> Result<
             (Kind::Float, Device::Cpu),
         );
         // An input too small for the network's pooling makes libtorch fail inside the forward.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        crate::torch_panic::catch(|| {
             let _ = net.forward_ctx(&xs, &Ctx::with_probe(false, &rec));
-        }))
-        .map_err(|_| {
+        })
+        .map_err(|torch| {
             Error::msg(format!(
-                "complexity of `{}`: input shape {input:?} is too small for this network",
+                "complexity of `{}`: the network cannot take input shape {input:?}: libtorch: \
+                 {torch}",
                 cfg.describe()
             ))
         })

@@ -28,7 +28,7 @@
 use super::blocks::{
     BatchNorm2d, Conv2d, ConvBn, ConvSpec, Ctx, GlobalAvgPool, Norm, NormKind, UnitNames, Vb,
 };
-use super::spec::{check_dropout, check_norm, check_num_classes};
+use super::spec::{check_dropout, check_max_width, check_norm, check_num_classes};
 use super::tfsepnet23::{build_stages, StageBlock, Staged};
 use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
@@ -126,10 +126,12 @@ impl Architecture for Config {
                 format!("width C must be at least 1, got {}", self.width),
             ));
         }
-        if self.sub_bands < 1 {
+        check_max_width("width", self.width)?;
+        // More sub-bands than the 256 mel bins the front ends give cannot be split.
+        if !(1..=256).contains(&self.sub_bands) {
             return Err((
                 "sub_bands",
-                format!("sub_bands must be at least 1, got {}", self.sub_bands),
+                format!("sub_bands must be in 1..=256, got {}", self.sub_bands),
             ));
         }
         check_dropout(self.dropout)?;

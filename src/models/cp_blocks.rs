@@ -18,7 +18,7 @@
 //!   (`kaiming_normal_(mode="fan_out")`; drawn uniformly here, see `conv`).
 
 use super::blocks::{BatchNorm2d, Conv2d, ConvBn, ConvSpec, Ctx, GlobalAvgPool, Vb};
-use super::spec::check_num_classes;
+use super::spec::{check_num_classes, MAX_CHANNELS};
 use super::{FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -29,8 +29,6 @@ pub const N_BLOCKS: [usize; 3] = [3, 2, 1];
 pub const BLOCKS: usize = 6;
 /// Length of an explicit width list: stem hidden and stem output, then (expansion, output) per block.
 pub const EXPLICIT_LEN: usize = 2 + 2 * BLOCKS;
-/// Guard against typos: far above any published width, small enough to build.
-const MAX_CHANNELS: i64 = 4096;
 
 /// MobileNet's channel rounding as the reference code uses it: to the nearest multiple of
 /// `divisor` (at least `divisor`), one step up if that lost more than 10 %.

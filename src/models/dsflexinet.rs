@@ -27,7 +27,7 @@
 
 use super::blocks::{BatchNorm2d, Conv2d, ConvBn, ConvSpec, Ctx, GlobalAvgPool, Vb};
 use super::repconv::RepConv2d;
-use super::spec::{check_dropout, check_num_classes};
+use super::spec::{check_dropout, check_max_width, check_num_classes};
 use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
@@ -124,6 +124,7 @@ impl Architecture for Config {
                 ),
             ));
         }
+        check_max_width("width", self.width)?;
         check_dropout(self.dropout)?;
         check_num_classes(self.num_classes)
     }

@@ -167,12 +167,32 @@ pub fn check_norm(norm: NormKind) -> Result<(), FieldError> {
     }
 }
 
-/// Refuses fewer than one class (a config's `validate`).
+/// Largest channel count of any layer's width hyper-parameter: far above the published models
+/// (8 to 256 channels), small enough that building the network cannot exhaust memory.
+pub const MAX_CHANNELS: i64 = 1024;
+
+/// Largest class count: AudioSet's 527 with room to spare; a typo must not build a classifier of
+/// billions of rows.
+pub const MAX_CLASSES: i64 = 100_000;
+
+/// Refuses a width above [`MAX_CHANNELS`] (a config's `validate`; each architecture checks its
+/// own lower bound and divisibility).
+pub fn check_max_width(field: &'static str, width: i64) -> Result<(), FieldError> {
+    if width > MAX_CHANNELS {
+        return Err((
+            field,
+            format!("{field} {width} is above the largest supported width, {MAX_CHANNELS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a class count outside 1..=[`MAX_CLASSES`] (a config's `validate`).
 pub fn check_num_classes(num_classes: i64) -> Result<(), FieldError> {
-    if num_classes < 1 {
+    if !(1..=MAX_CLASSES).contains(&num_classes) {
         return Err((
             "num_classes",
-            format!("num_classes must be at least 1, got {num_classes}"),
+            format!("num_classes must be in 1..={MAX_CLASSES}, got {num_classes}"),
         ));
     }
     Ok(())

@@ -7,7 +7,7 @@
 use super::blocks::{
     ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, Vb,
 };
-use super::spec::{check_dropout, check_norm, check_num_classes};
+use super::spec::{check_dropout, check_max_width, check_norm, check_num_classes};
 use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -106,6 +106,7 @@ impl Architecture for Config {
                 format!("width C must be at least 2, got {}", self.width),
             ));
         }
+        check_max_width("width", self.width)?;
         for w in self.stage_widths() {
             if w % 2 != 0 {
                 return Err((

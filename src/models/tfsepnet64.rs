@@ -15,7 +15,7 @@
 use super::blocks::{
     ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, UnitNames, Vb,
 };
-use super::spec::{check_dropout, check_num_classes};
+use super::spec::{check_dropout, check_max_width, check_num_classes};
 use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -119,6 +119,7 @@ impl Architecture for Config {
                 ),
             ));
         }
+        check_max_width("width", self.width)?;
         if self.depth != 16 && self.depth != 17 {
             return Err((
                 "depth",
