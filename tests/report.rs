@@ -586,3 +586,103 @@ fn new_device_ids_get_their_own_columns_after_the_known_ones() {
         "new devices are not grouped as unseen"
     );
 }
+
+/// What a hostile recipe puts in a text field: an element, an attribute break-out from both
+/// quote styles, a script close and an HTML comment opener.
+const HOSTILE: &str = "\"'></script><script>alert(1)</script><img src=x onerror=alert(2)><!--";
+
+/// `record()` with HOSTILE appended to every string the record holds (ids, labels, notes,
+/// published tables, findings, the recipe text), wherever the record still reads back.
+fn hostile_record() -> RunRecord {
+    fn poison(v: &mut serde_json::Value) {
+        // Every string leaf, one at a time: keep the change when the record still deserialises
+        // (enum tags and parsed keys do not).
+        let mut paths = Vec::new();
+        collect(v, &mut Vec::new(), &mut paths);
+        for path in paths {
+            let before = v.clone();
+            if let Some(serde_json::Value::String(s)) = v.pointer_mut(&path) {
+                s.push_str(HOSTILE);
+            }
+            if serde_json::from_value::<RunRecord>(v.clone()).is_err() {
+                *v = before;
+            }
+        }
+    }
+    fn collect(v: &serde_json::Value, at: &mut Vec<String>, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(_) => out.push(format!("/{}", at.join("/"))),
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    at.push(i.to_string());
+                    collect(item, at, out);
+                    at.pop();
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    at.push(k.replace('~', "~0").replace('/', "~1"));
+                    collect(item, at, out);
+                    at.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(record()).unwrap();
+    poison(&mut v);
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn recipe_text_full_of_markup_reaches_no_page_as_active_content() {
+    let rec = hostile_record();
+    // The poisoning reached the free-text fields (a check on the test itself).
+    assert!(rec.title.ends_with(HOSTILE) && rec.systems[0].label.ends_with(HOSTILE));
+    assert!(rec.systems[1].notes[0].ends_with(HOSTILE));
+    assert!(rec.published[0].label.ends_with(HOSTILE));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("reports").join("hostile");
+    render(&rec, &timings(1.0), &out).unwrap();
+    let pages: Vec<String> = files(&out)
+        .into_iter()
+        .filter(|f| f.ends_with(".html"))
+        .collect();
+    // The text does reach the page, escaped for HTML and for the plots' JSON.
+    let index = fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(index.contains("&lt;script&gt;alert(1)"));
+    assert!(index.contains("\\u003cscript\\u003ealert(1)"));
+    for page in &pages {
+        let html = fs::read_to_string(out.join(page)).unwrap();
+        assert!(!html.contains("<img"), "{page}: an injected element");
+        assert!(
+            !html.contains("<script>alert"),
+            "{page}: an injected script"
+        );
+        assert!(!html.contains("\"'>"), "{page}: an attribute break-out");
+        assert!(!html.contains("<!--"), "{page}: an injected comment");
+        // Every script element is ours: the local plotly.js, or a plot whose JSON holds no
+        // `</` or `<!` that could end or hide the element early.
+        let mut rest = html.as_str();
+        while let Some(at) = rest.find("<script") {
+            let tag_end = at + rest[at..].find('>').unwrap() + 1;
+            let tag = &rest[at..tag_end];
+            let close = tag_end + rest[tag_end..].find("</script>").unwrap();
+            let body = &rest[tag_end..close];
+            if tag.contains(" src=") {
+                assert!(body.is_empty(), "{page}: {tag}");
+            } else {
+                assert_eq!(tag, "<script type=\"text/javascript\">", "{page}");
+                assert!(
+                    body.trim_start().starts_with("Plotly.newPlot("),
+                    "{page}: {body}"
+                );
+                assert!(
+                    !body.contains("</") && !body.contains("<!"),
+                    "{page}: {body}"
+                );
+            }
+            rest = &rest[close + "</script>".len()..];
+        }
+    }
+}
