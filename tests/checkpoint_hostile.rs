@@ -62,7 +62,14 @@ impl P {
         self.op(b"t")
     }
     /// `_rebuild_tensor_v2` of float storage `key` (`numel` elements): one state-dict value.
-    fn tensor(&mut self, key: &str, numel: i64, offset: i64, size: &[i64], stride: &[i64]) -> &mut P {
+    fn tensor(
+        &mut self,
+        key: &str,
+        numel: i64,
+        offset: i64,
+        size: &[i64],
+        stride: &[i64],
+    ) -> &mut P {
         self.global("torch._utils", "_rebuild_tensor_v2").mark();
         self.mark().str("storage").global("torch", "FloatStorage");
         self.str(key).str("cpu").int(numel).op(b"tQ");
@@ -278,7 +285,13 @@ fn a_list_holding_itself_or_a_million_levels_of_nesting_is_an_error_not_a_stack_
     assert!(e.contains("does not fit"), "{e}");
     let mut p = P::new();
     p.op(b"]").memoize().get(0).op(b"a");
-    p.mark().get(0).str("x").str("0").str("cpu").int(1).op(b"tQ");
+    p.mark()
+        .get(0)
+        .str("x")
+        .str("0")
+        .str("cpu")
+        .int(1)
+        .op(b"tQ");
     let e = refused(&d, "self_pid.ckpt", &checkpoint_bytes(&p.stop(), &[1.0]));
     assert!(e.contains("unknown persistent id kind [["), "{e}");
     // A million nested one-tuples (one byte each) and a million nested lists.
@@ -296,7 +309,11 @@ fn a_list_holding_itself_or_a_million_levels_of_nesting_is_an_error_not_a_stack_
     }
     p.op(b"]");
     p.op(&b"l".repeat(1_000_000));
-    let e = refused(&d, "nested_lists.ckpt", &checkpoint_bytes(&p.stop(), &[1.0]));
+    let e = refused(
+        &d,
+        "nested_lists.ckpt",
+        &checkpoint_bytes(&p.stop(), &[1.0]),
+    );
     assert!(e.contains("nested more than 1000 deep"), "{e}");
 }
 
@@ -386,7 +403,10 @@ fn zip_entries_named_twice_or_out_of_place_are_refused() {
             data: b"3\n",
         },
     ]));
-    assert!(e.contains("called `archive/versioN` in its local header"), "{e}");
+    assert!(
+        e.contains("called `archive/versioN` in its local header"),
+        "{e}"
+    );
     // An entry (unused) whose data runs past the end of the file, and one whose stored sizes
     // disagree.
     let mut bytes = zip(&base);
@@ -395,7 +415,10 @@ fn zip_entries_named_twice_or_out_of_place_are_refused() {
     bytes[version_cd + 20..version_cd + 24].copy_from_slice(&1_000_000u32.to_le_bytes());
     bytes[version_cd + 24..version_cd + 28].copy_from_slice(&1_000_000u32.to_le_bytes());
     let e = read(bytes.clone());
-    assert!(e.contains("`archive/version`") && e.contains("runs past"), "{e}");
+    assert!(
+        e.contains("`archive/version`") && e.contains("runs past"),
+        "{e}"
+    );
     bytes[version_cd + 20..version_cd + 24].copy_from_slice(&2u32.to_le_bytes());
     let e = read(bytes);
     assert!(e.contains("compressed size 2 but size 1000000"), "{e}");
@@ -414,7 +437,9 @@ fn safetensors_weights_naming_a_tensor_twice_are_refused() {
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     // Every entry, then the first tensor's again, verbatim: the crate keeps one, reads the file.
-    let entry = |(k, v): (&String, &serde_json::Value)| format!("{}:{v}", serde_json::Value::from(k.as_str()));
+    let entry = |(k, v): (&String, &serde_json::Value)| {
+        format!("{}:{v}", serde_json::Value::from(k.as_str()))
+    };
     let mut entries: Vec<String> = header.iter().map(entry).collect();
     let tensor = header.iter().find(|(k, _)| *k != "__metadata__").unwrap();
     entries.push(entry(tensor));
@@ -425,7 +450,10 @@ fn safetensors_weights_naming_a_tensor_twice_are_refused() {
     let bad = d.join("twice.safetensors");
     std::fs::write(&bad, twice).unwrap();
     let e = load_net(&bad, Device::Cpu).unwrap_err().to_string();
-    assert!(e.contains("twice.safetensors") && e.contains("named twice"), "{e}");
+    assert!(
+        e.contains("twice.safetensors") && e.contains("named twice"),
+        "{e}"
+    );
     // What the crate already refuses, named by file: a header length beyond the file, a
     // tensor whose bytes do not match its shape.
     let mut long = bytes.clone();

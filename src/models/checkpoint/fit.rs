@@ -217,4 +217,3 @@ pub fn fit(
 fn is_counter(name: &str) -> bool {
     name == COUNTER || name.ends_with(".num_batches_tracked")
 }
-

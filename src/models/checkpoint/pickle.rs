@@ -449,7 +449,11 @@ impl Machine<'_, '_> {
                 let module = self.line()?;
                 let name = self.line()?;
                 let args = self.pop_mark()?;
-                let v = call(&mut self.heap, &Value::Global(Rc::new((module, name))), args)?;
+                let v = call(
+                    &mut self.heap,
+                    &Value::Global(Rc::new((module, name))),
+                    args,
+                )?;
                 self.stack.push(v);
             }
             b'b' => {
@@ -558,64 +562,5 @@ impl Machine<'_, '_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn no_storage(_: &Value) -> Res<Value> {
-        Err("no storages here".into())
-    }
-
-    #[test]
-    fn builds_dicts_lists_and_opaque_objects() {
-        // pickle.dumps({'a': [1, 2**40], 'b': (1.5, None, True)}, protocol=2) by hand, plus an
-        // opaque object: NEWOBJ of __main__.Foo with state {'x': 'y'}.
-        let mut p = vec![
-            0x80, 2, b'}', b'q', 0, b'(', 0x8c, 1, b'a', b']', b'q', 1, b'(', b'K', 1,
-        ];
-        p.extend([0x8a, 6, 0, 0, 0, 0, 0, 1, b'e']);
-        p.extend([0x8c, 1, b'b', b'G']);
-        p.extend(1.5f64.to_be_bytes());
-        p.extend([b'N', 0x88, 0x87]);
-        p.extend(b"c__main__\nFoo\n");
-        p.extend([b')', 0x81, b'}', 0x8c, 1, b'x', 0x8c, 1, b'y', b's', b'b']);
-        p.extend([b'0', b'u', b'h', 1, b'0', b'.']);
-        let v = load(&p, &mut no_storage).unwrap();
-        let a = v.get("a").unwrap().as_seq().unwrap();
-        assert_eq!(
-            a.iter().map(|x| x.as_int()).collect::<Vec<_>>(),
-            [Some(1), Some(1 << 40)]
-        );
-        let b = v.get("b").unwrap().as_seq().unwrap();
-        assert!(matches!(b[0], Value::Float(f) if f == 1.5));
-        assert!(matches!(b[1], Value::None));
-        assert!(matches!(b[2], Value::Bool(true)));
-    }
-
-    #[test]
-    fn memo_shares_containers() {
-        // [] memoized, fetched, appended to through the fetched reference.
-        let p = [0x80, 2, b']', b'q', 0, b'h', 0, b'K', 7, b'a', b'0', b'.'];
-        let v = load(&p, &mut no_storage).unwrap();
-        assert_eq!(v.as_seq().unwrap()[0].as_int(), Some(7));
-    }
-
-    #[test]
-    fn bad_programs_are_errors_with_offsets() {
-        let cases: [(&[u8], &str); 5] = [
-            (&[0x80, 2, 0xff], "unsupported pickle opcode 0xff"),
-            (&[0x80, 2, b'K'], "ends inside"),
-            (&[0x80, 2, b'K', 1], "without a STOP"),
-            (&[0x80, 2, b'h', 3, b'.'], "memo key 3"),
-            (
-                &[0x80, 2, b'X', 0xff, 0xff, 0xff, 0x7f],
-                "runs past the end",
-            ),
-        ];
-        for (p, want) in cases {
-            let e = load(p, &mut no_storage).unwrap_err();
-            assert!(e.to_string().contains(want), "{e} (wanted {want})");
-        }
-        let e = load(&[0x80, 2, 0xff], &mut no_storage).unwrap_err();
-        assert_eq!(e.offset, 2);
-    }
-}
+#[path = "pickle_tests.rs"]
+mod tests;

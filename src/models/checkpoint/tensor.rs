@@ -349,4 +349,21 @@ mod tests {
         assert!(StoredTensor::new(s.clone(), None, 1, vec![2, 3], vec![3, 1]).is_ok());
         assert!(StoredTensor::new(s, None, 2, vec![2, 3], vec![3, 1]).is_err());
     }
+
+    #[test]
+    fn broadcasts_claiming_more_than_their_bound_are_refused_before_allocating() {
+        let s = storage(&[1., 2.]);
+        for (size, stride) in [
+            (vec![1 << 20, 1 << 20], vec![0, 0]),
+            (vec![1 << 31, 1 << 31], vec![0, 0]),
+            (vec![1 << 25], vec![0]),
+        ] {
+            let t = StoredTensor::new(s.clone(), None, 1, size, stride).unwrap();
+            let e = t.to_f32().unwrap_err();
+            assert!(e.contains("more than the 16777216"), "{e}");
+        }
+        let t = StoredTensor::new(s, None, 1, vec![3, 2], vec![0, 0]).unwrap();
+        assert!(t.to_f32_within(5).unwrap_err().contains("6 elements"));
+        assert_eq!(t.to_f32_within(6).unwrap(), [2.; 6]);
+    }
 }

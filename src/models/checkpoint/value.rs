@@ -413,7 +413,12 @@ fn show_pairs(
     f.write_str(close)
 }
 
-fn show_object(o: &Object, f: &mut fmt::Formatter<'_>, depth: usize, left: &mut usize) -> fmt::Result {
+fn show_object(
+    o: &Object,
+    f: &mut fmt::Formatter<'_>,
+    depth: usize,
+    left: &mut usize,
+) -> fmt::Result {
     write!(f, "{}", o.class)?;
     show_seq(f, "(", ")", &o.args, depth, left)?;
     if let Some(state) = &o.state {
