@@ -397,7 +397,7 @@ pub fn import_checkpoint(ckpt: &Checkpoint, cfg: &ModelConfig, device: Device) -
     for (var, i) in &fit.assignments {
         let (name, t) = &sd.tensors[*i];
         // `fit` checked the shape equals the variable's, so its size bounds the tensor's.
-        let limit = usize::try_from(vars[var].numel()).unwrap_or(0);
+        let limit = vars[var].numel();
         let src = to_tch_within(t, limit)
             .map_err(|e| Error::file(path, format!("tensor `{name}`: {e}")))?;
         if t.dtype != DType::F32 {
