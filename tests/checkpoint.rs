@@ -176,7 +176,7 @@ fn lightning_extras_load_as_inert_data() {
     assert_eq!(attrs.get("wait_count").and_then(|v| v.as_int()), Some(2));
     let hp = root.get("hyper_parameters").unwrap();
     assert_eq!(hp.get("norm").unwrap().as_str(), Some("ada"));
-    assert!(matches!(hp.get("tag"), Some(Value::Bytes(b)) if b.as_slice() == b"bytes"));
+    assert!(matches!(hp.get("tag"), Some(Value::Bytes(ref b)) if b.as_slice() == b"bytes"));
     let betas = hp.get("betas").unwrap().as_seq().unwrap();
     assert!(matches!(betas[1], Value::Float(b) if b == 0.999));
 }

@@ -323,6 +323,12 @@ pub fn load_weights(
 /// [`load_weights`] returning the [`Net`] interface.
 pub fn load_net(path: &Path, device: Device) -> Result<(nn::VarStore, ModelConfig, Box<dyn Net>)> {
     let bytes = std::fs::read(path).at(path)?;
+    checkpoint::safetensors_names::check_unique_names(&bytes).map_err(|e| {
+        Error::file(
+            path,
+            format!("not a readable safetensors weights file ({e})"),
+        )
+    })?;
     let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
         Error::file(
             path,

@@ -26,6 +26,42 @@ const WINDOW_TOLERANCE: f32 = 1e-6;
 /// differ by at most an ulp or two.
 const KERNEL_TOLERANCE: f32 = 1e-6;
 
+/// Which embedded tensor a set-aside name and shape is, if the front end reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Embedded {
+    /// torchaudio's STFT window (`*.spectrogram.window`).
+    Window,
+    /// torchaudio's resampling kernel (`mel.*kernel`, `[new, 1, taps]`).
+    Kernel,
+    /// torchaudio's mel filterbank (`*.mel_scale.fb`).
+    Filterbank,
+}
+
+fn embedded(name: &str, shape: &[i64]) -> Option<Embedded> {
+    if name.ends_with("spectrogram.window") {
+        Some(Embedded::Window)
+    } else if name.starts_with("mel.") && name.ends_with("kernel") && shape.len() == 3 {
+        Some(Embedded::Kernel)
+    } else if name.ends_with("mel_scale.fb") {
+        Some(Embedded::Filterbank)
+    } else {
+        None
+    }
+}
+
+/// Whether [`adopt`] reads the set-aside tensor `name` of size `shape`: only those are
+/// materialised at import.
+pub fn uses(name: &str, shape: &[i64]) -> bool {
+    embedded(name, shape).is_some()
+}
+
+/// The first set-aside tensor of kind `kind`.
+fn find(set_aside: &[(String, Tensor)], kind: Embedded) -> Option<&(String, Tensor)> {
+    set_aside
+        .iter()
+        .find(|(n, t)| embedded(n, &t.size()) == Some(kind))
+}
+
 /// `fe` as the checkpoint at `path` asks, given the tensors its import set aside: its mel
 /// filterbank, its STFT window (checked), its resampling kernel (unless the user chose a
 /// resampler: `resampler_given`). Returns the front end and one note per embedded tensor.
@@ -52,10 +88,7 @@ fn embedded_window(
     fe: &Frontend,
     set_aside: &[(String, Tensor)],
 ) -> Result<Option<String>> {
-    let Some((name, window)) = set_aside
-        .iter()
-        .find(|(n, _)| n.ends_with("spectrogram.window"))
-    else {
+    let Some((name, window)) = find(set_aside, Embedded::Window) else {
         return Ok(None);
     };
     let theirs = super::tensor_values(window);
@@ -95,10 +128,7 @@ fn embedded_resampler(
     set_aside: &[(String, Tensor)],
     resampler_given: bool,
 ) -> Result<(Frontend, Option<String>)> {
-    let Some((name, kernel)) = set_aside
-        .iter()
-        .find(|(n, t)| n.starts_with("mel.") && n.ends_with("kernel") && t.dim() == 3)
-    else {
+    let Some((name, kernel)) = find(set_aside, Embedded::Kernel) else {
         return Ok((fe, None));
     };
     let size = kernel.size();
@@ -144,7 +174,7 @@ fn embedded_filterbank(
     fe: Frontend,
     set_aside: &[(String, Tensor)],
 ) -> Result<(Frontend, Option<String>)> {
-    let Some((name, fb)) = set_aside.iter().find(|(n, _)| n.ends_with("mel_scale.fb")) else {
+    let Some((name, fb)) = find(set_aside, Embedded::Filterbank) else {
         return Ok((fe, None));
     };
     let ours = fe.mel_bank();

@@ -13,18 +13,26 @@
 //! `mel.*` front-end tensors) are set aside and returned; any missing, unexpected or mis-shaped
 //! tensor refuses the file with a list of the first mismatches.
 
+mod calls;
+mod fit;
 pub mod frontend;
+mod heap;
 pub mod pickle;
+pub mod safetensors_names;
 mod tensor;
+mod value;
 pub mod zip;
 
-pub use pickle::{Object, PickleError, Value};
+pub use fit::{fit, Fit, Mismatch, COMMON_PREFIXES, FRONTEND_MODULES};
+pub use heap::{MAX_COPIES, MAX_DEPTH, MAX_NODES};
+pub use pickle::{Dict, Object, PickleError, Pickled, Value};
 pub use tensor::{DType, Storage, StoredTensor};
 
 use super::blocks::Vb;
 use super::{build_net, ModelConfig, Net};
 use crate::error::{Error, IoContext, Result};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use fit::COUNTER;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use tch::{nn, Device, Kind, Tensor};
@@ -32,22 +40,22 @@ use tch::{nn, Device, Kind, Tensor};
 /// Where a model's state dict may sit inside a checkpoint, in the order they are tried.
 pub const STATE_DICT_KEYS: [&str; 3] = ["state_dict", "model_state_dict", "model"];
 
-/// Name prefixes tried first when mapping a state dict onto a model.
-pub const COMMON_PREFIXES: [&str; 5] = ["", "model.", "backbone.", "net.", "module."];
-
-/// Top-level modules of a bare state dict that are a front end saved with the model, not part
-/// of it: set aside rather than refused.
-pub const FRONTEND_MODULES: [&str; 2] = ["mel", "frontend"];
-
-/// How many mismatches of each kind an error lists.
-const LIST_AT_MOST: usize = 5;
-
 /// A `torch.save` archive, loaded.
-#[derive(Debug)]
 pub struct Checkpoint {
     pub path: PathBuf,
     /// The saved object.
     pub root: Value,
+    /// Emptied when the checkpoint is dropped (breaks reference cycles the pickle built).
+    _containers: heap::Containers,
+}
+
+impl std::fmt::Debug for Checkpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoint")
+            .field("path", &self.path)
+            .field("root", &self.root)
+            .finish()
+    }
 }
 
 /// The model tensors of a checkpoint, in the file's order.
@@ -116,7 +124,11 @@ pub fn read_bytes(path: &Path, bytes: Vec<u8>) -> Result<Checkpoint> {
     let mut storages: HashMap<String, Rc<Storage>> = HashMap::new();
     let mut failure: Option<Error> = None;
     let mut persistent_load = |pid: &Value| -> std::result::Result<Value, String> {
-        let fields = pid.as_seq().unwrap_or_default();
+        // The length first: a hostile id may be a huge list, and ids are resolved often.
+        let fields = match pid.seq_len() {
+            Some(5) => pid.as_seq().unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let [kind, class, key, _location, numel] = fields.as_slice() else {
             return Err(format!("unknown persistent id (a {})", pid.type_name()));
         };
@@ -174,10 +186,11 @@ pub fn read_bytes(path: &Path, bytes: Vec<u8>) -> Result<Checkpoint> {
     if let Some(e) = failure {
         return Err(e);
     }
-    let root = root.map_err(|e| Error::file(path, format!("{pkl}: {e}")))?;
+    let loaded = root.map_err(|e| Error::file(path, format!("{pkl}: {e}")))?;
     Ok(Checkpoint {
         path: path.to_path_buf(),
-        root,
+        root: loaded.root,
+        _containers: loaded.containers,
     })
 }
 
@@ -259,9 +272,9 @@ impl Checkpoint {
                 Value::Str(s) => s.to_string(),
                 other => format!("{other:?}"),
             };
-            match v {
-                Value::Tensor(t) => tensors.push((name, t)),
-                _ => skipped.push(name),
+            match v.as_tensor() {
+                Some(t) => tensors.push((name, t.clone())),
+                None => skipped.push(name),
             }
         }
         Ok(StateDict {
@@ -275,6 +288,7 @@ impl Checkpoint {
 fn describe_keys(entries: &[(Value, Value)]) -> String {
     let keys: Vec<String> = entries
         .iter()
+        .take(LISTED + 1)
         .map(|(k, _)| match k.as_str() {
             Some(s) => format!("`{s}`"),
             None => k.type_name(),
@@ -283,216 +297,32 @@ fn describe_keys(entries: &[(Value, Value)]) -> String {
     if keys.is_empty() {
         "none".into()
     } else {
-        keys.join(", ")
+        first_few(&keys)
     }
 }
 
-/// A checkpoint tensor as a CPU f32 tch tensor.
+/// How many items a message lists before "and N more" (a hostile file may hold millions).
+const LISTED: usize = 20;
+
+fn first_few(items: &[String]) -> String {
+    if items.len() <= LISTED {
+        items.join(", ")
+    } else {
+        format!("{}, ...", items[..LISTED].join(", "))
+    }
+}
+
+/// A checkpoint tensor as a CPU f32 tch tensor (bounded by [`StoredTensor::default_limit`]).
 pub fn to_tch(t: &StoredTensor) -> std::result::Result<Tensor, String> {
-    let values = t.to_f32()?;
+    to_tch_within(t, t.default_limit())
+}
+
+/// [`to_tch`] of a tensor of at most `limit` elements.
+pub fn to_tch_within(t: &StoredTensor, limit: usize) -> std::result::Result<Tensor, String> {
+    let values = t.to_f32_within(limit)?;
     Tensor::f_from_slice(&values)
         .and_then(|x| x.f_reshape(t.shape.as_slice()))
         .map_err(|e| e.to_string())
-}
-
-/// How a state dict maps onto a model's variables.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fit {
-    /// Prefix stripped from the checkpoint names.
-    pub prefix: String,
-    /// (model variable, index into the checkpoint's tensors).
-    pub assignments: Vec<(String, usize)>,
-    /// Checkpoint tensors outside the model (indices).
-    pub set_aside: Vec<usize>,
-    /// `num_batches_tracked` counters dropped.
-    pub dropped_counters: usize,
-}
-
-/// Why a state dict does not fit a model.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Mismatch {
-    pub prefix: String,
-    /// Model variables without a tensor: (name, model shape).
-    pub missing: Vec<(String, Vec<i64>)>,
-    /// Checkpoint tensors (full names) the model has no variable for: (name, shape).
-    pub unexpected: Vec<(String, Vec<i64>)>,
-    /// (model name, checkpoint shape, model shape).
-    pub wrong_shape: Vec<(String, Vec<i64>, Vec<i64>)>,
-    /// (model name, checkpoint type) for non-float tensors.
-    pub wrong_type: Vec<(String, String)>,
-}
-
-impl Mismatch {
-    fn is_empty(&self) -> bool {
-        self.missing.is_empty()
-            && self.unexpected.is_empty()
-            && self.wrong_shape.is_empty()
-            && self.wrong_type.is_empty()
-    }
-
-    /// One paragraph: counts, then the first few of each kind.
-    pub fn describe(&self) -> String {
-        let mut counts = Vec::new();
-        let mut first = Vec::new();
-        if !self.missing.is_empty() {
-            counts.push(format!("{} missing", self.missing.len()));
-            first.extend(
-                self.missing
-                    .iter()
-                    .take(LIST_AT_MOST)
-                    .map(|(n, s)| format!("missing `{n}` {s:?}")),
-            );
-        }
-        if !self.unexpected.is_empty() {
-            counts.push(format!("{} unexpected", self.unexpected.len()));
-            first.extend(
-                self.unexpected
-                    .iter()
-                    .take(LIST_AT_MOST)
-                    .map(|(n, s)| format!("unexpected `{n}` {s:?}")),
-            );
-        }
-        if !self.wrong_shape.is_empty() {
-            counts.push(format!("{} of the wrong shape", self.wrong_shape.len()));
-            first.extend(self.wrong_shape.iter().take(LIST_AT_MOST).map(|(n, c, m)| {
-                format!("`{n}` has shape {c:?} in the checkpoint, {m:?} in the model")
-            }));
-        }
-        if !self.wrong_type.is_empty() {
-            counts.push(format!("{} not floating point", self.wrong_type.len()));
-            first.extend(
-                self.wrong_type
-                    .iter()
-                    .take(LIST_AT_MOST)
-                    .map(|(n, t)| format!("`{n}` is {t} in the checkpoint")),
-            );
-        }
-        format!(
-            "{}; first mismatches: {}",
-            counts.join(", "),
-            first.join("; ")
-        )
-    }
-}
-
-const COUNTER: &str = "num_batches_tracked";
-
-/// Maps checkpoint tensors `(name, shape, dtype)` onto model variables `(name, shape)`.
-///
-/// The prefix is the one under which the most model variables are present: the common ones
-/// ([`COMMON_PREFIXES`]) and every prefix that turns some checkpoint name into a model name are
-/// tried. Under that prefix, a name the model lacks is unexpected, except (prefix `""`) a front
-/// end saved alongside (first component in [`FRONTEND_MODULES`]); names outside a non-empty
-/// prefix belong to other modules (a front end, a teacher) and are set aside.
-pub fn fit(
-    model: &[(String, Vec<i64>)],
-    ckpt: &[(String, Vec<i64>, DType)],
-) -> std::result::Result<Fit, Mismatch> {
-    let names: Vec<&str> = ckpt
-        .iter()
-        .map(|(n, _, _)| n.as_str())
-        .filter(|n| !is_counter(n))
-        .collect();
-    let present: BTreeSet<&str> = names.iter().copied().collect();
-
-    let mut candidates: Vec<String> = COMMON_PREFIXES.iter().map(|p| p.to_string()).collect();
-    for (var, _) in model {
-        for n in &names {
-            if let Some(p) = n.strip_suffix(var.as_str()) {
-                if (p.is_empty() || p.ends_with('.')) && !candidates.iter().any(|c| c == p) {
-                    candidates.push(p.to_string());
-                }
-            }
-        }
-    }
-    let score = |p: &str| {
-        model
-            .iter()
-            .filter(|(v, _)| present.contains(format!("{p}{v}").as_str()))
-            .count()
-    };
-    // Most variables present; ties go to the earlier candidate (common prefixes first).
-    let mut prefix = String::new();
-    let mut best = 0;
-    for c in &candidates {
-        let s = score(c);
-        if s > best {
-            best = s;
-            prefix = c.clone();
-        }
-    }
-
-    let index: HashMap<&str, usize> = ckpt
-        .iter()
-        .enumerate()
-        .map(|(i, (n, _, _))| (n.as_str(), i))
-        .collect();
-    let mut m = Mismatch {
-        prefix: prefix.clone(),
-        ..Default::default()
-    };
-    let mut assignments = Vec::new();
-    // Mismatched tensors are listed in the checkpoint's order (usually the forward order).
-    let mut wrong_shape = Vec::new();
-    let mut wrong_type = Vec::new();
-    let model_names: BTreeSet<&str> = model.iter().map(|(n, _)| n.as_str()).collect();
-    for (var, shape) in model {
-        match index.get(format!("{prefix}{var}").as_str()) {
-            None => m.missing.push((var.clone(), shape.clone())),
-            Some(&i) => {
-                let (_, cshape, dtype) = &ckpt[i];
-                if cshape != shape {
-                    wrong_shape.push((i, (var.clone(), cshape.clone(), shape.clone())));
-                } else if !dtype.is_float() {
-                    wrong_type.push((i, (var.clone(), dtype.name().to_string())));
-                } else {
-                    assignments.push((var.clone(), i));
-                }
-            }
-        }
-    }
-    wrong_shape.sort_by_key(|(i, _)| *i);
-    wrong_type.sort_by_key(|(i, _)| *i);
-    m.wrong_shape = wrong_shape.into_iter().map(|(_, w)| w).collect();
-    m.wrong_type = wrong_type.into_iter().map(|(_, w)| w).collect();
-    let mut set_aside = Vec::new();
-    let mut dropped_counters = 0;
-    for (i, (name, shape, _)) in ckpt.iter().enumerate() {
-        if is_counter(name) {
-            dropped_counters += 1;
-            continue;
-        }
-        match name.strip_prefix(prefix.as_str()) {
-            None => set_aside.push(i),
-            Some(local) if model_names.contains(local) => {}
-            Some(local) => {
-                let root = local.split('.').next().unwrap_or("");
-                let frontend = FRONTEND_MODULES.contains(&root)
-                    && !model_names
-                        .iter()
-                        .any(|n| n.starts_with(&format!("{root}.")));
-                if prefix.is_empty() && frontend {
-                    set_aside.push(i);
-                } else {
-                    m.unexpected.push((name.clone(), shape.clone()));
-                }
-            }
-        }
-    }
-    if m.is_empty() {
-        Ok(Fit {
-            prefix,
-            assignments,
-            set_aside,
-            dropped_counters,
-        })
-    } else {
-        Err(m)
-    }
-}
-
-fn is_counter(name: &str) -> bool {
-    name == COUNTER || name.ends_with(".num_batches_tracked")
 }
 
 /// A model built from a checkpoint.
@@ -502,8 +332,9 @@ pub struct Imported {
     pub config: ModelConfig,
     /// Prefix stripped from the checkpoint's names (e.g. `model.`).
     pub prefix: String,
-    /// Tensors of the file that are not part of the model (e.g. a front end's `mel.*`), as
-    /// CPU f32 tensors.
+    /// Tensors of the file that are not part of the model and that the front end reads (e.g.
+    /// Zhang et al.'s `mel.*`), as CPU f32 tensors. Others (a teacher's weights) are only
+    /// named in the notes, never read.
     pub set_aside: Vec<(String, Tensor)>,
     /// What the import did that the user may want to know, one sentence each.
     pub notes: Vec<String>,
@@ -565,7 +396,10 @@ pub fn import_checkpoint(ckpt: &Checkpoint, cfg: &ModelConfig, device: Device) -
     let mut converted: BTreeMap<String, usize> = BTreeMap::new();
     for (var, i) in &fit.assignments {
         let (name, t) = &sd.tensors[*i];
-        let src = to_tch(t).map_err(|e| Error::file(path, format!("tensor `{name}`: {e}")))?;
+        // `fit` checked the shape equals the variable's, so its size bounds the tensor's.
+        let limit = vars[var].numel();
+        let src = to_tch_within(t, limit)
+            .map_err(|e| Error::file(path, format!("tensor `{name}`: {e}")))?;
         if t.dtype != DType::F32 {
             *converted.entry(t.dtype.name().to_string()).or_default() += 1;
         }
@@ -596,27 +430,46 @@ pub fn import_checkpoint(ckpt: &Checkpoint, cfg: &ModelConfig, device: Device) -
         notes.push(format!(
             "ignored {} non-tensor entries of the state dict: {}",
             sd.skipped.len(),
-            sd.skipped.join(", ")
+            first_few(&sd.skipped)
         ));
     }
+    // Only the tensors the front end reads are materialised, and none larger than its storage
+    // or the model's largest variable: a few bytes broadcast to terabytes are refused here.
+    let largest = model.iter().map(|(_, s)| s.iter().product::<i64>()).max();
+    let largest = usize::try_from(largest.unwrap_or(0)).unwrap_or(0);
     let mut set_aside = Vec::new();
+    let mut listed = Vec::new();
     let mut unreadable = Vec::new();
     for &i in &fit.set_aside {
         let (name, t) = &sd.tensors[i];
-        match to_tch(t) {
+        listed.push(format!("`{name}` {:?}", t.shape));
+        if !frontend::uses(name, &t.shape) {
+            continue;
+        }
+        let limit = t.storage.elements(&t.dtype).max(largest);
+        if t.numel().is_none_or(|n| n > limit) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor `{name}` (size {:?}, stride {:?}) claims more elements than its \
+                     storage `{}` holds ({}) or the model's largest variable ({largest}): refused",
+                    t.shape,
+                    t.stride,
+                    t.storage.key,
+                    t.storage.elements(&t.dtype)
+                ),
+            ));
+        }
+        match to_tch_within(t, limit) {
             Ok(x) => set_aside.push((name.clone(), x)),
             Err(e) => unreadable.push(format!("`{name}` ({e})")),
         }
     }
-    if !set_aside.is_empty() {
-        let listed: Vec<String> = set_aside
-            .iter()
-            .map(|(n, t)| format!("`{n}` {:?}", t.size()))
-            .collect();
+    if !listed.is_empty() {
         notes.push(format!(
             "set aside {} tensors that are not part of the model: {}",
-            set_aside.len(),
-            listed.join(", ")
+            listed.len(),
+            first_few(&listed)
         ));
     }
     if !unreadable.is_empty() {

@@ -1,6 +1,8 @@
 //! Tensor storages of a `torch.save` archive and the tensors viewing them (offset, size,
 //! strides), materialised on demand: optimizer state and other tensors nobody asks for are
-//! never converted.
+//! never converted. A view's extent is checked against its storage's bytes when it is made;
+//! a broadcast (stride-0) view may still claim far more elements than its bytes hold, so
+//! materialising takes a bound on the element count and refuses beyond it, before allocating.
 
 use std::rc::Rc;
 
@@ -89,8 +91,14 @@ impl DType {
     }
 }
 
+/// Most dimensions a tensor may have (torch's own limit).
+pub const MAX_DIMS: usize = 64;
+
+/// Elements a view may expand to beyond its storage's when nothing else bounds it (16 Mi: a
+/// 64 MiB f32 buffer): broadcast views are legitimate, terabyte claims are not.
+pub const BROADCAST_ALLOWANCE: usize = 1 << 24;
+
 /// One storage of the archive (`<archive>/data/<key>`).
-#[derive(Debug)]
 pub struct Storage {
     pub key: String,
     pub dtype: DType,
@@ -98,6 +106,28 @@ pub struct Storage {
     pub numel: usize,
     pub bytes: Vec<u8>,
     pub big_endian: bool,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("key", &self.key)
+            .field("dtype", &self.dtype)
+            .field("numel", &self.numel)
+            .field("bytes", &self.bytes.len())
+            .field("big_endian", &self.big_endian)
+            .finish()
+    }
+}
+
+impl Storage {
+    /// Elements of `dtype` the storage really holds: as declared, and backed by its bytes.
+    pub fn elements(&self, dtype: &DType) -> usize {
+        match dtype.size() {
+            Some(size) => (self.bytes.len() / size).min(self.numel),
+            None => self.numel,
+        }
+    }
 }
 
 /// A tensor: a strided view of a storage.
@@ -120,6 +150,12 @@ impl StoredTensor {
         stride: Vec<i64>,
     ) -> Result<StoredTensor, String> {
         let dtype = dtype.unwrap_or_else(|| storage.dtype.clone());
+        if shape.len() > MAX_DIMS {
+            return Err(format!(
+                "tensor with {} dimensions (at most {MAX_DIMS})",
+                shape.len()
+            ));
+        }
         if shape.len() != stride.len() {
             return Err(format!(
                 "tensor of size {shape:?} has {} strides",
@@ -149,19 +185,12 @@ impl StoredTensor {
                     acc.checked_add((d as u64 - 1).checked_mul(s as u64)?)
                 })
                 .ok_or("tensor extent overflows")?;
-            let available = match t.dtype.size() {
-                Some(size) => (t.storage.bytes.len() / size) as u64,
-                None => u64::MAX,
-            };
-            if last >= available.min(t.storage.numel as u64) {
+            let available = t.storage.elements(&t.dtype) as u64;
+            if last >= available {
                 return Err(format!(
                     "tensor (offset {}, size {:?}, stride {:?}) reaches element {last} of storage `{}`, \
-                     which holds {}",
-                    t.offset,
-                    t.shape,
-                    t.stride,
-                    t.storage.key,
-                    available.min(t.storage.numel as u64)
+                     which holds {available}",
+                    t.offset, t.shape, t.stride, t.storage.key,
                 ));
             }
         }
@@ -174,39 +203,40 @@ impl StoredTensor {
             .try_fold(1usize, |acc, &d| acc.checked_mul(usize::try_from(d).ok()?))
     }
 
-    /// Storage indices of the elements in row-major order (handles any strides).
-    fn indices(&self) -> Vec<usize> {
-        let n = self.numel().unwrap_or(0);
-        let mut out = Vec::with_capacity(n);
-        if n == 0 {
-            return out;
-        }
-        let dims = self.shape.len();
-        let mut counter = vec![0i64; dims];
-        let mut index = self.offset;
-        for _ in 0..n {
-            out.push(index);
-            // Odometer increment of the multi-index, keeping `index` in step.
-            for d in (0..dims).rev() {
-                counter[d] += 1;
-                index += self.stride[d] as usize;
-                if counter[d] < self.shape[d] {
-                    break;
-                }
-                index -= (self.stride[d] * self.shape[d]) as usize;
-                counter[d] = 0;
-            }
-        }
-        out
+    /// Elements of its storage this view may be materialised to when nothing else bounds it.
+    pub fn default_limit(&self) -> usize {
+        self.storage.elements(&self.dtype).max(BROADCAST_ALLOWANCE)
     }
 
-    /// The elements converted to f32, row-major. Integer and bool tensors convert too; an
-    /// unsupported type is an error naming it.
+    /// The elements converted to f32, row-major, bounded by [`Self::default_limit`].
     pub fn to_f32(&self) -> Result<Vec<f32>, String> {
+        self.to_f32_within(self.default_limit())
+    }
+
+    /// The elements converted to f32, row-major (any strides). Integer and bool tensors convert
+    /// too; an unsupported type is an error naming it, and so is a view of more than `limit`
+    /// elements (checked before anything is allocated).
+    pub fn to_f32_within(&self, limit: usize) -> Result<Vec<f32>, String> {
         let size = self
             .dtype
             .size()
             .ok_or_else(|| format!("unsupported tensor type {}", self.dtype.name()))?;
+        let n = self.numel().ok_or("tensor size overflows")?;
+        if n > limit {
+            return Err(format!(
+                "size {:?} (stride {:?}) makes {n} elements of a storage holding {}, more \
+                 than the {limit} it may expand to",
+                self.shape,
+                self.stride,
+                self.storage.elements(&self.dtype)
+            ));
+        }
+        let mut out = Vec::new();
+        out.try_reserve_exact(n)
+            .map_err(|_| format!("cannot allocate {n} elements"))?;
+        if n == 0 {
+            return Ok(out);
+        }
         let bytes = &self.storage.bytes;
         let be = self.storage.big_endian;
         let word = |i: usize| -> [u8; 8] {
@@ -236,8 +266,24 @@ impl StoredTensor {
                 DType::Unsupported(_) => f32::NAN,
             }
         };
-        // `new` checked every index lies inside the storage.
-        Ok(self.indices().into_iter().map(convert).collect())
+        // Odometer over the multi-index, keeping the storage index in step; `new` checked
+        // every index it reaches lies inside the storage.
+        let dims = self.shape.len();
+        let mut counter = vec![0i64; dims];
+        let mut index = self.offset;
+        for _ in 0..n {
+            out.push(convert(index));
+            for d in (0..dims).rev() {
+                counter[d] += 1;
+                index += self.stride[d] as usize;
+                if counter[d] < self.shape[d] {
+                    break;
+                }
+                index -= (self.stride[d] * self.shape[d]) as usize;
+                counter[d] = 0;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -302,5 +348,22 @@ mod tests {
         // Out of bounds is refused at construction.
         assert!(StoredTensor::new(s.clone(), None, 1, vec![2, 3], vec![3, 1]).is_ok());
         assert!(StoredTensor::new(s, None, 2, vec![2, 3], vec![3, 1]).is_err());
+    }
+
+    #[test]
+    fn broadcasts_claiming_more_than_their_bound_are_refused_before_allocating() {
+        let s = storage(&[1., 2.]);
+        for (size, stride) in [
+            (vec![1 << 20, 1 << 20], vec![0, 0]),
+            (vec![1 << 31, 1 << 31], vec![0, 0]),
+            (vec![1 << 25], vec![0]),
+        ] {
+            let t = StoredTensor::new(s.clone(), None, 1, size, stride).unwrap();
+            let e = t.to_f32().unwrap_err();
+            assert!(e.contains("more than the 16777216"), "{e}");
+        }
+        let t = StoredTensor::new(s, None, 1, vec![3, 2], vec![0, 0]).unwrap();
+        assert!(t.to_f32_within(5).unwrap_err().contains("6 elements"));
+        assert_eq!(t.to_f32_within(6).unwrap(), [2.; 6]);
     }
 }

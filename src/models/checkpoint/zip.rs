@@ -1,6 +1,9 @@
 //! The subset of the ZIP format `torch.save` writes: stored (uncompressed) entries, with the
 //! ZIP64 end-of-central-directory records PyTorch always adds. Entries are checked against
 //! their CRC-32, so a corrupted checkpoint is refused instead of imported with damaged weights.
+//! The central directory is checked whole when the archive is opened: no entry named twice
+//! (which one would be read?), each entry's local header where it says, with the same name,
+//! and its data inside the file before the directory.
 
 use std::collections::HashMap;
 
@@ -17,9 +20,9 @@ struct Entry {
     method: u16,
     flags: u16,
     crc: u32,
-    compressed: u64,
     size: u64,
-    local_header: u64,
+    /// Where the entry's data starts (after its local header).
+    data: usize,
 }
 
 /// A ZIP archive held in memory; entry names in central-directory order.
@@ -112,18 +115,27 @@ impl Archive {
                 }
                 e += 4 + len;
             }
-            if !entries.contains_key(&name) {
-                names.push(name.clone());
+            if entries.contains_key(&name) {
+                return Err(format!(
+                    "entry `{name}` appears twice in the zip central directory: the archive is \
+                     ambiguous"
+                ));
             }
+            let data = entry_data(&bytes, &name, local_header, compressed, cd_offset)?;
+            if method == 0 && compressed != size {
+                return Err(truncated(&format!(
+                    "stored entry `{name}` has compressed size {compressed} but size {size}"
+                )));
+            }
+            names.push(name.clone());
             entries.insert(
                 name,
                 Entry {
                     method,
                     flags,
                     crc,
-                    compressed,
                     size,
-                    local_header,
+                    data,
                 },
             );
             at = name_at + name_len + extra_len + comment_len;
@@ -155,21 +167,13 @@ impl Archive {
                 entry.method
             ));
         }
-        if entry.compressed != entry.size {
-            return Err(truncated(&format!("entry `{name}` sizes disagree")));
-        }
+        // `parse` checked the data lies inside the file and, stored, is `size` bytes long.
         let bad = || truncated(&format!("entry `{name}`"));
-        let lh = usize::try_from(entry.local_header).map_err(|_| bad())?;
-        if read_u32(&self.bytes, lh) != Some(LOCAL_HEADER) {
-            return Err(bad());
-        }
-        let name_len = usize::from(read_u16(&self.bytes, lh + 26).ok_or_else(bad)?);
-        let extra_len = usize::from(read_u16(&self.bytes, lh + 28).ok_or_else(bad)?);
-        let start = lh + 30 + name_len + extra_len;
         let len = usize::try_from(entry.size).map_err(|_| bad())?;
-        let data = start
+        let data = entry
+            .data
             .checked_add(len)
-            .and_then(|end| self.bytes.get(start..end))
+            .and_then(|end| self.bytes.get(entry.data..end))
             .ok_or_else(bad)?;
         if crc32(data) != entry.crc {
             return Err(format!(
@@ -178,6 +182,42 @@ impl Archive {
         }
         Ok(Some(data))
     }
+}
+
+/// Where the data of entry `name` starts, checking its local header (signature, same name)
+/// and that its `compressed` bytes end inside the file, before the central directory.
+fn entry_data(
+    bytes: &[u8],
+    name: &str,
+    local_header: u64,
+    compressed: u64,
+    cd_offset: u64,
+) -> Result<usize, String> {
+    let bad = |what: &str| truncated(&format!("entry `{name}`: {what}"));
+    let lh = usize::try_from(local_header).map_err(|_| bad("local header offset"))?;
+    if read_u32(bytes, lh) != Some(LOCAL_HEADER) {
+        return Err(bad("no local header where the central directory says"));
+    }
+    let name_len = usize::from(read_u16(bytes, lh + 26).ok_or_else(|| bad("local header"))?);
+    let extra_len = usize::from(read_u16(bytes, lh + 28).ok_or_else(|| bad("local header"))?);
+    let name_at = lh + 30;
+    let local_name = bytes
+        .get(name_at..name_at + name_len)
+        .ok_or_else(|| bad("local header name"))?;
+    if local_name != name.as_bytes() {
+        return Err(format!(
+            "entry `{name}` is called `{}` in its local header: the archive is ambiguous",
+            String::from_utf8_lossy(local_name)
+        ));
+    }
+    let start = name_at + name_len + extra_len;
+    let end = u64::try_from(start)
+        .ok()
+        .and_then(|s| s.checked_add(compressed))
+        .filter(|&e| e <= cd_offset && e <= bytes.len() as u64)
+        .ok_or_else(|| bad("data runs past the end of the file or into the central directory"))?;
+    debug_assert!(end as usize <= bytes.len());
+    Ok(start)
 }
 
 /// Offset and entry count of the central directory, from the (ZIP64) end records.
