@@ -23,7 +23,7 @@ pub use tensor::{DType, Storage, StoredTensor};
 
 use super::blocks::Vb;
 use super::{build_net, ModelConfig, Net};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -62,7 +62,7 @@ pub struct StateDict {
 
 /// Reads a `torch.save` archive; errors name the file and what is wrong with it.
 pub fn read(path: &Path) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path).at(path)?;
+    let bytes = crate::fsio::read(path)?;
     read_bytes(path, bytes)
 }
 
