@@ -88,7 +88,11 @@ fn fifo_inputs_are_refused_not_waited_on() {
     assert!(e.contains("pipe.yaml") && e.contains("FIFO"), "{e}");
 
     std::fs::create_dir(d.join("data")).unwrap();
-    let e = fails(d, &["manifest", "verify", "pipe.yaml", "--root", "data"], 30);
+    let e = fails(
+        d,
+        &["manifest", "verify", "pipe.yaml", "--root", "data"],
+        30,
+    );
     assert!(e.contains("pipe.yaml") && e.contains("FIFO"), "{e}");
 
     // A FIFO inside a data directory is refused by name, not read.
@@ -118,7 +122,10 @@ fn an_output_never_replaces_a_fifo_a_link_a_directory_or_its_input() {
         .unwrap()
         .file_type()
         .is_symlink());
-    assert_eq!(std::fs::read_to_string(d.join("target.npy")).unwrap(), "kept");
+    assert_eq!(
+        std::fs::read_to_string(d.join("target.npy")).unwrap(),
+        "kept"
+    );
 
     std::fs::create_dir(d.join("dir.npy")).unwrap();
     let e = fails(d, &refs(&features("dir.npy", "in.wav")), 60);
@@ -135,7 +142,9 @@ fn an_output_never_replaces_a_fifo_a_link_a_directory_or_its_input() {
     // An existing regular output is rewritten: re-running a command is allowed.
     std::fs::write(d.join("out.npy"), "old").unwrap();
     succeeds(d, &refs(&features("out.npy", "in.wav")));
-    assert!(std::fs::read(d.join("out.npy")).unwrap().starts_with(b"\x93NUMPY"));
+    assert!(std::fs::read(d.join("out.npy"))
+        .unwrap()
+        .starts_with(b"\x93NUMPY"));
 }
 
 #[test]
@@ -147,9 +156,15 @@ fn manifest_create_keeps_its_output_out_of_the_data_it_hashes() {
     std::fs::write(d.join("data/f2.txt"), "two").unwrap();
     for out in ["data/f1.txt", "data/new.yaml"] {
         let e = fails(d, &["manifest", "create", "data", "--out", out], 30);
-        assert!(e.contains(out) && e.contains("inside the data directory"), "{e}");
+        assert!(
+            e.contains(out) && e.contains("inside the data directory"),
+            "{e}"
+        );
     }
-    assert_eq!(std::fs::read_to_string(d.join("data/f1.txt")).unwrap(), "one");
+    assert_eq!(
+        std::fs::read_to_string(d.join("data/f1.txt")).unwrap(),
+        "one"
+    );
     assert!(!d.join("data/new.yaml").exists());
     succeeds(d, &["manifest", "create", "data", "--out", "m.yaml"]);
 }

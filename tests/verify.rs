@@ -146,7 +146,9 @@ fn render_replaces_only_an_empty_directory_or_its_own_report() {
     let mine = tmp.path().join("mine");
     fs::create_dir_all(mine.join("deep")).unwrap();
     fs::write(mine.join("deep/notes.txt"), "keep me").unwrap();
-    let e = render(&record(), &timings(), &mine).unwrap_err().to_string();
+    let e = render(&record(), &timings(), &mine)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("mine") && e.contains("--out"), "{e}");
     assert_eq!(
         fs::read_to_string(mine.join("deep/notes.txt")).unwrap(),
@@ -186,6 +188,8 @@ fn render_replaces_only_an_empty_directory_or_its_own_report() {
     assert_eq!(fs::read_to_string(&file).unwrap(), "x");
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&out, &link).unwrap();
-    let e = render(&record(), &timings(), &link).unwrap_err().to_string();
+    let e = render(&record(), &timings(), &link)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("symbolic link"), "{e}");
 }

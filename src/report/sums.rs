@@ -68,7 +68,10 @@ fn check_rel(rel: &str) -> std::result::Result<(), String> {
             rel.escape_debug()
         ));
     }
-    if rel.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+    if rel
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
         return Err(format!(
             "path `{rel}` is not a plain relative path (empty, `.` or `..` segment)"
         ));
