@@ -7,6 +7,7 @@ pub mod compress;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod fsio;
 pub mod labels;
 pub mod models;
 pub mod recipe;

@@ -350,20 +350,17 @@ fn rendering_is_deterministic_and_timings_are_excluded() {
     assert_eq!(fa, fb);
     for f in &fa {
         let (x, y) = (fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap());
-        if f.starts_with("timings.") {
-            assert_ne!(x, y, "{f} should carry the wall-clock times");
-        } else {
-            assert!(x == y, "{f} differs between two renders of the same record");
-        }
+        assert!(x == y, "{f} differs between two renders of the same record");
+    }
+    // The timings carry the wall-clock times, so they sit beside the report, not in it.
+    for ext in ["json", "html"] {
+        let at = |name: &str| tmp.path().join(format!("reports/{name}.timings.{ext}"));
+        assert_ne!(fs::read(at("a")).unwrap(), fs::read(at("b")).unwrap());
     }
     let sums = fs::read_to_string(a.join("SHA256SUMS")).unwrap();
     for f in &fa {
         let listed = sums.lines().any(|l| l.ends_with(&format!("  {f}")));
-        assert_eq!(
-            listed,
-            !(f.starts_with("timings.") || f == "SHA256SUMS"),
-            "{f}"
-        );
+        assert_eq!(listed, f != "SHA256SUMS", "{f}");
     }
     for needed in [
         "index.html",
@@ -377,18 +374,17 @@ fn rendering_is_deterministic_and_timings_are_excluded() {
         "results/layers_train_c12_kd.csv",
         "results/confusion_quant_c12_kd.parquet",
         "results/curves.csv",
-        "timings.json",
-        "timings.html",
+        "ascrepro-report.txt",
     ] {
         assert!(fa.iter().any(|f| f == needed), "missing {needed}");
     }
-    let timings_json = fs::read_to_string(b.join("timings.json")).unwrap();
+    let timings_json = fs::read_to_string(tmp.path().join("reports/b.timings.json")).unwrap();
     assert!(timings_json.contains("97.25"));
     // No temp or swapped-out directories are left beside the reports.
     let siblings = files(&tmp.path().join("reports"));
     assert!(siblings
         .iter()
-        .all(|f| f.starts_with("a/") || f.starts_with("b/")));
+        .all(|f| f.starts_with("a/") || f.starts_with("b/") || f.contains(".timings.")));
     // results.json is the record itself (compared as text: serde_json's default float parser
     // is not exact in the last bit, so a parse-back comparison would be flaky).
     let json = fs::read_to_string(a.join("results.json")).unwrap();
@@ -402,8 +398,8 @@ fn verify_names_changed_missing_and_added_files() {
     let out = rendered(&tmp, "r", 2.0);
     verify(&out).unwrap();
 
-    // Timings may change freely.
-    fs::write(out.join("timings.json"), "[]").unwrap();
+    // Timings (beside the report) may change freely.
+    fs::write(tmp.path().join("reports/r.timings.json"), "[]").unwrap();
     verify(&out).unwrap();
 
     let csv = out.join("results/device_wise.csv");
@@ -445,11 +441,10 @@ fn verify_names_changed_missing_and_added_files() {
 fn rerender_replaces_the_previous_report_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let out = rendered(&tmp, "r", 1.0);
-    fs::write(out.join("stale.txt"), "left over").unwrap();
-    // Leftovers of an interrupted render are cleaned up too.
+    // Leftovers of an interrupted render are cleaned up too. (A file added to a report is
+    // not: tests/verify.rs.)
     fs::create_dir_all(tmp.path().join("reports/.r.partial-zzz/results")).unwrap();
     render(&record(), &timings(1.0), &out).unwrap();
-    assert!(!out.join("stale.txt").exists());
     assert!(!tmp.path().join("reports/.r.partial-zzz").exists());
     verify(&out).unwrap();
 }
@@ -512,7 +507,7 @@ fn index_lays_out_the_dcase_tables_and_differences() {
     assert!(html.contains("121,822,560 MACs."));
     assert!(html.contains("# &lt;b&gt;not markup&lt;/b&gt; &amp; more"));
     assert!(html.contains("teacher logits from &lt;train_c40&gt; &amp; cached"));
-    // Plots: fixed ids, local plotly.js, link to timings.
+    // Plots: fixed ids, local plotly.js; where the timings are.
     for id in [
         "plot-device-bars",
         "plot-curves-loss",
@@ -523,8 +518,8 @@ fn index_lays_out_the_dcase_tables_and_differences() {
         assert!(html.contains(&format!("id=\"{id}\"")), "missing plot {id}");
     }
     assert!(html.contains("<script src=\"assets/plotly.min.js\"></script>"));
-    assert!(html.contains("href=\"timings.html\""));
-    assert!(html.contains("not</strong> covered by SHA256SUMS"));
+    assert!(html.contains("<strong>not</strong> part of this report"));
+    assert!(html.contains("&lt;this directory&gt;.timings.html"));
     let js = fs::read_to_string(out.join("assets/plotly.min.js")).unwrap();
     assert!(js.contains("plotly.js") && js.len() > 1_000_000);
 }
@@ -533,8 +528,10 @@ fn index_lays_out_the_dcase_tables_and_differences() {
 fn pages_reference_nothing_external() {
     let tmp = tempfile::tempdir().unwrap();
     let out = rendered(&tmp, "r", 1.0);
-    for page in ["index.html", "timings.html"] {
-        let html = fs::read_to_string(out.join(page)).unwrap();
+    // The timings page sits beside the report and links into it.
+    let beside = tmp.path().join("reports");
+    for (page, base) in [("r/index.html", &out), ("r.timings.html", &beside)] {
+        let html = fs::read_to_string(beside.join(page)).unwrap();
         for attr in ["src=\"", "href=\"", "src='", "href='"] {
             for (at, _) in html.match_indices(attr) {
                 let value = &html[at + attr.len()..];
@@ -546,7 +543,7 @@ fn pages_reference_nothing_external() {
                     "{page} references {value}"
                 );
                 if attr.starts_with("href") && !value.starts_with('#') {
-                    assert!(out.join(value).exists(), "{page} links to missing {value}");
+                    assert!(base.join(value).exists(), "{page} links to missing {value}");
                 }
             }
         }

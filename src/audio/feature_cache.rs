@@ -198,15 +198,10 @@ fn check_hash(sha256: &str) -> Result<()> {
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into place.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let parent = path.parent().expect("cache files live in a directory");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".entry-")
-        .suffix(".partial")
-        .tempfile_in(parent)
-        .at(parent)?;
-    tmp.write_all(bytes).at(tmp.path())?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    let mut out = crate::fsio::OutputFile::create(path, &[])?;
+    out.file().write_all(bytes).at(out.temp_path())?;
+    // Entries carry a checksum: a torn one is detected and recomputed.
+    out.commit_unsynced()
 }
 
 #[cfg(test)]

@@ -2,8 +2,7 @@
 //! `numpy.load` reads without options. Written atomically (temporary file + rename), so a
 //! failed write never leaves a truncated array under the final name.
 
-use crate::error::{Error, IoContext, Result};
-use std::io::Write;
+use crate::error::{Error, Result};
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -55,30 +54,10 @@ pub fn to_bytes(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes `data` (C order) with `shape` to `path` as `.npy`, atomically.
-pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    let bytes = to_bytes(shape, data)?;
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !parent.is_dir() {
-        return Err(Error::file(
-            path,
-            format!(
-                "cannot write: directory {} does not exist",
-                parent.display()
-            ),
-        ));
-    }
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".npy-")
-        .suffix(".partial")
-        .tempfile_in(parent)
-        .at(parent)?;
-    tmp.write_all(&bytes).at(tmp.path())?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+/// Writes `data` (C order) with `shape` to `path` as `.npy`, atomically, under the output
+/// policy of [`crate::fsio`] (`inputs`: the files the command read, which it must not replace).
+pub fn write_f32(path: &Path, shape: &[usize], data: &[f32], inputs: &[&Path]) -> Result<()> {
+    crate::fsio::write(path, &to_bytes(shape, data)?, inputs)
 }
 
 #[cfg(test)]
@@ -121,7 +100,7 @@ mod tests {
     fn writes_atomically_and_reports_unwritable_paths() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("x.npy");
-        write_f32(&path, &[3], &[1.0, 2.0, 3.0]).unwrap();
+        write_f32(&path, &[3], &[1.0, 2.0, 3.0], &[]).unwrap();
         assert_eq!(
             std::fs::read(&path).unwrap(),
             to_bytes(&[3], &[1.0, 2.0, 3.0]).unwrap()
@@ -129,7 +108,7 @@ mod tests {
         // No temporary file is left beside it.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let bad = dir.path().join("missing-dir").join("x.npy");
-        let err = write_f32(&bad, &[1], &[0.0]).unwrap_err().to_string();
+        let err = write_f32(&bad, &[1], &[0.0], &[]).unwrap_err().to_string();
         assert!(err.contains("missing-dir"), "{err}");
     }
 }

@@ -49,7 +49,8 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
     if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
         return Err(Error::file(path, "file is empty (0 bytes), not a WAV file"));
     }
-    let reader = hound::WavReader::open(path).map_err(|e| describe(path, e))?;
+    let file = std::io::BufReader::new(crate::fsio::open(path)?);
+    let reader = hound::WavReader::new(file).map_err(|e| describe(path, e))?;
     let spec = reader.spec();
     if spec.channels == 0 {
         return Err(Error::file(path, "WAV header declares 0 channels"));
@@ -172,7 +173,8 @@ fn describe(path: &Path, e: hound::Error) -> Error {
 }
 
 /// Writes mono samples as 24-bit PCM WAV (the TAU format). Samples are clipped to [-1, 1].
-/// The file is written to a temporary name and renamed, so a crash never leaves half a WAV.
+/// The file is written to a temporary name and renamed, so a crash never leaves half a WAV
+/// (under the output policy of [`crate::fsio`]).
 pub fn write_wav_24(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()> {
     let spec = hound::WavSpec {
         channels: 1,
@@ -180,17 +182,19 @@ pub fn write_wav_24(path: &Path, samples: &[f32], sample_rate: u32) -> Result<()
         bits_per_sample: 24,
         sample_format: hound::SampleFormat::Int,
     };
-    let tmp = path.with_extension("wav.partial");
+    let mut out = crate::fsio::OutputFile::create(path, &[])?;
+    let tmp = out.temp_path().to_path_buf();
     let io = |e: hound::Error| match e {
         hound::Error::IoError(io) => Error::io(&tmp, io),
         other => Error::msg(format!("{}: {other}", tmp.display())),
     };
-    let mut writer = hound::WavWriter::create(&tmp, spec).map_err(io)?;
+    let mut writer =
+        hound::WavWriter::new(std::io::BufWriter::new(out.file()), spec).map_err(io)?;
     const FULL: f64 = 8_388_607.0; // 2^23 - 1
     for &s in samples {
         let v = (s.clamp(-1.0, 1.0) as f64 * FULL).round() as i32;
         writer.write_sample(v).map_err(io)?;
     }
     writer.finalize().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    out.commit()
 }

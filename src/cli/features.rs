@@ -32,8 +32,10 @@ pub fn run(args: FeaturesArgs) -> Result<()> {
         .map_err(|e: Error| Error::msg(format!("--frontend: {e}")))?;
     let resampler = parse_resampler(args.resampler.as_deref(), id)?;
     let fe = Frontend::new(id, resampler);
+    // Refused before the work, not only when the result is written.
+    crate::fsio::check_output(&args.out, &[&args.wav])?;
     let f = extract_file_with_note(&args.wav, &fe)?;
-    npy::write_f32(&args.out, &[f.n_mels, f.n_frames], &f.data)?;
+    npy::write_f32(&args.out, &[f.n_mels, f.n_frames], &f.data, &[&args.wav])?;
     println!(
         "{}: {} x {} float32 log-mel ({id}, {resampler} resampler) of {}",
         args.out.display(),

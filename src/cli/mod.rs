@@ -198,9 +198,7 @@ fn execute(cmd: Command) -> Result<()> {
             threads,
             quiet,
         } => {
-            if threads == 0 {
-                return Err(Error::msg("--threads must be at least 1"));
-            }
+            check_threads(threads)?;
             runner::run(&RunOptions {
                 out,
                 cache,
@@ -221,9 +219,9 @@ fn execute(cmd: Command) -> Result<()> {
             threads,
             quiet,
         } => {
-            if threads == 0 {
-                return Err(Error::msg("--threads must be at least 1"));
-            }
+            check_threads(threads)?;
+            // Refused before the training it may need, not after.
+            crate::fsio::check_output(&out, &[&recipe])?;
             let sha256 = runner::export_logits(
                 &RunOptions {
                     cache,
@@ -276,12 +274,15 @@ fn execute(cmd: Command) -> Result<()> {
                     .map(|n| n.to_string_lossy().to_string())
                     .unwrap_or_else(|| "dataset".into())
             });
+            // Refused before hashing, not after.
+            Manifest::check_output(&out, &data_dir)?;
+            let full = Manifest::create(&data_dir, &name, &layout)?;
             let m = if summary {
-                Manifest::create_summary(&data_dir, &name, &layout)?
+                full.summarized()
             } else {
-                Manifest::create(&data_dir, &name, &layout)?
+                full.clone()
             };
-            m.save(&out)?;
+            m.save_outside(&out, &data_dir, &full.files)?;
             println!(
                 "{}: {} files, manifest hash {}",
                 out.display(),
@@ -367,6 +368,21 @@ fn execute(cmd: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Most `--threads` accepted. libtorch starts one OpenMP thread per count, so a mistyped
+/// 100000 would hang the machine; the bound is fixed, not derived from this machine's CPUs,
+/// because reproducing a run needs its exact count, which may exceed the cores at hand.
+const MAX_THREADS: usize = 256;
+
+fn check_threads(threads: usize) -> Result<()> {
+    if (1..=MAX_THREADS).contains(&threads) {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "--threads {threads}: give a count from 1 to {MAX_THREADS} (results are bit-identical \
+         only for equal counts: use the count of the run you reproduce, or 1)"
+    )))
 }
 
 fn parse_shape(s: &str) -> Result<[i64; 3]> {

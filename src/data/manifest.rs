@@ -4,15 +4,17 @@
 //! count and a hash of the sorted per-file list (`list_hash`) instead of the list itself; it is
 //! verified the same way but can then only say that the list differs, not which file.
 
+use super::tree::walk;
 use crate::data::check_relative_path;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+
+pub use super::tree::hash_file;
 
 /// What data a recipe needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,7 +61,8 @@ pub struct Options<'a> {
 }
 
 impl Manifest {
-    /// Walks `dir` (following symbolic links, in sorted order) and hashes every file in parallel.
+    /// Walks `dir` (in sorted order; symbolic links followed only within `dir`, see
+    /// [`crate::data::tree`]) and hashes every file in parallel.
     pub fn create(dir: &Path, dataset: &str, layout: &str) -> Result<Manifest> {
         Self::create_with(dir, dataset, layout, &Options::default())
     }
@@ -140,10 +143,17 @@ impl Manifest {
     /// Reads a manifest. Malformed YAML, unknown fields, wrong types and bad entries (absolute
     /// paths, `..`, malformed hashes, duplicates) are errors naming the file and line.
     pub fn load(path: &Path) -> Result<Manifest> {
-        let bytes = std::fs::read(path).at(path)?;
+        let bytes = crate::fsio::read(path)?;
         let text = String::from_utf8(bytes)
             .map_err(|_| Error::file(path, "data manifest is not valid UTF-8 text"))?;
-        let manifest: Manifest = serde_norway::from_str(&text).map_err(|e| {
+        Self::parse(path, &text)
+    }
+
+    /// Parses and checks manifest text without touching the disk; `origin` only names it in
+    /// errors (as [`Manifest::load`] reports them).
+    pub fn parse(origin: &Path, text: &str) -> Result<Manifest> {
+        let path = origin;
+        let manifest: Manifest = serde_norway::from_str(text).map_err(|e| {
             let line = e.location().map(|l| l.line());
             let mut msg = e.to_string();
             // The line is reported through the location; drop serde's own copy of it.
@@ -165,6 +175,10 @@ impl Manifest {
 
     /// Writes the manifest atomically (temporary file + rename). Same manifest, same bytes.
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.write(path, &[])
+    }
+
+    fn write(&self, path: &Path, inputs: &[&Path]) -> Result<()> {
         self.validate()
             .map_err(|bad| Error::input(path, None, Some(&bad.field), bad.message))?;
         let mut sorted = self.clone();
@@ -179,19 +193,23 @@ impl Manifest {
             "# ascrepro data manifest (`ascrepro manifest create|verify`); identity {}\n{yaml}",
             sorted.hash()
         );
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".manifest-")
-            .suffix(".partial")
-            .tempfile_in(parent)
-            .at(parent)?;
-        tmp.write_all(text.as_bytes()).at(tmp.path())?;
-        tmp.as_file().sync_all().at(tmp.path())?;
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        Ok(())
+        crate::fsio::write(path, text.as_bytes(), inputs)
+    }
+
+    /// Refuses `path` as the manifest of the data directory `root` (`manifest create`): inside
+    /// `root` it would overwrite, or become, a file it lists. Check before hashing.
+    pub fn check_output(path: &Path, root: &Path) -> Result<()> {
+        crate::fsio::check_output(path, &[])?;
+        super::tree::check_outside(path, root)
+    }
+
+    /// [`Manifest::save`] of the manifest of `root` (see [`Manifest::check_output`]); also
+    /// refuses a `path` that is one of the `hashed` files (a hard link from outside `root`).
+    pub fn save_outside(&self, path: &Path, root: &Path, hashed: &[FileEntry]) -> Result<()> {
+        Self::check_output(path, root)?;
+        let listed: Vec<PathBuf> = hashed.iter().map(|f| root.join(&f.path)).collect();
+        let inputs: Vec<&Path> = listed.iter().map(PathBuf::as_path).collect();
+        self.write(path, &inputs)
     }
 
     /// SHA-256 (hex) over the sorted `(path, size, sha256)` list, one `path\tsize\tsha256\n` line
@@ -493,85 +511,4 @@ fn list_hash<'a>(entries: impl Iterator<Item = (&'a str, u64, &'a str)>) -> Stri
         h.update(format!("{path}\t{size}\t{sha}\n").as_bytes());
     }
     hex::encode(h.finalize())
-}
-
-/// Size and SHA-256 of a file.
-pub fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let mut file = std::fs::File::open(path).at(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 18];
-    let mut size = 0u64;
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::io(path, e)),
-        };
-        h.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok((size, hex::encode(h.finalize())))
-}
-
-/// Every regular file under `dir` as (relative `/`-separated path, full path), sorted by the
-/// relative path, leaving out `exclude`.
-fn walk(dir: &Path, exclude: &[PathBuf]) -> Result<Vec<(String, PathBuf)>> {
-    if !dir.is_dir() {
-        return Err(Error::file(dir, "is not a directory"));
-    }
-    let base = dir.canonicalize().at(dir)?;
-    let skip: HashSet<PathBuf> = exclude.iter().filter_map(|p| resolve(p)).collect();
-    let mut out = Vec::new();
-    for entry in walkdir::WalkDir::new(dir)
-        .follow_links(true)
-        .sort_by_file_name()
-    {
-        let entry = entry.map_err(|e| {
-            let at = e.path().unwrap_or(dir).to_path_buf();
-            match e.into_io_error() {
-                Some(io) => Error::io(&at, io),
-                None => Error::file(&at, "symbolic link loop in the data directory"),
-            }
-        })?;
-        if !entry.file_type().is_file() {
-            continue;
-        }
-        let abs = entry.path();
-        if !skip.is_empty() {
-            let full = base.join(abs.strip_prefix(dir).unwrap_or(abs));
-            if skip.contains(&full) {
-                continue;
-            }
-        }
-        let rel = abs.strip_prefix(dir).unwrap_or(abs);
-        let mut parts = Vec::new();
-        for c in rel.components() {
-            match c.as_os_str().to_str() {
-                Some(s) => parts.push(s),
-                None => {
-                    return Err(Error::file(
-                        abs,
-                        "file name is not valid UTF-8; data manifests list UTF-8 paths",
-                    ))
-                }
-            }
-        }
-        out.push((parts.join("/"), abs.to_path_buf()));
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
-/// Absolute, symlink-resolved form of a path that may not exist yet (its parent must).
-fn resolve(p: &Path) -> Option<PathBuf> {
-    if let Ok(c) = p.canonicalize() {
-        return Some(c);
-    }
-    let name = p.file_name()?;
-    let parent = match p.parent() {
-        Some(q) if !q.as_os_str().is_empty() => q,
-        _ => Path::new("."),
-    };
-    parent.canonicalize().ok().map(|c| c.join(name))
 }

@@ -11,6 +11,7 @@ pub mod csv;
 pub mod manifest;
 pub mod synth;
 pub mod tau;
+pub mod tree;
 
 use crate::labels::DeviceList;
 use std::path::PathBuf;

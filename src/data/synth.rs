@@ -52,7 +52,7 @@ use sources::{
 };
 use std::f64::consts::PI;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Bumped whenever the generator's output changes for the same configuration.
 pub const GENERATOR_VERSION: u32 = 1;
@@ -265,70 +265,34 @@ pub fn generate(cfg: &SynthConfig, out: &Path, progress: Option<&ProgressBar>) -
     let text = format!(
         "# Synthetic TAU-like dataset written by ascrepro (generator version {GENERATOR_VERSION}) from:\n{yaml}"
     );
-    std::fs::write(root.join("synth.yaml"), text).at(root.join("synth.yaml"))?;
+    crate::fsio::write(&root.join("synth.yaml"), text.as_bytes(), &[])?;
     staging.publish()
 }
 
-/// A dataset directory being written: the files go to a sibling temporary directory that
-/// [`Staging::publish`] renames to `out`, so `out` is either complete or absent.
-struct Staging {
-    tmp: tempfile::TempDir,
-    out: PathBuf,
-    /// `out` exists as an empty directory (removed just before the rename).
-    out_empty_dir: bool,
-}
+/// A dataset directory being written (see [`crate::fsio::StagedDir`]): `out` must be absent or
+/// an empty directory, as a dataset is never written over another directory's files.
+struct Staging(crate::fsio::StagedDir);
 
 impl Staging {
-    /// Refuses an `out` that exists and is not empty.
     fn new(out: &Path) -> Result<Staging> {
-        let out_empty_dir = match std::fs::read_dir(out) {
-            Ok(mut entries) => {
-                if entries.next().is_some() {
-                    return Err(Error::file(
-                        out,
-                        "already exists and is not empty; the synthetic dataset is written to a new directory",
-                    ));
-                }
-                true
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(Error::io(out, e)),
-        };
-        let parent = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).at(&parent)?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".synth-")
-            .suffix(".partial")
-            .tempdir_in(&parent)
-            .at(&parent)?;
-        Ok(Staging {
-            tmp,
-            out: out.to_path_buf(),
-            out_empty_dir,
-        })
+        crate::fsio::StagedDir::new(out, refuse_non_empty).map(Staging)
     }
 
     /// Where the files are written until [`Staging::publish`].
     fn root(&self) -> &Path {
-        self.tmp.path()
+        self.0.path()
     }
 
     fn publish(self) -> Result<()> {
-        let out = &self.out;
-        if self.out_empty_dir {
-            std::fs::remove_dir(out).at(out)?;
-        }
-        let kept = self.tmp.keep();
-        if let Err(e) = std::fs::rename(&kept, out) {
-            // Best effort: do not leave the half-published directory behind.
-            let _ = std::fs::remove_dir_all(&kept);
-            return Err(Error::io(out, e));
-        }
-        Ok(())
+        self.0.publish()
     }
+}
+
+fn refuse_non_empty(out: &Path) -> Result<()> {
+    Err(Error::file(
+        out,
+        "already exists and is not empty; the synthetic dataset is written to a new directory",
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1060,7 +1024,7 @@ fn write_tables(cfg: &SynthConfig, world: &World, recs: &[Recording], root: &Pat
         let split = if r.test { &mut test } else { &mut train };
         let _ = writeln!(split, "{}\t{scene}", r.file);
     }
-    let write = |rel: &str, text: &str| std::fs::write(root.join(rel), text).at(root.join(rel));
+    let write = |rel: &str, text: &str| crate::fsio::write(&root.join(rel), text.as_bytes(), &[]);
     write("meta.csv", &meta)?;
     write("evaluation_setup/fold1_train.csv", &train)?;
     write("evaluation_setup/fold1_evaluate.csv", &test)?;

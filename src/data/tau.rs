@@ -5,7 +5,7 @@
 //! The synthetic dataset is written in the same layout, so one loader serves both.
 
 use crate::data::{check_relative_path, city_of, Clip, Dataset};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::labels::{class_index, is_device_id, DeviceList, CLASSES};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -250,7 +250,7 @@ fn rows<'a>(
 
 /// A UTF-8 text file, without a leading byte-order mark.
 pub(crate) fn read_text(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).at(path)?;
+    let bytes = crate::fsio::read(path)?;
     let text =
         String::from_utf8(bytes).map_err(|_| Error::file(path, "is not valid UTF-8 text"))?;
     // Spreadsheet tools like to add a byte-order mark.

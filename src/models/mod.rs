@@ -21,12 +21,11 @@ pub mod tfsepnet64;
 
 pub use spec::{FieldError, ModelSpec};
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use blocks::{ConvBn, Ctx, Vb};
 use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -298,15 +297,7 @@ pub fn save_weights(vs: &nn::VarStore, cfg: &ModelConfig, path: &Path) -> Result
     let bytes = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::msg(format!("{}: {e}", path.display())))?;
 
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).at(dir)?;
-    tmp.write_all(&bytes).at(tmp.path())?;
-    tmp.as_file().sync_all().at(tmp.path())?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    crate::fsio::write(path, &bytes, &[])
 }
 
 /// Reads a file written by [`save_weights`]: builds the model from the embedded config on
@@ -322,7 +313,7 @@ pub fn load_weights(
 
 /// [`load_weights`] returning the [`Net`] interface.
 pub fn load_net(path: &Path, device: Device) -> Result<(nn::VarStore, ModelConfig, Box<dyn Net>)> {
-    let bytes = std::fs::read(path).at(path)?;
+    let bytes = crate::fsio::read(path)?;
     checkpoint::safetensors_names::check_unique_names(&bytes).map_err(|e| {
         Error::file(
             path,

@@ -8,7 +8,7 @@ mod validate;
 pub use locate::locate;
 pub use schema::*;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::models::ModelConfig;
 use serde_norway::Value;
 use sha2::{Digest, Sha256};
@@ -148,7 +148,7 @@ pub struct QuantizeStage {
 
 /// Reads and validates `path`, then resolves `profile`.
 pub fn load(path: &Path, profile: &str) -> Result<Plan> {
-    let text = std::fs::read_to_string(path).at(path)?;
+    let text = crate::fsio::read_to_string(path)?;
     let recipe: Recipe = parse(path, &text)?;
     let recipe_hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&recipe).map_err(|e| Error::msg(e.to_string()))?,

@@ -8,8 +8,10 @@
 //!
 //! Layout of a rendered report:
 //! `index.html`, `results.json` (the run record), `results/*.csv|parquet`,
-//! `assets/plotly.min.js`, `SHA256SUMS` (all of the above), and `timings.json` +
-//! `timings.html` (wall-clock, deliberately outside `SHA256SUMS`).
+//! `assets/plotly.min.js`, the marker `ascrepro-report.txt`, and `SHA256SUMS` listing every
+//! other file, so `ascrepro verify` can refuse any file it does not list. The wall-clock
+//! timings differ run to run and cannot be checksummed, so they are written beside the report
+//! directory, not in it: `<dir>.timings.json` and `<dir>.timings.html`.
 
 mod content;
 mod plots;
@@ -18,49 +20,54 @@ mod sums;
 mod tables;
 
 use crate::error::{Error, IoContext, Result};
+use crate::fsio::{self, StagedDir};
 use crate::results::{RunRecord, StageTiming, SystemRecord};
 use minijinja::{AutoEscape, Environment, Value};
 use serde::Serialize;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+pub use sums::{parse_sums, SumsEntry, SumsError};
 use tables::{write_table, Table, TableView};
 
 /// Where plotly.js goes inside a report.
 const PLOTLY_ASSET: &str = "assets/plotly.min.js";
 
 /// Renders `record` into `out_dir` (created if needed): index.html, results.json, tables as CSV and parquet
-/// (one file per table under results/), the plotly.js asset, and SHA256SUMS covering every file above.
+/// (one file per table under results/), the plotly.js asset, the marker, and SHA256SUMS covering every file above.
 /// Deterministic: the same record gives byte-identical files. Writes into a temp dir next to out_dir and swaps it in,
-/// so an interrupted render never leaves a half-written report.
-/// `timings` go to timings.json + timings.html, which are NOT listed in SHA256SUMS (wall-clock differs run to run);
-/// index.html links to timings.html and says why it is excluded.
+/// so an interrupted render never leaves a half-written report. An existing `out_dir` is replaced only if it is empty
+/// or a report that passes [`verify`]; anything else is refused, never deleted.
+/// `timings` go beside the report (see [`write_timings`]), as they differ run to run.
 pub fn render(record: &RunRecord, timings: &[StageTiming], out_dir: &Path) -> Result<()> {
-    let name = out_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::file(out_dir, "a report directory needs a name"))?;
-    let parent = match out_dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    fs::create_dir_all(&parent).at(&parent)?;
-    if out_dir.exists() && !out_dir.is_dir() {
-        return Err(Error::file(
-            out_dir,
-            "exists and is not a directory; the report needs a directory of its own",
-        ));
-    }
-    sums::remove_stale(&parent, &name)?;
-    let tmp = sums::temp_dir(&parent, &name)?;
-    write_report(record, timings, tmp.path())?;
-    sums::write_sums(tmp.path())?;
-    sums::swap_in(tmp, &parent, &name, out_dir)
+    let staged = StagedDir::new(out_dir, sums::check_replaceable)?;
+    write_report(record, staged.path())?;
+    sums::write_sums(staged.path())?;
+    staged.publish()?;
+    write_timings(record, timings, out_dir)
 }
 
-/// Re-checks SHA256SUMS in `dir`: every listed file exists and hashes the same; no unlisted file other than timings.*.
+/// Refuses `out_dir` as the report directory of a run before the run, as [`render`] would
+/// after it: it must be absent, empty, or a report that passes [`verify`].
+pub fn check_out_dir(out_dir: &Path) -> Result<()> {
+    StagedDir::check(out_dir, sums::check_replaceable)
+}
+
+/// Re-checks the report in `dir`: only regular files and directories; SHA256SUMS lists every
+/// other file (the marker, index.html and results.json among them) and each hashes the same.
 /// Errors name the first file that changed/went missing/was added.
 pub fn verify(dir: &Path) -> Result<()> {
     sums::verify(dir)
+}
+
+/// Where the timings of the report in `out_dir` go: `<out_dir>.timings.json` and
+/// `<out_dir>.timings.html`, beside it.
+pub fn timings_paths(out_dir: &Path) -> (PathBuf, PathBuf) {
+    let name = out_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    let beside = |ext: &str| out_dir.with_file_name(format!("{name}.timings.{ext}"));
+    (beside("json"), beside("html"))
 }
 
 #[derive(Serialize)]
@@ -113,6 +120,9 @@ struct SystemView {
 
 #[derive(Serialize)]
 struct TimingsView {
+    /// The report directory's name, for the link back (the page sits beside it).
+    report_dir: String,
+    json_file: String,
     title: String,
     recipe_id: String,
     rows: Vec<TimingRow>,
@@ -129,7 +139,7 @@ struct TimingRow {
 }
 
 fn write(path: &Path, bytes: impl AsRef<[u8]>) -> Result<()> {
-    fs::write(path, bytes).at(path)
+    fsio::write(path, bytes.as_ref(), &[])
 }
 
 fn json_err(what: &str, e: serde_json::Error) -> Error {
@@ -137,7 +147,7 @@ fn json_err(what: &str, e: serde_json::Error) -> Error {
 }
 
 /// Writes every file of the report into `root` (an empty directory).
-fn write_report(record: &RunRecord, timings: &[StageTiming], root: &Path) -> Result<()> {
+fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
     for sub in ["results", "assets"] {
         let dir = root.join(sub);
         fs::create_dir_all(&dir).at(&dir)?;
@@ -211,32 +221,28 @@ fn write_report(record: &RunRecord, timings: &[StageTiming], root: &Path) -> Res
         recipe_text: record.recipe_text.clone(),
     };
 
-    let env = environment()?;
     write(
         &root.join("index.html"),
-        render_template(&env, "index.html", &view)?,
-    )?;
-
-    write_timings_with(&env, record, timings, root)
+        render_template(&environment()?, "index.html", &view)?,
+    )
 }
 
-/// Rewrites only `timings.json` and `timings.html` of the report in `dir`: the wall-clock record
-/// of a run whose checksummed report did not change.
-pub fn write_timings(record: &RunRecord, timings: &[StageTiming], dir: &Path) -> Result<()> {
-    write_timings_with(&environment()?, record, timings, dir)
-}
-
-fn write_timings_with(
-    env: &Environment<'static>,
-    record: &RunRecord,
-    timings: &[StageTiming],
-    root: &Path,
-) -> Result<()> {
+/// Writes the wall-clock record of a run beside the report in `out_dir` (see
+/// [`timings_paths`]); also after a run whose checksummed report did not change.
+pub fn write_timings(record: &RunRecord, timings: &[StageTiming], out_dir: &Path) -> Result<()> {
+    let (json_path, html_path) = timings_paths(out_dir);
     let mut timings_json =
         serde_json::to_string_pretty(timings).map_err(|e| json_err("timings.json", e))?;
     timings_json.push('\n');
-    write(&root.join("timings.json"), timings_json)?;
+    write(&json_path, timings_json)?;
+    let file_name = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let timings_view = TimingsView {
+        report_dir: file_name(out_dir),
+        json_file: file_name(&json_path),
         title: record.title.clone(),
         recipe_id: record.recipe_id.clone(),
         rows: timings
@@ -252,8 +258,8 @@ fn write_timings_with(
         cached: timings.iter().filter(|t| t.cached).count(),
     };
     write(
-        &root.join("timings.html"),
-        render_template(env, "timings.html", &timings_view)?,
+        &html_path,
+        render_template(&environment()?, "timings.html", &timings_view)?,
     )
 }
 

@@ -1,29 +1,139 @@
 //! `SHA256SUMS` (in `sha256sum` format, so `sha256sum -c SHA256SUMS` also works), its check,
-//! and the directory swap that makes a render all-or-nothing.
+//! and what makes a directory recognisably a report this tool rendered.
+//!
+//! A report directory holds only regular files and directories; every file but `SHA256SUMS`
+//! is listed in it, including the marker file [`MARKER`], `index.html` and `results.json`.
+//! `ascrepro verify` checks exactly that, and `ascrepro run` replaces an existing directory
+//! only when it passes the same check (or is empty), so it never deletes anything else.
 
 use crate::error::{Error, IoContext, Result};
+use crate::fsio;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use std::fs::{self, File};
+use std::fmt;
+use std::fs;
 use std::io;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
 pub(crate) const SUMS: &str = "SHA256SUMS";
 
-/// Wall-clock files: present in a report but never checksummed (they differ run to run).
-pub(crate) fn is_timing_file(rel: &str) -> bool {
-    !rel.contains('/') && rel.starts_with("timings.")
+/// The file that marks a directory as an ascrepro report (listed in `SHA256SUMS` like the rest).
+pub(crate) const MARKER: &str = "ascrepro-report.txt";
+
+/// The marker's content: what the directory is and that a new render replaces it whole.
+pub(crate) const MARKER_TEXT: &str = "This directory is a report rendered by ascrepro. Every \
+file in it is listed in SHA256SUMS (check: `ascrepro verify <this directory>`). Rendering a \
+report into it again replaces the whole directory, so keep no other files here.\n";
+
+/// Files every report lists: without them a `SHA256SUMS` proves nothing about a report.
+const REQUIRED: [&str; 3] = [MARKER, "index.html", "results.json"];
+
+/// One line of `SHA256SUMS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumsEntry {
+    /// 64 hex digits as written (either case).
+    pub hash: String,
+    /// `/`-separated path relative to the report directory.
+    pub path: String,
+}
+
+/// Why a `SHA256SUMS` text was refused, and on which line (1-based) if one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SumsError {
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for SumsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(n) => write!(f, "line {n}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// A listed path must name a file inside the report: relative, `/`-separated, no empty, `.`
+/// or `..` segment, no backslash or control character (sha256sum escapes those).
+fn check_rel(rel: &str) -> std::result::Result<(), String> {
+    if rel.is_empty() {
+        return Err("empty path".into());
+    }
+    if rel.starts_with('/') {
+        return Err(format!("path `{rel}` is absolute"));
+    }
+    if rel.chars().any(|c| c == '\\' || c.is_control()) {
+        return Err(format!(
+            "path `{}` has a backslash or control character",
+            rel.escape_debug()
+        ));
+    }
+    if rel
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(format!(
+            "path `{rel}` is not a plain relative path (empty, `.` or `..` segment)"
+        ));
+    }
+    Ok(())
+}
+
+/// Parses `SHA256SUMS` text without touching the disk: one `<64 hex>  <path>` (or
+/// `<64 hex> *<path>`) per line, blank lines ignored. Refuses malformed lines, unsafe paths
+/// (absolute, `..`), a path listed twice, and a text that lists nothing.
+pub fn parse_sums(text: &str) -> std::result::Result<Vec<SumsEntry>, SumsError> {
+    let mut entries = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let bad = |why: String| SumsError {
+            line: Some(n + 1),
+            message: format!("{why}; expected `<64 hex digits>  <relative path>`"),
+        };
+        let (hash, rest) = line
+            .split_once(' ')
+            .ok_or_else(|| bad("malformed line".into()))?;
+        // sha256sum writes two spaces (text mode) or ` *` (binary mode) before the name.
+        let rel = rest
+            .strip_prefix(' ')
+            .or_else(|| rest.strip_prefix('*'))
+            .ok_or_else(|| bad("malformed line".into()))?;
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("malformed hash".into()));
+        }
+        check_rel(rel).map_err(bad)?;
+        if rel == SUMS {
+            return Err(bad(format!("{SUMS} lists itself")));
+        }
+        if !seen.insert(rel.to_string()) {
+            return Err(bad(format!("path `{rel}` is listed twice")));
+        }
+        entries.push(SumsEntry {
+            hash: hash.to_string(),
+            path: rel.to_string(),
+        });
+    }
+    if entries.is_empty() {
+        return Err(SumsError {
+            line: None,
+            message: "lists no files".into(),
+        });
+    }
+    Ok(entries)
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).at(path)?;
+    let mut file = fsio::open_nofollow(path)?;
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher).at(path)?;
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Every file under `dir` as a `/`-separated relative path, sorted; symlinks and other
-/// non-directories count as files so nothing slips past the check.
+/// Every file under `dir` as a `/`-separated relative path, sorted. Refuses a symbolic link or
+/// anything else that is neither a regular file nor a directory, naming it.
 fn files_under(dir: &Path) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
@@ -31,8 +141,19 @@ fn files_under(dir: &Path) -> Result<Vec<String>> {
             let path = e.path().unwrap_or(dir).to_path_buf();
             Error::msg(format!("{}: cannot list the report: {e}", path.display()))
         })?;
-        if entry.file_type().is_dir() {
+        let ft = entry.file_type();
+        if ft.is_dir() {
             continue;
+        }
+        if !ft.is_file() {
+            return Err(Error::file(
+                entry.path(),
+                format!(
+                    "is {}; a report holds only regular files and directories (remove it, or \
+                     render the report again)",
+                    fsio::kind_name(&ft)
+                ),
+            ));
         }
         let rel = entry.path().strip_prefix(dir).map_err(|_| {
             Error::msg(format!(
@@ -51,29 +172,42 @@ fn files_under(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// Hashes every file under `dir` except timings and `SHA256SUMS` itself and writes `SHA256SUMS`.
+/// Writes the marker, hashes every file under `dir` but `SHA256SUMS` and writes `SHA256SUMS`.
 pub(crate) fn write_sums(dir: &Path) -> Result<()> {
+    fsio::write(&dir.join(MARKER), MARKER_TEXT.as_bytes(), &[])?;
     let mut text = String::new();
     for rel in files_under(dir)? {
-        if rel == SUMS || is_timing_file(&rel) {
+        if rel == SUMS {
             continue;
         }
         let hash = sha256_file(&dir.join(&rel))?;
         text.push_str(&format!("{hash}  {rel}\n"));
     }
-    let path = dir.join(SUMS);
-    fs::write(&path, text).at(&path)
+    fsio::write(&dir.join(SUMS), text.as_bytes(), &[])
 }
 
-/// A listed path must stay inside the report directory.
-fn safe_rel(rel: &str) -> bool {
-    let p = Path::new(rel);
-    !rel.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
+/// The layouts [`check`] accepts.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    Current,
+    /// Before the marker: no marker, `timings.json` and `timings.html` unlisted at the top.
+    Legacy,
 }
 
-pub(crate) fn verify(dir: &Path) -> Result<()> {
+/// What [`check`] is for: `verify` (every listed file present), or deciding whether a
+/// render may replace the directory (a listed file deleted by hand loses nothing).
+#[derive(Clone, Copy, PartialEq)]
+enum Purpose {
+    Verify,
+    Replace,
+}
+
+/// Checks the report in `dir`: only regular files and directories, every file but
+/// `SHA256SUMS` listed and hashing as listed, the marker, `index.html` and `results.json`
+/// among them (the legacy layout: see [`Layout`]).
+fn check(dir: &Path, layout: Layout, purpose: Purpose) -> Result<()> {
     let sums_path = dir.join(SUMS);
-    if !sums_path.is_file() {
+    if fs::symlink_metadata(&sums_path).is_err() {
         return Err(Error::file(
             &sums_path,
             format!(
@@ -82,129 +216,81 @@ pub(crate) fn verify(dir: &Path) -> Result<()> {
             ),
         ));
     }
-    let text = fs::read_to_string(&sums_path).at(&sums_path)?;
-    let mut listed = BTreeSet::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let bad = |why: &str| {
-            Error::input(
+    let present: BTreeSet<String> = files_under(dir)?.into_iter().collect();
+    let entries = parse_sums(&fsio::read_to_string(&sums_path)?)
+        .map_err(|e| Error::input(&sums_path, e.line, None, e.message))?;
+    let (required, also_allowed): (&[&str], &[&str]) = match layout {
+        Layout::Current => (&REQUIRED, &[]),
+        Layout::Legacy => (&REQUIRED[1..], &["timings.json", "timings.html"]),
+    };
+    for required in required {
+        if !entries.iter().any(|e| e.path == *required) {
+            return Err(Error::file(
                 &sums_path,
-                Some(n + 1),
-                None,
-                format!("{why}; expected `<64 hex digits>  <relative path>`"),
-            )
-        };
-        let (hash, rest) = line.split_once(' ').ok_or_else(|| bad("malformed line"))?;
-        // sha256sum writes two spaces (text mode) or ` *` (binary mode) before the name.
-        let rel = rest
-            .strip_prefix(' ')
-            .or_else(|| rest.strip_prefix('*'))
-            .ok_or_else(|| bad("malformed line"))?;
-        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(bad("malformed hash"));
+                format!(
+                    "does not list `{required}`: {} is not a complete ascrepro report (render it \
+                     again with `ascrepro run`)",
+                    dir.display()
+                ),
+            ));
         }
-        if !safe_rel(rel) {
-            return Err(bad(&format!("path `{rel}` leaves the report directory")));
-        }
-        let path = dir.join(rel);
-        if !path.is_file() {
+    }
+    for e in &entries {
+        let path = dir.join(&e.path);
+        if !present.contains(&e.path) {
+            if purpose == Purpose::Replace && e.path != MARKER {
+                continue;
+            }
             return Err(Error::file(
                 &path,
                 "listed in SHA256SUMS but missing: the report is incomplete; render it again",
             ));
         }
         let actual = sha256_file(&path)?;
-        if !actual.eq_ignore_ascii_case(hash) {
+        if !actual.eq_ignore_ascii_case(&e.hash) {
             return Err(Error::file(
                 &path,
                 format!(
-                    "changed since the report was rendered: SHA-256 {actual}, SHA256SUMS lists {hash}"
+                    "changed since the report was rendered: SHA-256 {actual}, SHA256SUMS lists {}",
+                    e.hash
                 ),
             ));
         }
-        listed.insert(rel.to_string());
     }
-    for rel in files_under(dir)? {
-        if rel == SUMS || is_timing_file(&rel) || listed.contains(&rel) {
+    let listed: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    for rel in &present {
+        if rel == SUMS || listed.contains(rel.as_str()) || also_allowed.contains(&rel.as_str()) {
             continue;
         }
         return Err(Error::file(
-            dir.join(&rel),
+            dir.join(rel),
             "not listed in SHA256SUMS: added after the report was rendered; remove it or render again",
         ));
     }
     Ok(())
 }
 
-/// Name prefix of the hidden sibling directories a render uses (`.<name>.partial-*`, `.<name>.old-*`).
-fn sibling(name: &str, tag: &str) -> String {
-    format!(".{name}.{tag}-")
+/// `ascrepro verify`: see [`check`].
+pub(crate) fn verify(dir: &Path) -> Result<()> {
+    check(dir, Layout::Current, Purpose::Verify)
 }
 
-/// Removes leftovers of an interrupted render of `name` in `parent` (temp and old copies).
-pub(crate) fn remove_stale(parent: &Path, name: &str) -> Result<()> {
-    let prefixes = [sibling(name, "partial"), sibling(name, "old")];
-    for entry in fs::read_dir(parent).at(parent)? {
-        let entry = entry.at(parent)?;
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        if prefixes.iter().any(|p| file_name.starts_with(p.as_str())) {
-            let path = entry.path();
-            if entry.file_type().at(&path)?.is_dir() {
-                fs::remove_dir_all(&path).at(&path)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A fresh empty directory next to the final one, removed on drop unless swapped in.
-pub(crate) fn temp_dir(parent: &Path, name: &str) -> Result<tempfile::TempDir> {
-    tempfile::Builder::new()
-        .prefix(&sibling(name, "partial"))
-        .tempdir_in(parent)
-        .at(parent)
-}
-
-/// Replaces `out_dir` with the finished `tmp`: the old report moves aside, the new one takes
-/// its name (a rename each, so readers see either the old or the new report, never a mix),
-/// then the old copy is deleted.
-pub(crate) fn swap_in(
-    tmp: tempfile::TempDir,
-    parent: &Path,
-    name: &str,
-    out_dir: &Path,
-) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        // tempfile creates 0700 directories; a report is meant to be read by others.
-        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o755)).at(tmp.path())?;
-    }
-    let old: Option<PathBuf> = if out_dir.exists() {
-        let aside = tempfile::Builder::new()
-            .prefix(&sibling(name, "old"))
-            .tempdir_in(parent)
-            .at(parent)?
-            .keep();
-        // Rename onto the fresh empty directory (allowed for directories on POSIX).
-        fs::rename(out_dir, &aside).at(out_dir)?;
-        Some(aside)
-    } else {
-        None
+/// Whether the existing, non-empty directory `dir` may be replaced by a new render: only a
+/// report that passes [`verify`] but for files deleted from it (or a report of the legacy
+/// layout), so nothing but what a render regenerates is ever deleted.
+pub(crate) fn check_replaceable(dir: &Path) -> Result<()> {
+    let why = match check(dir, Layout::Current, Purpose::Replace) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
     };
-    let tmp_path = tmp.keep();
-    if let Err(e) = fs::rename(&tmp_path, out_dir) {
-        // Put the previous report back so a failed swap changes nothing.
-        if let Some(aside) = &old {
-            let _ = fs::rename(aside, out_dir);
-        }
-        let _ = fs::remove_dir_all(&tmp_path);
-        return Err(Error::io(out_dir, e));
+    if check(dir, Layout::Legacy, Purpose::Replace).is_ok() {
+        return Ok(());
     }
-    if let Some(aside) = old {
-        fs::remove_dir_all(&aside).at(&aside)?;
-    }
-    Ok(())
+    Err(Error::file(
+        dir,
+        format!(
+            "exists and is not a report ascrepro rendered, or was changed since ({why}); it is \
+             not replaced: choose another --out, or move or remove the directory yourself"
+        ),
+    ))
 }

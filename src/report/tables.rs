@@ -3,10 +3,10 @@
 //! generic function, [`view`], driven by a column spec. Formatting lives only in the spec, so
 //! the files keep raw values and the page shows them the way the DCASE reports print them.
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
+use crate::fsio::OutputFile;
 use polars::prelude::*;
 use serde::Serialize;
-use std::fs::File;
 use std::path::Path;
 
 /// How one column's values are shown.
@@ -174,16 +174,18 @@ pub(crate) fn write_table(root: &Path, table: &mut Table) -> Result<TableView> {
     let csv_rel = format!("results/{}.csv", table.name);
     let parquet_rel = format!("results/{}.parquet", table.name);
     let csv_path = root.join(&csv_rel);
-    let mut file = File::create(&csv_path).at(&csv_path)?;
-    CsvWriter::new(&mut file)
+    let mut csv = OutputFile::create(&csv_path, &[])?;
+    CsvWriter::new(csv.file())
         .include_header(true)
         .finish(&mut table.df)
         .map_err(|e| polars_err(&csv_rel, e))?;
+    csv.commit()?;
     let parquet_path = root.join(&parquet_rel);
-    let file = File::create(&parquet_path).at(&parquet_path)?;
-    ParquetWriter::new(file)
+    let mut parquet = OutputFile::create(&parquet_path, &[])?;
+    ParquetWriter::new(parquet.file())
         .finish(&mut table.df)
         .map_err(|e| polars_err(&parquet_rel, e))?;
+    parquet.commit()?;
     let mut v = view(&table.df, &table.spec)?;
     v.csv = Some(csv_rel);
     v.parquet = Some(parquet_rel);

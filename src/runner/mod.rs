@@ -135,6 +135,8 @@ pub fn plan(opts: &RunOptions) -> Result<Vec<NodeStatus>> {
 pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let started = Instant::now();
     let p = prepare(opts)?;
+    // Refused now rather than after the training: `render` would refuse it at the end.
+    crate::report::check_out_dir(&p.out_dir)?;
     let cx = p.context(opts.quiet);
     cx.say(&format!(
         "ascrepro: {} (profile {}) on {}, {} thread(s)",

@@ -6,7 +6,7 @@
 //! missing or foreign clips), naming the file, the line or row, and the clip.
 
 use crate::data::csv::split_line;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::labels::CLASSES;
 use crate::train::FeatureSet;
 use polars::prelude::{
@@ -15,7 +15,7 @@ use polars::prelude::{
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fmt::{self, Write as _};
-use std::io::{Cursor, Write as _};
+use std::io::Cursor;
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
@@ -60,7 +60,7 @@ pub fn write_logits(path: &Path, clips: &[String], logits: &Tensor) -> Result<()
 pub fn read_logits(path: &Path, sha256: &str, clips: &[String]) -> Result<Tensor> {
     let format = format_of(path)?;
     // Hash and parse the same bytes, so the check covers exactly what is used.
-    let bytes = std::fs::read(path).at(path)?;
+    let bytes = crate::fsio::read(path)?;
     let actual = hex::encode(Sha256::digest(&bytes));
     if !actual.eq_ignore_ascii_case(sha256.trim()) {
         return Err(Error::file(
@@ -175,19 +175,7 @@ fn parquet_bytes(path: &Path, clips: &[String], values: &[f32]) -> Result<Vec<u8
 
 /// Writes `bytes` to a temporary file beside `path`, flushed to disk, then renames it into place.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".logits-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .at(dir)?;
-    tmp.write_all(bytes).at(tmp.path())?;
-    tmp.as_file().sync_all().at(tmp.path())?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    crate::fsio::write(path, bytes, &[])
 }
 
 /// Where a row sits in its file: a 1-based CSV line or a 0-based parquet row index.

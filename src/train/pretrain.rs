@@ -4,7 +4,7 @@
 
 use super::{checkpoint, loss::bce_with_logits, Adam, LrSchedule};
 use crate::audio::augment::Mixup;
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::eval::multilabel::mean_average_precision;
 use crate::models::{self, AscModel, ModelConfig};
 use crate::recipe::TrainingSpec;
@@ -174,5 +174,5 @@ pub fn score(model: &dyn AscModel, set: &MultiLabelSet, device: Device) -> f64 {
 /// Writes the pre-training curve next to the weights.
 pub fn write_curve(path: &Path, curve: &[PretrainEpoch]) -> Result<()> {
     let text = serde_json::to_string_pretty(curve).map_err(|e| Error::msg(e.to_string()))?;
-    std::fs::write(path, text).at(path)
+    crate::fsio::write(path, text.as_bytes(), &[])
 }

@@ -324,7 +324,7 @@ pub fn generate_multilabel(
             Ok(())
         })?;
 
-    let write = |name: &str, text: &str| std::fs::write(root.join(name), text).at(root.join(name));
+    let write = |name: &str, text: &str| crate::fsio::write(&root.join(name), text.as_bytes(), &[]);
     let mut classes = String::from("index,mid,display_name\n");
     for (i, (_, display)) in SOURCES.iter().enumerate() {
         let _ = writeln!(classes, "{i},{},\"{display}\"", source_mid(i));

@@ -30,7 +30,7 @@ pub use tensor::{DType, Storage, StoredTensor};
 
 use super::blocks::Vb;
 use super::{build_net, ModelConfig, Net};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use fit::COUNTER;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -70,7 +70,7 @@ pub struct StateDict {
 
 /// Reads a `torch.save` archive; errors name the file and what is wrong with it.
 pub fn read(path: &Path) -> Result<Checkpoint> {
-    let bytes = std::fs::read(path).at(path)?;
+    let bytes = crate::fsio::read(path)?;
     read_bytes(path, bytes)
 }
 

@@ -130,8 +130,8 @@ impl Stage for ReportStage {
 
     /// Only while the report directory still holds exactly what this entry rendered.
     fn reusable(&self, _cx: &Context, entry: &Path) -> Result<bool> {
-        let now = std::fs::read(self.out_dir.join("SHA256SUMS")).ok();
-        let cached = std::fs::read(entry.join("SHA256SUMS")).ok();
+        let now = crate::fsio::read(&self.out_dir.join("SHA256SUMS")).ok();
+        let cached = crate::fsio::read(&entry.join("SHA256SUMS")).ok();
         Ok(now.is_some() && now == cached && crate::report::verify(&self.out_dir).is_ok())
     }
 
