@@ -46,45 +46,45 @@ fn fuzz(reader: &str, iterations: u64) {
 
 #[test]
 fn fuzz_recipe() {
-    fuzz("recipe", 250);
+    fuzz("recipe", 300);
 }
 
 #[test]
 fn fuzz_wav() {
-    fuzz("wav", 100);
+    fuzz("wav", 120);
 }
 
 #[test]
 fn fuzz_zip() {
-    fuzz("zip", 1500);
+    fuzz("zip", 20000);
 }
 
 #[test]
 fn fuzz_pickle() {
-    fuzz("pickle", 1500);
+    fuzz("pickle", 20000);
 }
 
 #[test]
 fn fuzz_checkpoint() {
-    fuzz("checkpoint", 400);
+    fuzz("checkpoint", 10000);
 }
 
 #[test]
 fn fuzz_safetensors() {
-    fuzz("safetensors", 600);
+    fuzz("safetensors", 5000);
 }
 
 #[test]
 fn fuzz_manifest() {
-    fuzz("manifest", 250);
+    fuzz("manifest", 300);
 }
 
 #[test]
 fn fuzz_sha256sums() {
-    fuzz("sha256sums", 1500);
+    fuzz("sha256sums", 10000);
 }
 
 #[test]
 fn fuzz_logits() {
-    fuzz("logits", 1500);
+    fuzz("logits", 3000);
 }

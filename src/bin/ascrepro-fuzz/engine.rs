@@ -21,7 +21,7 @@ pub struct Options {
     /// Total inputs (replayed ones included); `None`: until `deadline`.
     pub iterations: Option<u64>,
     pub deadline: Option<Duration>,
-    /// CPU seconds one input may take (wall clock: 4x that, at least 20 s).
+    /// CPU seconds one input may take (wall clock: 10x that, at least 60 s: the machine may be busy).
     pub timeout: Duration,
     /// Address space the child may add to what it has once ready, in MiB.
     pub mem_mib: u64,
@@ -166,7 +166,7 @@ impl Worker {
             .write_all(&(bytes.len() as u64).to_le_bytes())
             .and_then(|_| self.stdin.write_all(bytes))
             .and_then(|_| self.stdin.flush());
-        let wall_limit = (timeout * 4).max(Duration::from_secs(20));
+        let wall_limit = (timeout * 10).max(Duration::from_secs(60));
         loop {
             if sent.is_err() {
                 return self.died();
@@ -334,10 +334,14 @@ pub fn sha16(bytes: &[u8]) -> String {
 
 /// The failure's kind with numbers taken out: how failures are grouped.
 pub fn signature(symptom: &str) -> String {
-    let mut s: String = symptom
-        .chars()
-        .map(|c| if c.is_ascii_digit() { '#' } else { c })
-        .collect();
+    let mut s = String::new();
+    for c in symptom.chars() {
+        match c {
+            '0'..='9' | '.' if s.ends_with('#') => {}
+            '0'..='9' => s.push('#'),
+            c => s.push(c),
+        }
+    }
     s.truncate(120);
     s
 }
@@ -527,7 +531,6 @@ pub fn fuzz(reader: Reader, opts: &Options) -> Result<Summary, String> {
         }
         i += 1;
     }
-    drop(one);
     drop(worker);
     summary.seconds = started.elapsed().as_secs_f64();
     Ok(summary)
@@ -610,23 +613,24 @@ fn one_line(s: &str) -> String {
     s
 }
 
-thread_local! {
-    static PANIC_AT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
-}
+/// Where the last panic happened (in any thread: polars and rayon panic in their pools).
+static PANIC_AT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
 /// Keeps the location of the last panic (printed with the message) and prints it as usual.
 pub fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Some(l) = info.location() {
-            PANIC_AT.with(|p| *p.borrow_mut() = format!(" (at {}:{})", l.file(), l.line()));
+            if let Ok(mut p) = PANIC_AT.lock() {
+                *p = format!(" (at {}:{})", l.file(), l.line());
+            }
         }
         default(info);
     }));
 }
 
 fn last_panic_location() -> String {
-    PANIC_AT.with(|p| p.borrow().clone())
+    PANIC_AT.lock().map(|p| p.clone()).unwrap_or_default()
 }
 
 fn vm_size_bytes() -> u64 {

@@ -616,7 +616,7 @@ fn sums() -> Vec<Hostile> {
 
 fn logits() -> Vec<Hostile> {
     let header = "filename,airport,bus,metro,metro_station,park,public_square,shopping_mall,street_pedestrian,street_traffic,tram\n";
-    let row = |name: &str, v: &str| format!("{name},{}\n", vec![v; 10].join(","));
+    let row = |name: &str, v: &str| format!("{name},{}\n", [v; 10].join(","));
     vec![
         case(
             "logits-overflow-to-inf",
