@@ -13,7 +13,7 @@ STAMP := $(VENV)/.deps-$(shell echo '$(PY_DEPS)' | sha256sum | cut -c1-12)
 BIN := target/release/ascrepro
 RECIPE := recipes/cai2023_tfsepnet.yaml
 
-.PHONY: setup build demo test bench check-reports clean
+.PHONY: setup build demo test fuzz bench check-reports clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -36,6 +36,16 @@ demo: build
 
 test: build
 	cargo test --release --locked
+
+# Long fuzz runs (`make test` runs a bounded number of inputs per reader): MINUTES per reader,
+# READERS a comma-separated list or all (`ascrepro-fuzz list`), JOBS readers at once, SEED the
+# mutation seed. Failing inputs are saved under fuzz/regressions/<reader>/: commit them.
+READERS ?= all
+MINUTES ?= 30
+JOBS ?= 1
+SEED ?= 0
+fuzz: build
+	target/release/ascrepro-fuzz --reader $(READERS) --minutes $(MINUTES) --jobs $(JOBS) --seed $(SEED)
 
 # Benchmarks (not tests): each prints `BENCH <name> ours=<rate> peer=<rate> ratio=<ours/peer>`,
 # its peer (libtorch, or PyTorch through the venv's Python) measured in the same run.
