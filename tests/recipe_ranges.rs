@@ -506,3 +506,30 @@ fn the_pure_reader_refuses_hostile_text_without_panicking() {
         }
     }
 }
+
+/// Lists have a length bound too, so that checks comparing their entries stay instant on any
+/// input (a fuzzer's, a generated recipe's).
+#[test]
+fn list_lengths_are_bounded() {
+    let many = |n: usize, f: &dyn Fn(usize) -> String| (0..n).map(f).collect::<Vec<_>>();
+    let stages = many(1001, &|i| {
+        format!("  - id: s{i}\n    kind: train\n    label: \"S\"\n    model: student\n")
+    })
+    .concat();
+    let devices = many(101, &|i| format!("d{i}")).join(", ");
+    check(vec![
+        case(
+            edit("\npublished:", &format!("{stages}\npublished:")),
+            "stages:",
+            &["field `stages`", "[1, 1000]", "1004"],
+        ),
+        case(
+            edit(
+                "\npublished:",
+                &format!("  - id: ft\n    kind: finetune_devices\n    label: \"FT\"\n    from: teacher\n    devices: [{devices}]\n    training: {{device_simulation: null}}\n\npublished:"),
+            ),
+            "devices: [d0",
+            &["stages.3.devices", "[0, 100]", "101"],
+        ),
+    ]);
+}

@@ -76,12 +76,13 @@ pub(super) fn apply(
         Ok(resolved) => Ok((resolved, applied)),
         Err(e) => {
             // The override without which the recipe reads: the value it set is the wrong kind.
-            let culprit = applied.iter().position(|skip| {
+            // Each try re-reads the recipe, so only for a profile's usual handful of overrides.
+            let few = applied.len() <= 64;
+            let culprit = applied.iter().take_while(|_| few).position(|skip| {
                 let mut w = base.clone();
-                let others = p.set.iter().filter(|(k, _)| **k != skip.key);
+                let mut others = p.set.iter().filter(|(k, _)| **k != skip.key);
                 others
-                    .map(|(k, value)| set(ctx, &mut w, profile, k, value).map(|_| ()))
-                    .collect::<Result<()>>()
+                    .try_for_each(|(k, value)| set(ctx, &mut w, profile, k, value).map(|_| ()))
                     .is_ok()
                     && serde_norway::from_value::<Recipe>(w).is_ok()
             });

@@ -117,6 +117,23 @@ pub fn check<T: Num>(v: T, range: Range) -> Result<(), String> {
     }
 }
 
+/// Why a list of `n` entries is not of a length in `range`, if it is not.
+pub fn check_len(n: usize, range: Range) -> Result<(), String> {
+    check(n, range).map_err(|_| format!("must have a number of entries in {range}, not {n}"))
+}
+
+// List lengths: far above any report's, low enough that checks comparing entries stay instant.
+pub const STAGES: Range = Range::closed(1.0, 1_000.0);
+/// A profile's stage list (an empty one is refused with its own message).
+pub const PROFILE_STAGES: Range = Range::closed(0.0, 1_000.0);
+pub const MODELS: Range = Range::closed(1.0, 1_000.0);
+pub const PROFILES: Range = Range::closed(1.0, 100.0);
+pub const PUBLISHED_ROWS: Range = Range::closed(0.0, 10_000.0);
+pub const SET_ENTRIES: Range = Range::closed(0.0, 1_000.0);
+/// Devices, splits, subsets or teachers named in one list.
+pub const NAMES: Range = Range::closed(0.0, 100.0);
+pub const ENERGY_ROWS: Range = Range::closed(1.0, 1_000.0);
+
 // Training.
 pub const EPOCHS: Range = Range::closed(1.0, 10_000.0);
 pub const BATCH_SIZE: Range = Range::closed(1.0, 65_536.0);
@@ -200,6 +217,10 @@ mod tests {
             format!("must be in [1, 65536], not {}", usize::MAX)
         );
         assert_eq!(warmup(3).to_string(), "[0, 3)");
+        assert_eq!(
+            check_len(0, STAGES).unwrap_err(),
+            "must have a number of entries in [1, 1000], not 0"
+        );
         assert_eq!(MACS_M.to_string(), "[0, 1000000]");
     }
 }

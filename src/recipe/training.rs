@@ -95,6 +95,13 @@ pub(super) fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Res
         }
     }
     if let Some(e) = &t.energy_ir {
+        let lengths = [
+            ("levels", e.levels.len(), ranges::ENERGY_ROWS),
+            ("devices", e.devices.len(), ranges::NAMES),
+        ];
+        for (field, n, range) in lengths {
+            ranges::check_len(n, range).map_err(|m| f.err(&["energy_ir", field], m))?;
+        }
         for (i, level) in e.levels.iter().enumerate() {
             let row = i.to_string();
             f.check(

@@ -20,6 +20,7 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
             "must be non-empty and use only letters, digits, `_` and `-`",
         ));
     }
+    validate_sizes(ctx, r)?;
     for (key, m) in &r.models {
         validate_model(ctx, key, m)?;
     }
@@ -504,4 +505,44 @@ fn validate_model(ctx: &Ctx, key: &str, m: &ModelSpec) -> Result<()> {
     }
     m.check()
         .map_err(|(field, msg)| ctx.err(&["models", key, field], msg))
+}
+
+/// Every list and map of the recipe within its length range, before anything compares entries.
+fn validate_sizes(ctx: &Ctx, r: &Recipe) -> Result<()> {
+    let len = |field: &[&str], n: usize, range| {
+        ranges::check_len(n, range).map_err(|m| ctx.err(field, m))
+    };
+    len(&["stages"], r.stages.len(), ranges::STAGES)?;
+    len(&["models"], r.models.len(), ranges::MODELS)?;
+    len(&["profiles"], r.profiles.len(), ranges::PROFILES)?;
+    len(&["published"], r.published.len(), ranges::PUBLISHED_ROWS)?;
+    for (name, p) in &r.profiles {
+        let at = |f| ["profiles", name.as_str(), f];
+        len(&at("stages"), p.stages.len(), ranges::PROFILE_STAGES)?;
+        len(&at("set"), p.set.len(), ranges::SET_ENTRIES)?;
+        len(
+            &["profiles", name, "data", "splits"],
+            p.data.splits.len(),
+            ranges::NAMES,
+        )?;
+        if let Some(synth) = &p.data.synth {
+            let at = ["profiles", name.as_str(), "data", "synth", "subsets"];
+            len(&at, synth.subsets.len(), ranges::NAMES)?;
+        }
+    }
+    for (i, s) in r.stages.iter().enumerate() {
+        let idx = i.to_string();
+        let (field, n) = match s {
+            StageSpec::Train(t) => match (&t.for_each, &t.distill) {
+                (Some(f), _) => ("for_each", f.split.len().max(f.training.len())),
+                (None, Some(d)) => ("distill", d.teacher.stages().len()),
+                (None, None) => continue,
+            },
+            StageSpec::FinetuneDevices(f) => ("devices", f.devices.len()),
+            StageSpec::Released(rel) => ("devices", rel.devices.len()),
+            StageSpec::Pretrain(_) | StageSpec::Quantize(_) => continue,
+        };
+        len(&["stages", &idx, field], n, ranges::NAMES)?;
+    }
+    Ok(())
 }
