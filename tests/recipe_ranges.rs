@@ -533,3 +533,11 @@ fn list_lengths_are_bounded() {
         ),
     ]);
 }
+
+/// A recipe file over the size limit is refused by its size, without being read whole.
+#[test]
+fn oversized_recipe_files_are_refused() {
+    let text = format!("{TINY}{}", "# padding\n".repeat(120_000));
+    let e = load_error(&text, "demo").expect("a 1.2 MB recipe accepted");
+    assert!(e.contains("r.yaml: is over 1048576 bytes"), "{e}");
+}

@@ -153,7 +153,13 @@ pub struct QuantizeStage {
 
 /// Reads and validates `path`, then resolves `profile`.
 pub fn load(path: &Path, profile: &str) -> Result<Plan> {
-    let bytes = std::fs::read(path).at(path)?;
+    use std::io::Read;
+    // One byte past the limit is enough for the size check to refuse it (a device, a huge file).
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(yaml::MAX_BYTES as u64 + 1).read_to_end(&mut bytes))
+        .at(path)?;
+    yaml::check_size(path, bytes.len())?;
     plan_str(utf8(path, &bytes)?, path, profile)
 }
 

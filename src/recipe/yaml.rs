@@ -19,15 +19,7 @@ pub const MAX_NODES: usize = 200_000;
 /// Refuses repeated keys and oversized texts. Other YAML errors are left to the recipe reader,
 /// which meets them too and locates them its own way.
 pub fn check(file: &Path, text: &str) -> Result<()> {
-    if text.len() > MAX_BYTES {
-        return Err(Error::file(
-            file,
-            format!(
-                "is {} bytes; a recipe may have at most {MAX_BYTES} (1 MiB)",
-                text.len()
-            ),
-        ));
-    }
+    check_size(file, text.len())?;
     let state = State::default();
     let walked = Node {
         state: &state,
@@ -66,6 +58,17 @@ pub fn check(file: &Path, text: &str) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// Refuses a text of `len` bytes over [`MAX_BYTES`].
+pub fn check_size(file: &Path, len: usize) -> Result<()> {
+    if len > MAX_BYTES {
+        return Err(Error::file(
+            file,
+            format!("is over {MAX_BYTES} bytes (1 MiB), more than any recipe needs"),
+        ));
+    }
+    Ok(())
 }
 
 enum Problem {
