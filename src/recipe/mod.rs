@@ -1,19 +1,24 @@
 //! Recipes: loading, validation, and resolution of one profile into a runnable [`Plan`].
 
 mod locate;
+mod overrides;
 mod published;
+mod ranges;
 pub mod schema;
+mod stages;
+mod training;
 mod validate;
+mod yaml;
 
 pub use locate::locate;
 pub use schema::*;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::models::ModelConfig;
-use serde_norway::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use validate::{merge_training, stage_training, validate};
+use training::{merge_training, stage_training};
+use validate::validate;
 
 /// A recipe resolved for one profile: overrides applied, references checked, models built.
 #[derive(Debug, Clone)]
@@ -148,38 +153,60 @@ pub struct QuantizeStage {
 
 /// Reads and validates `path`, then resolves `profile`.
 pub fn load(path: &Path, profile: &str) -> Result<Plan> {
-    let text = crate::fsio::read_to_string(path)?;
-    let recipe: Recipe = parse(path, &text)?;
+    use std::io::Read;
+    // One byte past the limit is enough for the size check to refuse it (a device, a huge file).
+    let mut bytes = Vec::new();
+    crate::fsio::open(path)?
+        .take(yaml::MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .at(path)?;
+    yaml::check_size(path, bytes.len())?;
+    plan_str(utf8(path, &bytes)?, path, profile)
+}
+
+/// Recipe text from bytes; invalid UTF-8 is named by line.
+fn utf8<'a>(file: &Path, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        let line = 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count();
+        Error::input(
+            file,
+            Some(line),
+            None,
+            format!("is not UTF-8 text (byte {at}); a recipe is UTF-8 YAML"),
+        )
+    })
+}
+
+/// [`parse_str`] of bytes: invalid UTF-8 is an error naming the line.
+pub fn parse_bytes(bytes: &[u8], file: &Path) -> Result<Recipe> {
+    parse_str(utf8(file, bytes)?, file)
+}
+
+/// Parses and validates recipe text (`file` names it in errors; nothing is read), and resolves
+/// every profile as [`load`] would: `Ok` means `load` accepts the recipe with any of its
+/// profiles. Pure; any text gives a value or an error, never a panic.
+pub fn parse_str(text: &str, file: &Path) -> Result<Recipe> {
+    let recipe = read(file, text)?;
+    for profile in recipe.profiles.keys() {
+        resolve(file, text, &recipe, profile)?;
+    }
+    Ok(recipe)
+}
+
+/// [`load`] of recipe text named `file`.
+pub fn plan_str(text: &str, file: &Path, profile: &str) -> Result<Plan> {
+    let recipe = read(file, text)?;
     let recipe_hash = hex::encode(Sha256::digest(
         serde_json::to_vec(&recipe).map_err(|e| Error::msg(e.to_string()))?,
     ));
-    let ctx = Ctx { path, text: &text };
-    validate(&ctx, &recipe)?;
-    let Some(spec) = recipe.profiles.get(profile).cloned() else {
-        let known: Vec<_> = recipe.profiles.keys().cloned().collect();
-        return Err(Error::input(
-            path,
-            locate(&text, &["profiles"]),
-            Some("profiles"),
-            format!(
-                "the recipe has no profile `{profile}` (it has: {})",
-                known.join(", ")
-            ),
-        ));
-    };
-    let resolved = apply_overrides(&ctx, &recipe, profile, &spec)?;
-    validate(&ctx, &resolved)?;
-    let frontend = resolved
-        .frontend
-        .parse()
-        .map_err(|e: Error| ctx.err(&["frontend"], e.to_string()))?;
-    let stages = plan_stages(&ctx, &resolved, profile, &spec, frontend)?;
+    let (resolved, spec, frontend, stages) = resolve(file, text, &recipe, profile)?;
     let resampler = resolved.resampler;
     Ok(Plan {
         published_models: recipe.models.clone(),
         recipe: resolved,
-        path: path.to_path_buf(),
-        text: text.clone(),
+        path: file.to_path_buf(),
+        text: text.to_string(),
         recipe_hash,
         profile: profile.to_string(),
         profile_spec: spec,
@@ -187,6 +214,49 @@ pub fn load(path: &Path, profile: &str) -> Result<Plan> {
         resampler,
         stages,
     })
+}
+
+/// The recipe in `text`, checked: its YAML (repeated keys, size), its schema, its values.
+fn read(file: &Path, text: &str) -> Result<Recipe> {
+    yaml::check(file, text)?;
+    let recipe = parse(file, text)?;
+    validate(&Ctx::new(file, text), &recipe)?;
+    Ok(recipe)
+}
+
+type Resolved = (
+    Recipe,
+    ProfileSpec,
+    crate::audio::frontend::FrontendId,
+    Vec<PlannedStage>,
+);
+
+/// `recipe` (valid) with `profile`'s overrides applied, validated again, and its stages planned;
+/// errors the overrides cause point at them.
+fn resolve(file: &Path, text: &str, recipe: &Recipe, profile: &str) -> Result<Resolved> {
+    let ctx = Ctx::new(file, text);
+    let Some(spec) = recipe.profiles.get(profile).cloned() else {
+        let known: Vec<_> = recipe.profiles.keys().cloned().collect();
+        return Err(ctx.err(
+            &["profiles"],
+            format!(
+                "the recipe has no profile `{profile}` (it has: {})",
+                known.join(", ")
+            ),
+        ));
+    };
+    let (resolved, applied) = overrides::apply(&ctx, recipe, profile, &spec)?;
+    let ctx = Ctx {
+        overrides: &applied,
+        ..ctx
+    };
+    validate(&ctx, &resolved)?;
+    let frontend = resolved
+        .frontend
+        .parse()
+        .map_err(|e: Error| ctx.err(&["frontend"], e.to_string()))?;
+    let stages = plan_stages(&ctx, &resolved, profile, &spec, frontend)?;
+    Ok((resolved, spec, frontend, stages))
 }
 
 fn parse(path: &Path, text: &str) -> Result<Recipe> {
@@ -241,16 +311,36 @@ fn nested_field(msg: &str) -> Option<(String, &str)> {
 struct Ctx<'a> {
     path: &'a Path,
     text: &'a str,
+    /// The profile's `set` overrides applied to the recipe being checked (none: as written).
+    overrides: &'a [overrides::Override],
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    fn new(path: &'a Path, text: &'a str) -> Self {
+        Ctx {
+            path,
+            text,
+            overrides: &[],
+        }
+    }
+
+    /// An error at `field`: its line, or that of the override that set it.
     fn err(&self, field: &[&str], msg: impl Into<String>) -> Error {
+        let msg = msg.into();
+        if let Some(o) = overrides::cause(self.overrides, field) {
+            return o.err(self, &field.join("."), msg);
+        }
         Error::input(
             self.path,
             locate(self.text, field),
             Some(&field.join(".")),
             msg,
         )
+    }
+
+    /// The range check every numeric field goes through.
+    fn check<T: ranges::Num>(&self, field: &[&str], v: T, range: ranges::Range) -> Result<()> {
+        ranges::check(v, range).map_err(|m| self.err(field, m))
     }
 }
 
@@ -281,55 +371,6 @@ fn resolve_training(
 /// Converts a recipe model entry into a typed model configuration.
 fn model_config(ctx: &Ctx, key: &str, m: &ModelSpec) -> Result<ModelConfig> {
     ModelConfig::from_spec(m).map_err(|(field, msg)| ctx.err(&["models", key, field], msg))
-}
-
-/// Applies the profile's `set` overrides (dotted paths; a sequence element is addressed by its `id`).
-fn apply_overrides(ctx: &Ctx, r: &Recipe, profile: &str, p: &ProfileSpec) -> Result<Recipe> {
-    let mut v = serde_norway::to_value(r).map_err(|e| Error::msg(e.to_string()))?;
-    for (path, value) in &p.set {
-        let at = ["profiles", profile, "set", path.as_str()];
-        let mut node = &mut v;
-        let segs: Vec<&str> = path.split('.').collect();
-        for (n, seg) in segs.iter().enumerate() {
-            let last = n + 1 == segs.len();
-            node = match node {
-                Value::Mapping(m) => {
-                    if !m.contains_key(*seg) {
-                        if last {
-                            m.insert(Value::String(seg.to_string()), Value::Null);
-                        } else {
-                            return Err(ctx.err(
-                                &at,
-                                format!("`{path}` does not name a recipe value (no `{seg}`)"),
-                            ));
-                        }
-                    }
-                    m.get_mut(*seg).expect("inserted above")
-                }
-                Value::Sequence(items) => {
-                    let found = items
-                        .iter_mut()
-                        .find(|it| it.get("id").and_then(Value::as_str) == Some(seg));
-                    match found {
-                        Some(it) => it,
-                        None => {
-                            return Err(
-                                ctx.err(&at, format!("`{path}`: no element with id `{seg}`"))
-                            )
-                        }
-                    }
-                }
-                _ => return Err(ctx.err(&at, format!("`{path}` does not name a recipe value"))),
-            };
-        }
-        *node = value.clone();
-    }
-    serde_norway::from_value(v).map_err(|e| {
-        ctx.err(
-            &["profiles", profile, "set"],
-            format!("after overrides: {e}"),
-        )
-    })
 }
 
 fn plan_stages(

@@ -1,6 +1,7 @@
 //! Checks of the published rows a recipe transcribes, beyond what parsing checks (each column
 //! key is parsed into a [`PublishedColumn`] already): references, subsets, value ranges.
 
+use super::ranges;
 use super::validate::keys;
 use super::{Ctx, Recipe};
 use crate::error::Result;
@@ -89,17 +90,30 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
 
 /// Why `value` cannot be a figure of `column` printed in `unit`, if it cannot.
 fn out_of_range(column: &PublishedColumn, value: f64, unit: AccuracyUnit) -> Option<String> {
-    if !value.is_finite() || value < 0.0 {
-        return Some(format!("must be a finite number >= 0, not {value}"));
-    }
-    if column.is_accuracy() {
-        let most = 100.0 / unit.to_percent();
-        if value > most {
-            return Some(match unit {
-                AccuracyUnit::Percent => format!("{value} is not an accuracy in % (0–100); a row printing fractions says `accuracy_unit: fraction`"),
-                AccuracyUnit::Fraction => format!("{value} is not an accuracy as a fraction (0–1), as the row's `accuracy_unit: fraction` says"),
-            });
-        }
+    // Exhaustive, so a new column needs its range here.
+    let range = match column {
+        PublishedColumn::Device(_)
+        | PublishedColumn::DeviceGroup(_)
+        | PublishedColumn::Class(_)
+        | PublishedColumn::Split(_)
+        | PublishedColumn::SplitMean
+        | PublishedColumn::Accuracy
+        | PublishedColumn::MacroAccuracy => match unit {
+            AccuracyUnit::Percent => ranges::PERCENT,
+            AccuracyUnit::Fraction => ranges::FRACTION,
+        },
+        PublishedColumn::LogLoss => ranges::LOG_LOSS,
+        PublishedColumn::MacsM => ranges::MACS_M,
+        PublishedColumn::ParamsK => ranges::PARAMS_K,
+        PublishedColumn::Params => ranges::PARAMS,
+        PublishedColumn::Macs => ranges::MACS,
+    };
+    if let Err(why) = ranges::check(value, range) {
+        return Some(match unit {
+            _ if !column.is_accuracy() || !value.is_finite() || value < 0.0 => why,
+            AccuracyUnit::Percent => format!("{why} (an accuracy in %; a row printing fractions says `accuracy_unit: fraction`)"),
+            AccuracyUnit::Fraction => format!("{why}: not an accuracy as a fraction (0–1), as the row's `accuracy_unit: fraction` says"),
+        });
     }
     let count = matches!(column, PublishedColumn::Params | PublishedColumn::Macs);
     if count && value.fract() != 0.0 {

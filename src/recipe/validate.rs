@@ -1,11 +1,12 @@
 //! Recipe validation: every reference, value range and path checked before a plan is made, each
 //! error naming the field and its line.
 
+use super::ranges;
 use super::schema::*;
+use super::training::{merge_training, stage_training, validate_training};
 use super::Ctx;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::labels::is_device_id;
-use serde_norway::Value;
 
 pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
     if r.id.is_empty()
@@ -19,14 +20,15 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
             "must be non-empty and use only letters, digits, `_` and `-`",
         ));
     }
+    validate_sizes(ctx, r)?;
     for (key, m) in &r.models {
-        m.check()
-            .map_err(|(field, msg)| ctx.err(&["models", key.as_str(), field], msg))?;
+        validate_model(ctx, key, m)?;
     }
     validate_training(ctx, &["training"], &r.training)?;
     let mut seen: Vec<&str> = Vec::new();
     for (i, s) in r.stages.iter().enumerate() {
         let idx = i.to_string();
+        check_stage_id(s.id()).map_err(|m| ctx.err(&["stages", &idx, "id"], m))?;
         if seen.contains(&s.id()) {
             return Err(ctx.err(
                 &["stages", &idx, "id"],
@@ -86,18 +88,13 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                         }
                         _ => {}
                     }
-                    if d.temperature <= 0.0 || d.lambda < 0.0 {
-                        return Err(ctx.err(
-                            &["stages", &idx, "distill"],
-                            "temperature must be > 0 and lambda >= 0",
-                        ));
-                    }
-                    if d.form == KdForm::Weighted && d.lambda > 1.0 {
-                        return Err(ctx.err(
-                            &["stages", &idx, "distill", "lambda"],
-                            "the weighted form needs 0 <= lambda <= 1",
-                        ));
-                    }
+                    let at = |f| ["stages", idx.as_str(), "distill", f];
+                    ctx.check(&at("temperature"), d.temperature, ranges::TEMPERATURE)?;
+                    let lambda = match d.form {
+                        KdForm::CePlusKl => ranges::KD_WEIGHT,
+                        KdForm::Weighted => ranges::KD_FRACTION,
+                    };
+                    ctx.check(&at("lambda"), d.lambda, lambda)?;
                 }
             }
             StageSpec::Pretrain(p) => {
@@ -151,18 +148,25 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
             StageSpec::Quantize(q) => {
                 earlier_train_stage(r, i, &q.from)
                     .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
-                if !(0.0..=1.0).contains(&q.tolerance) {
-                    return Err(ctx.err(
-                        &["stages", &idx, "tolerance"],
-                        "must be a fraction in [0, 1]",
-                    ));
-                }
+                let at = |f| ["stages", idx.as_str(), f];
+                ctx.check(
+                    &at("calibration_clips"),
+                    q.calibration_clips,
+                    ranges::CALIBRATION_CLIPS,
+                )?;
+                ctx.check(&at("tolerance"), q.tolerance, ranges::TOLERANCE)?;
             }
         }
         seen.push(s.id());
     }
     super::published::validate(ctx, r)?;
     for (name, p) in &r.profiles {
+        if p.stages.is_empty() {
+            return Err(ctx.err(
+                &["profiles", name, "stages"],
+                "a profile runs at least one stage: list their ids",
+            ));
+        }
         for (j, s) in p.stages.iter().enumerate() {
             if !r.stages.iter().any(|t| t.id() == s) {
                 return Err(ctx.err(
@@ -450,201 +454,95 @@ fn validate_pretrain_data(ctx: &Ctx, profile: &str, d: &PretrainDataSpec) -> Res
     Ok(())
 }
 
-fn validate_training(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
-    let field = |f: &str| -> Vec<String> {
-        at.iter()
-            .map(|s| s.to_string())
-            .chain([f.to_string()])
-            .collect()
-    };
-    let err = |f: &str, msg: &str| {
-        let p = field(f);
-        let refs: Vec<&str> = p.iter().map(String::as_str).collect();
-        ctx.err(&refs, msg.to_string())
-    };
-    if t.epochs == 0 {
-        return Err(err("epochs", "must be at least 1"));
+/// A stage id names the stage's outputs, is joined to split and device names (`id@split50`,
+/// `id/s1`) and addresses the stage in a profile's `set` paths (split at `.`): a plain name.
+fn check_stage_id(id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() {
+        Err("a stage id must not be empty".into())
+    } else if !id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        Err(format!(
+            "`{id}` is not a stage id: use only letters, digits, `_` and `-`"
+        ))
+    } else {
+        Ok(())
     }
-    if t.batch_size == 0 {
-        return Err(err("batch_size", "must be at least 1"));
-    }
-    let lr = t.optimizer.lr();
-    if !positive(lr) {
-        return Err(err("optimizer", "lr must be > 0"));
-    }
-    match t.schedule {
-        ScheduleSpec::WarmupCosine { warmup_epochs } if warmup_epochs >= t.epochs => {
-            return Err(err(
-                "schedule",
-                &format!(
-                    "warmup_epochs ({warmup_epochs}) must be fewer than the epochs ({})",
-                    t.epochs
-                ),
-            ));
-        }
-        ScheduleSpec::Sgdr { t0, t_mult } if t0 == 0 || t_mult == 0 => {
-            return Err(err("schedule", "sgdr needs `t0` >= 1 and `t_mult` >= 1"));
-        }
-        _ => {}
-    }
-    if let Some(m) = &t.mixup {
-        if !positive(m.alpha) {
-            return Err(err("mixup", "alpha must be > 0"));
-        }
-    }
-    if let Some(m) = &t.freq_mixstyle {
-        if !positive(m.alpha) || !(0.0..=1.0).contains(&m.p) {
-            return Err(err("freq_mixstyle", "needs alpha > 0 and 0 <= p <= 1"));
-        }
-    }
-    if let Some(d) = &t.device_simulation {
-        if d.irs == 0 || d.clips_per_ir == 0 {
-            return Err(err(
-                "device_simulation",
-                "irs and clips_per_ir must be at least 1",
-            ));
-        }
-    }
-    validate_augmentations(ctx, at, t)
 }
 
-/// The augmentation blocks added with the waveform path; errors point at the offending key.
-fn validate_augmentations(ctx: &Ctx, at: &[&str], t: &TrainingSpec) -> Result<()> {
-    let err = |sub: &[&str], msg: String| {
-        let p: Vec<&str> = at.iter().chain(sub).copied().collect();
-        ctx.err(&p, msg)
+/// A model entry: its numbers in range first (so an absurd width is named as such, not as a
+/// consequence), then what its architecture requires.
+fn validate_model(ctx: &Ctx, key: &str, m: &ModelSpec) -> Result<()> {
+    let at = |f| ["models", key, f];
+    if key.is_empty() {
+        return Err(ctx.err(&["models"], "a model needs a non-empty name"));
+    }
+    if let Some(w) = m.width {
+        ctx.check(&at("width"), w, ranges::CHANNELS)?;
+    }
+    if let Some(d) = m.depth {
+        ctx.check(&at("depth"), d, ranges::DEPTH)?;
+    }
+    if let Some(ws) = &m.widths {
+        ctx.check(&at("widths"), ws.len(), ranges::WIDTHS_LEN)?;
+        for (i, w) in ws.iter().enumerate() {
+            ctx.check(
+                &["models", key, "widths", &i.to_string()],
+                *w,
+                ranges::CHANNELS,
+            )?;
+        }
+    }
+    if let Some(g) = m.shuffle_groups {
+        ctx.check(&at("shuffle_groups"), g, ranges::CHANNELS)?;
+    }
+    if let Some(p) = m.dropout {
+        ctx.check(&at("dropout"), p, ranges::DROPOUT)?;
+    }
+    if let Some(l) = m.resnorm_lambda {
+        ctx.check(&at("resnorm_lambda"), l, ranges::RESNORM_LAMBDA)?;
+    }
+    m.check()
+        .map_err(|(field, msg)| ctx.err(&["models", key, field], msg))
+}
+
+/// Every list and map of the recipe within its length range, before anything compares entries.
+fn validate_sizes(ctx: &Ctx, r: &Recipe) -> Result<()> {
+    let len = |field: &[&str], n: usize, range| {
+        ranges::check_len(n, range).map_err(|m| ctx.err(field, m))
     };
-    if let Some(d) = &t.dir_augmentation {
-        if !(0.0..=1.0).contains(&d.p) {
-            return Err(err(
-                &["dir_augmentation", "p"],
-                format!("must be a probability in [0, 1], not {}", d.p),
-            ));
-        }
-        if d.irs == Some(0) {
-            return Err(err(
-                &["dir_augmentation", "irs"],
-                "must be at least 1".into(),
-            ));
-        }
-    }
-    if let Some(e) = &t.energy_ir {
-        if let Err((row, msg)) = crate::audio::augment::EnergyTable::new(&e.levels) {
-            return Err(err(&["energy_ir", "levels", &row.to_string()], msg));
-        }
-        if e.devices.is_empty() {
-            return Err(err(
-                &["energy_ir", "devices"],
-                "name at least one device".into(),
-            ));
-        }
-        for (i, d) in e.devices.iter().enumerate() {
-            if !is_device_id(d) {
-                return Err(err(
-                    &["energy_ir", "devices", &i.to_string()],
-                    format!("`{d}` is not a device id (letters, digits, `_` and `-`, e.g. a, s1)"),
-                ));
-            }
-        }
-        if e.irs == Some(0) {
-            return Err(err(&["energy_ir", "irs"], "must be at least 1".into()));
+    len(&["stages"], r.stages.len(), ranges::STAGES)?;
+    len(&["models"], r.models.len(), ranges::MODELS)?;
+    len(&["profiles"], r.profiles.len(), ranges::PROFILES)?;
+    len(&["published"], r.published.len(), ranges::PUBLISHED_ROWS)?;
+    for (name, p) in &r.profiles {
+        let at = |f| ["profiles", name.as_str(), f];
+        len(&at("stages"), p.stages.len(), ranges::PROFILE_STAGES)?;
+        len(&at("set"), p.set.len(), ranges::SET_ENTRIES)?;
+        len(
+            &["profiles", name, "data", "splits"],
+            p.data.splits.len(),
+            ranges::NAMES,
+        )?;
+        if let Some(synth) = &p.data.synth {
+            let at = ["profiles", name.as_str(), "data", "synth", "subsets"];
+            len(&at, synth.subsets.len(), ranges::NAMES)?;
         }
     }
-    if let Some(r) = &t.time_roll {
-        match (r.max_shift_s, r.max_frames) {
-            (Some(s), None) if s.is_finite() && s > 0.0 => {}
-            (Some(s), None) => {
-                return Err(err(
-                    &["time_roll", "max_shift_s"],
-                    format!("must be a positive number of seconds, not {s}"),
-                ))
-            }
-            (None, Some(0)) => {
-                return Err(err(
-                    &["time_roll", "max_frames"],
-                    "must be at least 1".into(),
-                ))
-            }
-            (None, Some(_)) => {}
-            _ => {
-                return Err(err(
-                    &["time_roll"],
-                    "give exactly one of `max_shift_s` (waveform) and `max_frames` (spectrogram)"
-                        .into(),
-                ))
-            }
-        }
-    }
-    if let Some(a) = &t.spec_augment {
-        let freq = a.freq_masks > 0 && a.freq_width > 0;
-        let time = a.time_masks > 0 && a.time_width > 0;
-        if !freq && !time {
-            return Err(err(
-                &["spec_augment"],
-                "masks nothing: give `freq_width` or `time_width` above 0 (with at least one mask)"
-                    .into(),
-            ));
-        }
-        if let Some(v) = a.value {
-            if !v.is_finite() {
-                return Err(err(
-                    &["spec_augment", "value"],
-                    format!("must be a finite number, not {v}"),
-                ));
-            }
-        }
+    for (i, s) in r.stages.iter().enumerate() {
+        let idx = i.to_string();
+        let (field, n) = match s {
+            StageSpec::Train(t) => match (&t.for_each, &t.distill) {
+                (Some(f), _) => ("for_each", f.split.len().max(f.training.len())),
+                (None, Some(d)) => ("distill", d.teacher.stages().len()),
+                (None, None) => continue,
+            },
+            StageSpec::FinetuneDevices(f) => ("devices", f.devices.len()),
+            StageSpec::Released(rel) => ("devices", rel.devices.len()),
+            StageSpec::Pretrain(_) | StageSpec::Quantize(_) => continue,
+        };
+        len(&["stages", &idx, field], n, ranges::NAMES)?;
     }
     Ok(())
 }
-
-/// False for zero, negatives and NaN.
-fn positive(x: f64) -> bool {
-    x > 0.0
-}
-
-/// The training settings of stage `i`: the recipe's defaults with the stage's fields replacing them.
-pub(super) fn stage_training(ctx: &Ctx, r: &Recipe, i: usize) -> Result<TrainingSpec> {
-    let idx = i.to_string();
-    match r.stages[i].training_override() {
-        Some(over) => merge_training(ctx, &r.training, over, &["stages", &idx, "training"]),
-        None => Ok(r.training.clone()),
-    }
-}
-
-/// `base` with the fields of the mapping `over` (at `at` in the recipe) replacing its own.
-pub(super) fn merge_training(
-    ctx: &Ctx,
-    base: &TrainingSpec,
-    over: &Value,
-    at: &[&str],
-) -> Result<TrainingSpec> {
-    let mut merged = serde_norway::to_value(base).map_err(|e| Error::msg(e.to_string()))?;
-    let Value::Mapping(over) = over else {
-        return Err(ctx.err(at, "must be a mapping of training fields"));
-    };
-    for (k, v) in over {
-        let key = k.as_str().unwrap_or_default().to_string();
-        if let Value::Mapping(b) = &mut merged {
-            if !b.contains_key(key.as_str()) && !OPTIONAL_TRAINING_FIELDS.contains(&key.as_str()) {
-                let field: Vec<&str> = at.iter().copied().chain([key.as_str()]).collect();
-                return Err(ctx.err(&field, format!("unknown training field `{key}`")));
-            }
-            b.insert(k.clone(), v.clone());
-        }
-    }
-    let t: TrainingSpec =
-        serde_norway::from_value(merged).map_err(|e| ctx.err(at, e.to_string()))?;
-    validate_training(ctx, at, &t)?;
-    Ok(t)
-}
-
-const OPTIONAL_TRAINING_FIELDS: [&str; 8] = [
-    "mixup",
-    "freq_mixstyle",
-    "device_simulation",
-    "dir_augmentation",
-    "energy_ir",
-    "time_roll",
-    "spec_augment",
-    "validate_every",
-];
