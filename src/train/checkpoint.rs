@@ -110,20 +110,14 @@ pub fn load<M: DeserializeOwned>(dir: &Path) -> Result<Option<(M, BTreeMap<Strin
     Ok(None)
 }
 
-pub fn save<M: Serialize>(
-    dir: &Path,
-    epochs_done: usize,
+/// The checkpoint's files in `tmp`, their sums last.
+fn write_files<M: Serialize>(
+    tmp: &Path,
     vs: &VarStore,
     adam: &Adam,
     best: Option<&BTreeMap<String, Tensor>>,
     meta: &M,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).at(dir)?;
-    let tmp = dir.join(format!("tmp-{}", std::process::id()));
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).at(&tmp)?;
-    }
-    std::fs::create_dir_all(&tmp).at(&tmp)?;
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()
@@ -149,7 +143,28 @@ pub fn save<M: Serialize>(
         sums += &format!("{} {name}\n", sha256_of(&tmp.join(name))?);
     }
     let sums_path = tmp.join(SUMS);
-    std::fs::write(&sums_path, sums).at(&sums_path)?;
+    std::fs::write(&sums_path, sums).at(&sums_path)
+}
+
+pub fn save<M: Serialize>(
+    dir: &Path,
+    epochs_done: usize,
+    vs: &VarStore,
+    adam: &Adam,
+    best: Option<&BTreeMap<String, Tensor>>,
+    meta: &M,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).at(dir)?;
+    let tmp = dir.join(format!("tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).at(&tmp)?;
+    }
+    std::fs::create_dir_all(&tmp).at(&tmp)?;
+    if let Err(e) = write_files(&tmp, vs, adam, best, meta) {
+        // Frees what was written (a full disk above all); the previous checkpoint stands.
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
     let final_dir = dir.join(format!("epoch-{:05}", epochs_done));
     std::fs::rename(&tmp, &final_dir).at(&final_dir)?;
     // Older checkpoints are superseded; the previous one stays in case this one is damaged.
