@@ -20,8 +20,14 @@ fn recipe() -> String {
     let mut text = include_str!("fixtures/tiny.yaml").to_string();
     for (from, to) in [
         ("train_clips_per_class_a: 6", "train_clips_per_class_a: 3"),
-        ("train_clips_per_class_device: 2", "train_clips_per_class_device: 1"),
-        ("test_clips_per_class_device: 2", "test_clips_per_class_device: 1"),
+        (
+            "train_clips_per_class_device: 2",
+            "train_clips_per_class_device: 1",
+        ),
+        (
+            "test_clips_per_class_device: 2",
+            "test_clips_per_class_device: 1",
+        ),
     ] {
         assert!(text.contains(from), "fixture changed: {from}");
         text = text.replace(from, to);
@@ -145,7 +151,12 @@ fn assert_consistent(cache: &Path, complete: &dyn Fn(&Node) -> bool, what: &str)
             (false, true) => panic!("{what}: {} {} lost", n.kind, n.id),
             (false, false) => {}
         }
-        assert!(!entry.exists() || complete(n), "{what}: {} {} published", n.kind, n.id);
+        assert!(
+            !entry.exists() || complete(n),
+            "{what}: {} {} published",
+            n.kind,
+            n.id
+        );
     }
     let tmp: Vec<_> = std::fs::read_dir(cache.join("tmp")).unwrap().collect();
     assert!(tmp.is_empty(), "{what}: temp leftovers {tmp:?}");
@@ -160,7 +171,11 @@ fn assert_consistent(cache: &Path, complete: &dyn Fn(&Node) -> bool, what: &str)
 /// Reruns on `dir/cache` with space to spare; the report must be the uninterrupted one.
 fn resume(dir: &Path, what: &str) -> String {
     let log = run_recipe_ok(dir, &recipe(), "cache", "out");
-    assert_eq!(sums(&dir.join("out")), reference().sums, "{what}: report differs");
+    assert_eq!(
+        sums(&dir.join("out")),
+        reference().sums,
+        "{what}: report differs"
+    );
     assert!(!log.contains("damaged"), "{what}: {log}");
     log
 }
@@ -173,7 +188,7 @@ fn a_full_disk_in_each_stage_keeps_the_cache_and_the_run_resumes() {
         let what = format!("disk full in {} {}", node.kind, node.id);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        std::fs::write(d.join("recipe.yaml"), &recipe()).unwrap();
+        std::fs::write(d.join("recipe.yaml"), recipe()).unwrap();
         std::fs::create_dir_all(d.join("cache")).unwrap();
         // Every other stage cached, so the run reaches this one at once; the disk then has
         // room for half of what the stage writes.
@@ -217,13 +232,21 @@ fn a_full_disk_in_each_stage_keeps_the_cache_and_the_run_resumes() {
         std::fs::rename(d.join("after"), d.join("cache")).unwrap();
         assert_consistent(&d.join("cache"), &|n| n.hash != node.hash, &what);
         let log = resume(d, &what);
-        assert_eq!(stage_status(&log, &node.kind, &node.id), "computed", "{log}");
+        assert_eq!(
+            stage_status(&log, &node.kind, &node.id),
+            "computed",
+            "{log}"
+        );
         if k > 0 {
             let first = &r.nodes[0];
             assert_eq!(stage_status(&log, &first.kind, &first.id), "cached");
         }
     }
-    eprintln!("disk full at {} stages: {:.1} s", r.nodes.len(), started.elapsed().as_secs_f64());
+    eprintln!(
+        "disk full at {} stages: {:.1} s",
+        r.nodes.len(),
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[test]
@@ -231,7 +254,7 @@ fn a_read_only_cache_is_refused_before_computing_and_left_as_it_was() {
     let r = reference();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("recipe.yaml"), &recipe()).unwrap();
+    std::fs::write(d.join("recipe.yaml"), recipe()).unwrap();
     // The first four stages cached, the rest to compute; and an empty cache.
     let cached = 4;
     let cache = d.join("cache");
@@ -272,7 +295,11 @@ fn a_read_only_cache_is_refused_before_computing_and_left_as_it_was() {
             assert!(log.contains(&part), "{c}: `{part}` not in\n{log}");
         }
     }
-    assert_consistent(&cache, &|n| r.nodes[..cached].iter().any(|m| m.hash == n.hash), "ro");
+    assert_consistent(
+        &cache,
+        &|n| r.nodes[..cached].iter().any(|m| m.hash == n.hash),
+        "ro",
+    );
     let log = resume(d, "read-only cache made writable");
     let first = &r.nodes[cached - 1];
     assert_eq!(stage_status(&log, &first.kind, &first.id), "cached");
@@ -302,7 +329,7 @@ fn kill_9_anywhere_resumes_to_the_uninterrupted_report() {
     let r = reference();
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("recipe.yaml"), &recipe()).unwrap();
+    std::fs::write(d.join("recipe.yaml"), recipe()).unwrap();
     // (the stage whose log line starts the countdown, or none: from the start; then the delay)
     // Spread over data, features, device simulation, both trainings, evaluation, quantization
     // and the report; each run resumes what the previous one left.
@@ -321,10 +348,8 @@ fn kill_9_anywhere_resumes_to_the_uninterrupted_report() {
         let (mut child, lines) = spawn_run(d);
         if let Some((kind, id)) = after {
             let deadline = Instant::now() + Duration::from_secs(120);
-            loop {
-                let Ok(line) = lines.recv_timeout(deadline - Instant::now()) else {
-                    break; // the run ended (or hung: the assertion below says so)
-                };
+            // Until the line, or the run's end (then the kill finds nothing to interrupt).
+            while let Ok(line) = lines.recv_timeout(deadline - Instant::now()) {
                 let w: Vec<&str> = line.split_whitespace().collect();
                 if w.len() >= 2 && w[0] == kind && w[1] == id {
                     break;

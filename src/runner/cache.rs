@@ -16,6 +16,10 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+mod manifest;
+use manifest::MANIFEST;
+use manifest::{parse_manifest, seal, verify, MARKER};
+
 /// Hash of everything a stage's outputs depend on, built from labelled parts.
 #[derive(Clone)]
 pub struct StageHash(Sha256);
@@ -50,12 +54,6 @@ impl StageHash {
 pub struct Cache {
     root: PathBuf,
 }
-
-/// Size and SHA-256 of every file of an entry; written first, then the marker.
-const MANIFEST: &str = ".manifest";
-/// The stage's identity; its presence says the entry was published whole.
-const MARKER: &str = ".complete";
-const MANIFEST_HEADER: &str = "ascrepro stage entry v1";
 
 /// A completed stage in the cache.
 pub struct Entry {
@@ -310,129 +308,6 @@ impl Cache {
     }
 }
 
-/// Every file under `dir` but the top-level manifest and marker, by `/`-separated relative
-/// path, with whether it is a regular file.
-fn scan(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(dir)
-        .min_depth(1)
-        .sort_by_file_name()
-    {
-        let e = e.map_err(|e| Error::msg(format!("{}: {e}", dir.display())))?;
-        if e.file_type().is_dir() {
-            continue;
-        }
-        let rel: Vec<String> = e
-            .path()
-            .strip_prefix(dir)
-            .unwrap_or(e.path())
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().to_string())
-            .collect();
-        let rel = rel.join("/");
-        if rel != MANIFEST && rel != MARKER {
-            out.push((rel, e.path().to_path_buf(), e.file_type().is_file()));
-        }
-    }
-    Ok(out)
-}
-
-/// SHA-256 (hex) and size of a file, read in chunks.
-fn hash_file(path: &Path) -> Result<(String, u64)> {
-    let mut h = Sha256::new();
-    let mut f = std::fs::File::open(path).at(path)?;
-    let n = std::io::copy(&mut f, &mut h).at(path)?;
-    Ok((hex::encode(h.finalize()), n))
-}
-
-/// Writes the manifest of `dir`'s files, then the marker: the entry's file hashes.
-fn seal(dir: &Path, hash: &str) -> Result<BTreeMap<String, String>> {
-    let mut text = format!("{MANIFEST_HEADER}\n");
-    let mut files = BTreeMap::new();
-    for (rel, path, regular) in scan(dir)? {
-        if !regular {
-            return Err(Error::msg(format!(
-                "{}: a stage output must be a regular file",
-                path.display()
-            )));
-        }
-        let (sha, size) = hash_file(&path)?;
-        text += &format!("{sha} {size} {rel}\n");
-        files.insert(rel, sha);
-    }
-    let manifest = dir.join(MANIFEST);
-    std::fs::write(&manifest, text).at(&manifest)?;
-    let marker = dir.join(MARKER);
-    std::fs::write(&marker, hash).at(&marker)?;
-    files.insert(MARKER.into(), hex::encode(Sha256::digest(hash.as_bytes())));
-    Ok(files)
-}
-
-/// Path -> (SHA-256, size); `None` if the text is not a manifest.
-fn parse_manifest(text: &str) -> Option<BTreeMap<String, (String, u64)>> {
-    let mut lines = text.lines();
-    if lines.next()? != MANIFEST_HEADER {
-        return None;
-    }
-    let mut out = BTreeMap::new();
-    for line in lines {
-        let (sha, rest) = line.split_once(' ')?;
-        let (size, rel) = rest.split_once(' ')?;
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) || rel.is_empty() {
-            return None;
-        }
-        out.insert(rel.to_string(), (sha.to_string(), size.parse().ok()?));
-    }
-    Some(out)
-}
-
-/// Checks entry `dir` of stage `hash` against its manifest: the file hashes, or why not.
-fn verify(dir: &Path, hash: &str) -> std::result::Result<BTreeMap<String, String>, String> {
-    let marker = std::fs::read(dir.join(MARKER))
-        .map_err(|e| format!("no readable completion marker: {e}"))?;
-    if marker != hash.as_bytes() {
-        return Err("its completion marker names another stage".into());
-    }
-    let text = match std::fs::read_to_string(dir.join(MANIFEST)) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("no checksum manifest (an entry from an older version)".into())
-        }
-        Err(e) => return Err(format!("unreadable checksum manifest: {e}")),
-    };
-    let listed = parse_manifest(&text).ok_or("unreadable checksum manifest")?;
-    let found = scan(dir).map_err(|e| format!("cannot list it: {e}"))?;
-    for (rel, _, regular) in &found {
-        if !listed.contains_key(rel) {
-            return Err(format!("unexpected file {rel}"));
-        }
-        if !regular {
-            return Err(format!("{rel} is not a regular file"));
-        }
-    }
-    let paths: BTreeMap<&String, &PathBuf> = found.iter().map(|(r, p, _)| (r, p)).collect();
-    // Sizes first: a truncated file is found without hashing anything.
-    for (rel, (_, size)) in &listed {
-        let path = paths.get(rel).ok_or_else(|| format!("{rel} is missing"))?;
-        let len = std::fs::metadata(path)
-            .map_err(|e| format!("{rel}: {e}"))?
-            .len();
-        if len != *size {
-            return Err(format!("{rel} has {len} bytes, not {size} (truncated?)"));
-        }
-    }
-    let mut files = BTreeMap::new();
-    for (rel, (sha, _)) in listed {
-        let (got, _) = hash_file(paths[&rel]).map_err(|e| format!("{rel}: {e}"))?;
-        if got != sha {
-            return Err(format!("{rel}: checksum mismatch"));
-        }
-        files.insert(rel, sha);
-    }
-    files.insert(MARKER.into(), hex::encode(Sha256::digest(&marker)));
-    Ok(files)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,16 +397,27 @@ mod tests {
                 std::fs::write(p, bytes).unwrap();
             }),
             ("truncated", |d| {
-                let f = std::fs::OpenOptions::new().write(true).open(d.join("a")).unwrap();
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join("a"))
+                    .unwrap();
                 f.set_len(2).unwrap();
             }),
-            ("sub/b.bin is missing", |d| std::fs::remove_file(d.join("sub/b.bin")).unwrap()),
-            ("unexpected file extra", |d| std::fs::write(d.join("extra"), "x").unwrap()),
-            ("older version", |d| std::fs::remove_file(d.join(MANIFEST)).unwrap()),
+            ("sub/b.bin is missing", |d| {
+                std::fs::remove_file(d.join("sub/b.bin")).unwrap()
+            }),
+            ("unexpected file extra", |d| {
+                std::fs::write(d.join("extra"), "x").unwrap()
+            }),
+            ("older version", |d| {
+                std::fs::remove_file(d.join(MANIFEST)).unwrap()
+            }),
             ("unreadable checksum manifest", |d| {
                 std::fs::write(d.join(MANIFEST), "garbage").unwrap()
             }),
-            ("marker", |d| std::fs::write(d.join(MARKER), "other").unwrap()),
+            ("marker", |d| {
+                std::fs::write(d.join(MARKER), "other").unwrap()
+            }),
         ];
         for (expected, damage) in damages {
             let root = tempfile::tempdir().unwrap();
@@ -585,7 +471,10 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let cache = Cache::open(root.path()).unwrap();
         // A run killed while producing left its temp directory (another process id).
-        let stale = root.path().join("tmp").join(format!("data-{}-999999", &HASH[..24]));
+        let stale = root
+            .path()
+            .join("tmp")
+            .join(format!("data-{}-999999", &HASH[..24]));
         std::fs::create_dir_all(&stale).unwrap();
         std::fs::write(stale.join("half"), "x").unwrap();
         let err = cache.get_or_compute(
@@ -600,7 +489,9 @@ mod tests {
         );
         assert!(err.is_err());
         assert!(matches!(cache.lookup("data", HASH), Lookup::Missing));
-        let leftovers: Vec<_> = std::fs::read_dir(root.path().join("tmp")).unwrap().collect();
+        let leftovers: Vec<_> = std::fs::read_dir(root.path().join("tmp"))
+            .unwrap()
+            .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }

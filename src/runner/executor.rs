@@ -224,12 +224,12 @@ fn storage_fault(e: &Error) -> Option<(PathBuf, std::io::Error)> {
         ),
         Error::Torch(tch::TchError::SafeTensorError { path, err }) => {
             let text = format!("{err:?}");
-            let code = text.split("code: ").nth(1)?.split(|c: char| !c.is_ascii_digit());
+            let code = text
+                .split("code: ")
+                .nth(1)?
+                .split(|c: char| !c.is_ascii_digit());
             let code = code.into_iter().next()?.parse().ok()?;
-            (
-                PathBuf::from(path),
-                std::io::Error::from_raw_os_error(code),
-            )
+            (PathBuf::from(path), std::io::Error::from_raw_os_error(code))
         }
         _ => return None,
     };
