@@ -3,12 +3,22 @@
 //! artefact, and work in progress (epoch checkpoints) lives apart under `partial/`. Runs that
 //! share a cache compute each stage once: the first holds a lock file under `locks/` while it
 //! computes, the others wait for it and then find the stage complete.
+//!
+//! Each entry carries `.manifest` (size and SHA-256 of every file, recursively) and then
+//! `.complete` (the stage's identity), both written before the rename. An entry is used only
+//! after every file has been checked against its manifest: a flipped bit, a truncated, missing
+//! or extra file, or an entry without a manifest (older layouts) is moved aside, reported, and
+//! recomputed, never read.
 
 use crate::error::{Error, IoContext, Result};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+mod manifest;
+use manifest::MANIFEST;
+use manifest::{parse_manifest, seal, verify, MARKER};
 
 /// Hash of everything a stage's outputs depend on, built from labelled parts.
 #[derive(Clone)]
@@ -48,6 +58,8 @@ pub struct Cache {
 /// A completed stage in the cache.
 pub struct Entry {
     pub dir: PathBuf,
+    /// SHA-256 of every file by `/`-separated path under `dir`, the marker included.
+    files: BTreeMap<String, String>,
 }
 
 impl Entry {
@@ -55,31 +67,46 @@ impl Entry {
         self.dir.join(name)
     }
 
-    /// SHA-256 of every output file, by name.
-    pub fn output_hashes(&self) -> Result<BTreeMap<String, String>> {
-        let mut out = BTreeMap::new();
-        for e in std::fs::read_dir(&self.dir).at(&self.dir)? {
-            let p = e.at(&self.dir)?.path();
-            if p.is_file() {
-                let bytes = std::fs::read(&p).at(&p)?;
-                out.insert(
-                    p.file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy()
-                        .to_string(),
-                    hex::encode(Sha256::digest(&bytes)),
-                );
-            }
-        }
-        Ok(out)
+    /// SHA-256 of every top-level output file (and the marker), by name: what the run's record
+    /// lists. Taken from the manifest the entry was verified against, so not read twice.
+    pub fn output_hashes(&self) -> BTreeMap<String, String> {
+        self.files
+            .iter()
+            .filter(|(name, _)| !name.contains('/'))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
+}
+
+/// What the cache holds for a stage.
+pub enum Lookup {
+    /// Complete, every file checked against its manifest.
+    Hit(Entry),
+    Missing,
+    /// There, but not to be trusted (the reason): to be moved aside and recomputed.
+    Damaged(String),
+}
+
+/// What [`Cache::get_or_compute`] tells its caller along the way.
+pub enum Notice {
+    /// Another run (or thread) holds the stage's lock.
+    Waiting,
+    /// The stage's entry was damaged (the reason) and has been discarded.
+    Damaged(String),
 }
 
 impl Cache {
     pub fn open(root: &Path) -> Result<Cache> {
         for sub in ["stages", "partial", "tmp", "locks"] {
             let d = root.join(sub);
-            std::fs::create_dir_all(&d).at(&d)?;
+            std::fs::create_dir_all(&d).map_err(|e| {
+                Error::msg(format!(
+                    "cannot set up the cache at {}: {}: {e}; make it writable or pass --cache \
+                     with another directory",
+                    root.display(),
+                    d.display()
+                ))
+            })?;
         }
         Ok(Cache {
             root: root.to_path_buf(),
@@ -96,9 +123,30 @@ impl Cache {
             .join(format!("{kind}-{}", &hash[..24]))
     }
 
+    /// The stage's entry if it looks complete (marker and manifest present), without reading
+    /// its files: for listing. What a run reads comes from [`Cache::lookup`].
     pub fn get(&self, kind: &str, hash: &str) -> Option<Entry> {
         let dir = self.final_dir(kind, hash);
-        dir.join(".complete").is_file().then_some(Entry { dir })
+        if std::fs::read(dir.join(MARKER)).ok()? != hash.as_bytes() {
+            return None;
+        }
+        let listed = parse_manifest(&std::fs::read_to_string(dir.join(MANIFEST)).ok()?)?;
+        let mut files: BTreeMap<String, String> =
+            listed.into_iter().map(|(k, (sha, _))| (k, sha)).collect();
+        files.insert(MARKER.into(), hex::encode(Sha256::digest(hash.as_bytes())));
+        Some(Entry { dir, files })
+    }
+
+    /// The stage's entry, verified file by file against its manifest.
+    pub fn lookup(&self, kind: &str, hash: &str) -> Lookup {
+        let dir = self.final_dir(kind, hash);
+        if std::fs::symlink_metadata(&dir).is_err() {
+            return Lookup::Missing;
+        }
+        match verify(&dir, hash) {
+            Ok(files) => Lookup::Hit(Entry { dir, files }),
+            Err(why) => Lookup::Damaged(why),
+        }
     }
 
     /// Scratch space for a stage's resumable work (kept across interrupted runs).
@@ -108,20 +156,76 @@ impl Cache {
             .join(format!("{kind}-{}", &hash[..24]))
     }
 
-    /// The stage's entry and whether this call computed it: from the cache, or else computed by
-    /// `produce` under the stage's lock. `on_wait` is called once if another run (or thread)
-    /// holds the lock; when it releases it, the stage is normally complete and read from the
-    /// cache (computed here only if that run failed).
+    /// Fails (naming the path and the OS error) when nothing can be written into the cache.
+    pub fn check_writable(&self) -> Result<()> {
+        let probe = self
+            .root
+            .join("tmp")
+            .join(format!(".write-probe-{}", std::process::id()));
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&probe)
+            .at(&probe)?;
+        std::fs::remove_file(&probe).at(&probe)
+    }
+
+    /// Takes entry `dir` out of `stages/` with one rename (no reader sees it half removed),
+    /// then deletes it.
+    pub fn discard(&self, dir: &Path) -> Result<()> {
+        let name = dir.file_name().unwrap_or_default().to_string_lossy();
+        let aside = self
+            .root
+            .join("tmp")
+            .join(format!("{name}-discarded-{}", std::process::id()));
+        if aside.exists() {
+            std::fs::remove_dir_all(&aside).at(&aside)?;
+        }
+        std::fs::rename(dir, &aside).at(dir)?;
+        std::fs::remove_dir_all(&aside).at(&aside)
+    }
+
+    /// Temp directories of this stage left by killed runs; called with the stage's lock held,
+    /// so none of them is in use.
+    fn clear_stale(&self, kind: &str, hash: &str) -> Result<()> {
+        let prefix = format!("{kind}-{}-", &hash[..24]);
+        let tmp = self.root.join("tmp");
+        for e in std::fs::read_dir(&tmp).at(&tmp)? {
+            let p = e.at(&tmp)?.path();
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+            {
+                std::fs::remove_dir_all(&p).at(&p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The stage's entry and whether this call computed it: a verified entry that `keep`
+    /// accepts, or else computed by `produce` under the stage's lock (a damaged or rejected
+    /// entry is discarded first). `notify` hears of a wait for another run holding the lock and
+    /// of a damaged entry; when the other run releases the lock the stage is normally complete
+    /// and read from the cache (computed here only if that run failed).
     pub fn get_or_compute(
         &self,
         kind: &str,
         hash: &str,
-        on_wait: impl FnOnce(),
+        mut notify: impl FnMut(Notice),
+        keep: impl Fn(&Path) -> Result<bool>,
         produce: impl FnOnce(&Path) -> Result<()>,
     ) -> Result<(Entry, bool)> {
-        if let Some(e) = self.get(kind, hash) {
-            return Ok((e, false));
-        }
+        let rejected = match self.lookup(kind, hash) {
+            Lookup::Hit(e) => {
+                if keep(&e.dir)? {
+                    // Resume state of a run killed between publishing and cleaning up.
+                    let _ = std::fs::remove_dir_all(self.partial_dir(kind, hash));
+                    return Ok((e, false));
+                }
+                true
+            }
+            _ => false,
+        };
         let path = self
             .root
             .join("locks")
@@ -135,21 +239,29 @@ impl Cache {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                on_wait();
+                notify(Notice::Waiting);
                 lock.lock().at(&path)?;
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }
         // Released when `lock` is dropped (also if `produce` fails or the process dies).
-        if let Some(e) = self.get(kind, hash) {
-            return Ok((e, false));
+        self.clear_stale(kind, hash)?;
+        match self.lookup(kind, hash) {
+            // Asked once only: a stage's check may say why it rejects the entry.
+            Lookup::Hit(e) if !rejected && keep(&e.dir)? => return Ok((e, false)),
+            Lookup::Hit(e) => self.discard(&e.dir)?,
+            Lookup::Damaged(why) => {
+                self.discard(&self.final_dir(kind, hash))?;
+                notify(Notice::Damaged(why));
+            }
+            Lookup::Missing => {}
         }
         Ok((self.put(kind, hash, produce)?, true))
     }
 
-    /// Runs `produce` in a fresh temp directory and publishes it as the stage's entry. If another
-    /// run published the same stage meanwhile, its entry is kept and ours discarded (same hash,
-    /// same content).
+    /// Runs `produce` in a fresh temp directory, seals it (manifest, then marker) and publishes
+    /// it as the stage's entry. If another run published the same stage meanwhile, its entry is
+    /// kept and ours discarded (same hash, same content).
     pub fn put(
         &self,
         kind: &str,
@@ -164,32 +276,35 @@ impl Cache {
             std::fs::remove_dir_all(&tmp).at(&tmp)?;
         }
         std::fs::create_dir_all(&tmp).at(&tmp)?;
-        produce(&tmp)?;
-        std::fs::write(tmp.join(".complete"), hash).at(&tmp)?;
+        let files = match produce(&tmp).and_then(|()| seal(&tmp, hash)) {
+            Ok(files) => files,
+            Err(e) => {
+                // Frees what the attempt wrote (on a full disk above all); resumable work
+                // lives under partial/ and is kept.
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
         let dir = self.final_dir(kind, hash);
-        if let Some(e) = self.get(kind, hash) {
-            std::fs::remove_dir_all(&tmp).at(&tmp)?;
-            return Ok(e);
-        }
-        if dir.exists() {
-            // An incomplete leftover (no marker) from an older layout: replace it.
-            std::fs::remove_dir_all(&dir).at(&dir)?;
+        match self.lookup(kind, hash) {
+            Lookup::Hit(e) => {
+                std::fs::remove_dir_all(&tmp).at(&tmp)?;
+                return Ok(e);
+            }
+            Lookup::Damaged(_) => self.discard(&dir)?,
+            Lookup::Missing => {}
         }
         if let Err(err) = std::fs::rename(&tmp, &dir) {
             // Published by another run between the check above and the rename.
-            return match self.get(kind, hash) {
-                Some(e) => {
-                    std::fs::remove_dir_all(&tmp).at(&tmp)?;
-                    Ok(e)
-                }
-                None => Err(Error::io(&dir, err)),
+            let _ = std::fs::remove_dir_all(&tmp);
+            return match self.lookup(kind, hash) {
+                Lookup::Hit(e) => Ok(e),
+                _ => Err(Error::io(&dir, err)),
             };
         }
-        let partial = self.partial_dir(kind, hash);
-        if partial.exists() {
-            std::fs::remove_dir_all(&partial).at(&partial)?;
-        }
-        Ok(Entry { dir })
+        // Best effort: a leftover is never read again once the entry is complete.
+        let _ = std::fs::remove_dir_all(self.partial_dir(kind, hash));
+        Ok(Entry { dir, files })
     }
 }
 
@@ -217,9 +332,12 @@ mod tests {
                             .get_or_compute(
                                 "train",
                                 HASH,
-                                || {
-                                    waited.fetch_add(1, Ordering::SeqCst);
+                                |n| {
+                                    if matches!(n, Notice::Waiting) {
+                                        waited.fetch_add(1, Ordering::SeqCst);
+                                    }
                                 },
+                                |_| Ok(true),
                                 |dir| {
                                     let n = produced.fetch_add(1, Ordering::SeqCst);
                                     // Long enough for the other worker to reach the lock.
@@ -265,5 +383,115 @@ mod tests {
         assert_eq!(std::fs::read_to_string(second.path("a")).unwrap(), "first");
         let leftovers = std::fs::read_dir(root.path().join("tmp")).unwrap().count();
         assert_eq!(leftovers, 0, "temp directory left behind");
+    }
+
+    /// Each kind of damage, made to a fresh entry: the next read recomputes it and says why.
+    #[test]
+    fn damaged_entries_are_recomputed_never_used() {
+        type Damage = fn(&Path);
+        let damages: [(&str, Damage); 7] = [
+            ("checksum mismatch", |d| {
+                let p = d.join("sub/b.bin");
+                let mut bytes = std::fs::read(&p).unwrap();
+                bytes[3] ^= 0x04;
+                std::fs::write(p, bytes).unwrap();
+            }),
+            ("truncated", |d| {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(d.join("a"))
+                    .unwrap();
+                f.set_len(2).unwrap();
+            }),
+            ("sub/b.bin is missing", |d| {
+                std::fs::remove_file(d.join("sub/b.bin")).unwrap()
+            }),
+            ("unexpected file extra", |d| {
+                std::fs::write(d.join("extra"), "x").unwrap()
+            }),
+            ("older version", |d| {
+                std::fs::remove_file(d.join(MANIFEST)).unwrap()
+            }),
+            ("unreadable checksum manifest", |d| {
+                std::fs::write(d.join(MANIFEST), "garbage").unwrap()
+            }),
+            ("marker", |d| {
+                std::fs::write(d.join(MARKER), "other").unwrap()
+            }),
+        ];
+        for (expected, damage) in damages {
+            let root = tempfile::tempdir().unwrap();
+            let cache = Cache::open(root.path()).unwrap();
+            let produce = |dir: &Path| -> Result<()> {
+                std::fs::write(dir.join("a"), "first file").at(dir)?;
+                std::fs::create_dir(dir.join("sub")).at(dir)?;
+                std::fs::write(dir.join("sub/b.bin"), [7u8; 64]).at(dir)
+            };
+            let (entry, fresh) = cache
+                .get_or_compute("train", HASH, |_| {}, |_| Ok(true), produce)
+                .unwrap();
+            assert!(fresh);
+            let good = entry.output_hashes();
+            assert_eq!(
+                good.keys().collect::<Vec<_>>(),
+                [".complete", "a"],
+                "the record lists top-level files"
+            );
+            assert!(matches!(cache.lookup("train", HASH), Lookup::Hit(_)));
+            damage(&entry.dir);
+            match cache.lookup("train", HASH) {
+                Lookup::Damaged(why) => assert!(why.contains(expected), "{expected}: {why}"),
+                _ => panic!("{expected}: damage not detected"),
+            }
+            let mut notes = Vec::new();
+            let (again, fresh) = cache
+                .get_or_compute(
+                    "train",
+                    HASH,
+                    |n| {
+                        if let Notice::Damaged(why) = n {
+                            notes.push(why)
+                        }
+                    },
+                    |_| Ok(true),
+                    produce,
+                )
+                .unwrap();
+            assert!(fresh, "{expected}: damaged entry used");
+            assert_eq!(notes.len(), 1, "{expected}: no note");
+            assert_eq!(again.output_hashes(), good);
+            assert!(matches!(cache.lookup("train", HASH), Lookup::Hit(_)));
+            let leftovers = std::fs::read_dir(root.path().join("tmp")).unwrap().count();
+            assert_eq!(leftovers, 0, "{expected}: damaged entry left in tmp/");
+        }
+    }
+
+    #[test]
+    fn a_failed_or_killed_attempt_leaves_no_entry_and_no_temp_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = Cache::open(root.path()).unwrap();
+        // A run killed while producing left its temp directory (another process id).
+        let stale = root
+            .path()
+            .join("tmp")
+            .join(format!("data-{}-999999", &HASH[..24]));
+        std::fs::create_dir_all(&stale).unwrap();
+        std::fs::write(stale.join("half"), "x").unwrap();
+        let err = cache.get_or_compute(
+            "data",
+            HASH,
+            |_| {},
+            |_| Ok(true),
+            |dir| {
+                std::fs::write(dir.join("a"), "x").at(dir)?;
+                Err(Error::msg("disk full"))
+            },
+        );
+        assert!(err.is_err());
+        assert!(matches!(cache.lookup("data", HASH), Lookup::Missing));
+        let leftovers: Vec<_> = std::fs::read_dir(root.path().join("tmp"))
+            .unwrap()
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 }

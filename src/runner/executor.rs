@@ -2,12 +2,13 @@
 //! order, each node from the cache or computed under its lock, and logs what it did. It knows
 //! no stage's internals.
 
-use super::cache::StageHash;
+use super::cache::{Cache, Notice, StageHash};
 use super::code::CodeIndex;
 use super::graph::{Context, Graph, NodeId, Outputs};
-use crate::error::{IoContext, Result};
+use crate::error::{Error, Result};
 use crate::results::{StageRecord, StageTiming};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// One node as `plan` shows it.
@@ -80,6 +81,36 @@ fn upstream(graph: &Graph, targets: &[NodeId]) -> BTreeSet<NodeId> {
     wanted
 }
 
+/// Refuses, before anything is computed, a run that must write into a cache it cannot write.
+fn check_writable(
+    graph: &Graph,
+    cx: &Context,
+    hashes: &[String],
+    wanted: Option<&BTreeSet<NodeId>>,
+) -> Result<()> {
+    let todo: Vec<String> = (0..graph.nodes.len())
+        .filter(|&i| wanted.is_none_or(|w| w.contains(&NodeId(i))))
+        .filter(|&i| {
+            let s = graph.stage(NodeId(i));
+            s.cached() && cx.cache.get(s.kind(), &hashes[i]).is_none()
+        })
+        .map(|i| label(graph, NodeId(i)))
+        .collect();
+    if todo.is_empty() {
+        return Ok(());
+    }
+    cx.cache.check_writable().map_err(|e| {
+        Error::msg(format!(
+            "the cache {} cannot be written ({e}), and {} stage(s) need computing ({}). \
+             Nothing was computed and the cache is unchanged: make it writable or pass \
+             --cache with a writable directory, then rerun.",
+            cx.cache.root().display(),
+            todo.len(),
+            todo.join(", ")
+        ))
+    })
+}
+
 /// Runs the nodes in order, all of them or only what `targets` need; returns their artefacts
 /// and the run's log.
 pub fn execute(
@@ -90,6 +121,7 @@ pub fn execute(
 ) -> Result<(Outputs, usize)> {
     let hashes = identities(graph, code, &cx.platform);
     let wanted = targets.map(|t| upstream(graph, t));
+    check_writable(graph, cx, &hashes, wanted.as_ref())?;
     let mut outs = Outputs::default();
     let mut computed = 0;
     for (i, (s, hash)) in graph.nodes.iter().zip(&hashes).enumerate() {
@@ -101,22 +133,26 @@ pub fn execute(
         outs.current = Some(hash.clone());
         let (kind, id) = (s.kind(), s.id());
         let artefact = if s.cached() {
-            if let Some(e) = cx.cache.get(kind, hash) {
-                if !s.reusable(cx, &e.dir)? {
-                    std::fs::remove_dir_all(&e.dir).at(&e.dir)?;
-                }
-            }
             let t0 = Instant::now();
-            let (entry, fresh) = cx.cache.get_or_compute(
-                kind,
-                hash,
-                || {
-                    cx.say(&format!(
-                        "  {kind:<9} {id:<22} waiting for another run computing it"
-                    ))
-                },
-                |dir| s.produce(cx, &outs, dir),
-            )?;
+            let (entry, fresh) = cx
+                .cache
+                .get_or_compute(
+                    kind,
+                    hash,
+                    |notice| match notice {
+                        Notice::Waiting => cx.say(&format!(
+                            "  {kind:<9} {id:<22} waiting for another run computing it"
+                        )),
+                        // Shown even when quiet: it is about the user's files, not progress.
+                        Notice::Damaged(why) => eprintln!(
+                            "  cache     damaged entry of {kind} `{id}` discarded ({why}); \
+                             recomputing it"
+                        ),
+                    },
+                    |dir| s.reusable(cx, dir),
+                    |dir| s.produce(cx, &outs, dir),
+                )
+                .map_err(|e| explain_fault(cx.cache, kind, &id, e))?;
             let seconds = t0.elapsed().as_secs_f64();
             cx.say(&format!(
                 "  {kind:<9} {id:<22} {}",
@@ -139,7 +175,7 @@ pub fn execute(
                 kind: kind.to_string(),
                 hash: hash.clone(),
                 needs: s.needs().into_iter().map(|n| label(graph, n)).collect(),
-                outputs: entry.output_hashes()?,
+                outputs: entry.output_hashes(),
             });
             artefact
         } else {
@@ -150,6 +186,63 @@ pub fn execute(
         outs.artefacts.insert(node, artefact);
     }
     Ok((outs, computed))
+}
+
+/// A stage that failed on a storage fault (full disk, read-only or unwritable file system, I/O
+/// error): the stage, the path, the OS error, that the cache is intact and how to resume.
+/// Other errors (bad input, libtorch) already say what they need to and pass unchanged.
+fn explain_fault(cache: &Cache, kind: &str, id: &str, e: Error) -> Error {
+    let Some((path, io)) = storage_fault(&e) else {
+        return e;
+    };
+    use std::io::ErrorKind as K;
+    let remedy = match io.kind() {
+        K::StorageFull | K::QuotaExceeded | K::FileTooLarge => "free space there",
+        K::ReadOnlyFilesystem => "make it writable",
+        K::PermissionDenied => "give this user write access",
+        _ => "check the device",
+    };
+    Error::msg(format!(
+        "stage `{id}` ({kind}) failed: {}: {io}. The cache {} is intact: completed stages are \
+         kept and nothing of this one was published (its epoch checkpoints are kept); {remedy} \
+         (or pass --cache with another directory) and rerun the same command to resume.",
+        path.display(),
+        cache.root().display()
+    ))
+}
+
+/// The path and OS error of a storage fault, also from libtorch's safetensors writer (which
+/// only formats its I/O error, so its OS error code is read back from that text).
+fn storage_fault(e: &Error) -> Option<(PathBuf, std::io::Error)> {
+    let (path, io) = match e {
+        Error::Io { path, source } => (
+            path.clone(),
+            match source.raw_os_error() {
+                Some(code) => std::io::Error::from_raw_os_error(code),
+                None => std::io::Error::new(source.kind(), source.to_string()),
+            },
+        ),
+        Error::Torch(tch::TchError::SafeTensorError { path, err }) => {
+            let text = format!("{err:?}");
+            let code = text
+                .split("code: ")
+                .nth(1)?
+                .split(|c: char| !c.is_ascii_digit());
+            let code = code.into_iter().next()?.parse().ok()?;
+            (PathBuf::from(path), std::io::Error::from_raw_os_error(code))
+        }
+        _ => return None,
+    };
+    use std::io::ErrorKind as K;
+    let fault = matches!(
+        io.kind(),
+        K::StorageFull
+            | K::QuotaExceeded
+            | K::FileTooLarge
+            | K::ReadOnlyFilesystem
+            | K::PermissionDenied
+    ) || io.raw_os_error() == Some(libc::EIO);
+    fault.then_some((path, io))
 }
 
 /// The plan as `ascrepro plan` prints it: one line per node, then a count of what would run.

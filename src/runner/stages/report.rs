@@ -138,10 +138,9 @@ impl Stage for ReportStage {
     fn produce(&self, cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()> {
         let record = self.record(cx, inputs)?;
         crate::report::render(&record, &inputs.timings, &self.out_dir)?;
-        let sums = self.out_dir.join("SHA256SUMS");
-        std::fs::copy(&sums, dir.join("SHA256SUMS"))
-            .map(|_| ())
-            .at(&sums)
+        // Read and written apart, so that an error names the side that failed.
+        let (sums, kept) = (self.out_dir.join("SHA256SUMS"), dir.join("SHA256SUMS"));
+        std::fs::write(&kept, std::fs::read(&sums).at(&sums)?).at(&kept)
     }
 
     fn load(&self, cx: &Context, inputs: &Outputs, _dir: Option<&Path>) -> Result<Artefact> {
