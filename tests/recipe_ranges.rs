@@ -269,12 +269,12 @@ fn counts_and_sizes_have_finite_upper_bounds() {
         case(
             edit("    width: 4\n", "    width: 1000000000\n"),
             "width: 1000000000",
-            &["models.student.width", "[1, 4096]"],
+            &["models.student.width", "[1, 1024]"],
         ),
         case(
             edit("    shuffle_groups: 2\n", "    shuffle_groups: 100000000\n"),
             "shuffle_groups: 100000000",
-            &["models.teacher.shuffle_groups", "[1, 4096]"],
+            &["models.teacher.shuffle_groups", "[1, 1024]"],
         ),
         case(
             edit("  batch_size: 16", "  batch_size: 1000000000000"),
@@ -424,7 +424,7 @@ fn errors_from_set_overrides_point_at_the_override() {
         case(
             with_set("models.student.width: 1000000000"),
             "models.student.width",
-            &["profile `demo`", "`set`", "[1, 4096]"],
+            &["profile `demo`", "`set`", "[1, 1024]"],
         ),
         case(
             with_set("training.epochs: many"),

@@ -178,8 +178,8 @@ pub const CALIBRATION_CLIPS: Range = Range::closed(1.0, 1_000_000.0);
 pub const TOLERANCE: Range = Range::closed(0.0, 1.0);
 
 // Models.
-/// A width or channel count.
-pub const CHANNELS: Range = Range::closed(1.0, 4_096.0);
+/// A width or channel count: the architectures' own bound.
+pub const CHANNELS: Range = Range::closed(1.0, crate::models::spec::MAX_CHANNELS as f64);
 /// Entries of an explicit `widths` list.
 pub const WIDTHS_LEN: Range = Range::closed(1.0, 1_000.0);
 pub const DEPTH: Range = Range::closed(1.0, 1_000.0);
