@@ -10,11 +10,12 @@ pub mod eval;
 pub mod fsio;
 pub mod labels;
 pub mod models;
+pub mod panic_guard;
 pub mod recipe;
 pub mod report;
 pub mod results;
 pub mod runner;
-pub mod torch_panic;
 pub mod train;
+pub mod yaml_nesting;
 
 pub use error::{Error, Result};

@@ -46,45 +46,45 @@ fn fuzz(reader: &str, iterations: u64) {
 
 #[test]
 fn fuzz_recipe() {
-    fuzz("recipe", 300);
+    fuzz("recipe", 2000);
 }
 
 #[test]
 fn fuzz_wav() {
-    fuzz("wav", 120);
+    fuzz("wav", 1000);
 }
 
 #[test]
 fn fuzz_zip() {
-    fuzz("zip", 20000);
+    fuzz("zip", 50000);
 }
 
 #[test]
 fn fuzz_pickle() {
-    fuzz("pickle", 20000);
+    fuzz("pickle", 50000);
 }
 
 #[test]
 fn fuzz_checkpoint() {
-    fuzz("checkpoint", 10000);
+    fuzz("checkpoint", 30000);
 }
 
 #[test]
 fn fuzz_safetensors() {
-    fuzz("safetensors", 5000);
+    fuzz("safetensors", 15000);
 }
 
 #[test]
 fn fuzz_manifest() {
-    fuzz("manifest", 300);
+    fuzz("manifest", 3000);
 }
 
 #[test]
 fn fuzz_sha256sums() {
-    fuzz("sha256sums", 10000);
+    fuzz("sha256sums", 20000);
 }
 
 #[test]
 fn fuzz_logits() {
-    fuzz("logits", 3000);
+    fuzz("logits", 10000);
 }

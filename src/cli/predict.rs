@@ -127,7 +127,7 @@ pub fn predict_file(net: &dyn Net, fe: &Frontend, file: &Path, device: Device) -
     let x = Tensor::f_from_slice(&f.data)?
         .f_reshape([1, 1, f.n_mels as i64, f.n_frames as i64])?
         .to_device(device);
-    let y = crate::torch_panic::catch(|| tch::no_grad(|| net.forward_ctx(&x, &Ctx::new(false))))
+    let y = crate::panic_guard::catch(|| tch::no_grad(|| net.forward_ctx(&x, &Ctx::new(false))))
         .map_err(|torch| {
             Error::file(
                 file,

@@ -78,7 +78,7 @@ pub fn count(cfg: &ModelConfig, input: [i64; 3], opts: &CountOptions) -> Result<
             (Kind::Float, Device::Cpu),
         );
         // An input too small for the network's pooling makes libtorch fail inside the forward.
-        crate::torch_panic::catch(|| {
+        crate::panic_guard::catch(|| {
             let _ = net.forward_ctx(&xs, &Ctx::with_probe(false, &rec));
         })
         .map_err(|torch| {

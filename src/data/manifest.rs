@@ -153,6 +153,17 @@ impl Manifest {
     /// errors (as [`Manifest::load`] reports them).
     pub fn parse(origin: &Path, text: &str) -> Result<Manifest> {
         let path = origin;
+        if let Some(line) = crate::yaml_nesting::too_deep(text) {
+            return Err(Error::input(
+                path,
+                Some(line),
+                None,
+                format!(
+                    "invalid data manifest: brackets nest deeper than {} levels",
+                    crate::yaml_nesting::MAX_DEPTH
+                ),
+            ));
+        }
         let manifest: Manifest = serde_norway::from_str(text).map_err(|e| {
             let line = e.location().map(|l| l.line());
             let mut msg = e.to_string();

@@ -20,6 +20,17 @@ pub const MAX_NODES: usize = 200_000;
 /// which meets them too and locates them its own way.
 pub fn check(file: &Path, text: &str) -> Result<()> {
     check_size(file, text.len())?;
+    if let Some(line) = crate::yaml_nesting::too_deep(text) {
+        return Err(Error::input(
+            file,
+            Some(line),
+            None,
+            format!(
+                "brackets nest deeper than {} levels; a recipe nests a few",
+                crate::yaml_nesting::MAX_DEPTH
+            ),
+        ));
+    }
     let state = State::default();
     let walked = Node {
         state: &state,

@@ -73,7 +73,7 @@ pub fn read_logits(path: &Path, sha256: &str, clips: &[String]) -> Result<Tensor
     }
     let rows = match format {
         Format::Csv => parse_csv(path, &bytes)?,
-        Format::Parquet => parse_parquet(path, &bytes)?,
+        Format::Parquet => parse_parquet(path, &bytes, clips.len() + 1)?,
     };
     let values = arrange(path, &rows, clips)?;
     Ok(Tensor::f_from_slice(&values)?.f_reshape([clips.len() as i64, N_CLASSES as i64])?)
@@ -270,10 +270,20 @@ fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Row>> {
     Ok(rows)
 }
 
-fn parse_parquet(path: &Path, bytes: &[u8]) -> Result<Vec<Row>> {
-    let frame = ParquetReader::new(Cursor::new(bytes))
-        .finish()
-        .map_err(|e| Error::file(path, format!("not a readable parquet file: {e}")))?;
+/// The file's first `max_rows` rows (one past the clips is enough to name an extra one). The
+/// decoder sizes its buffers by the row count the file declares, so the slice also bounds its
+/// memory; it panics on some malformed files, which [`crate::panic_guard`] turns into an error.
+fn parse_parquet(path: &Path, bytes: &[u8], max_rows: usize) -> Result<Vec<Row>> {
+    let unreadable = |e: String| Error::file(path, format!("not a readable parquet file: {e}"));
+    let frame = crate::panic_guard::catch(|| {
+        check_parquet_sizes(bytes, max_rows)?;
+        ParquetReader::new(Cursor::new(bytes))
+            .with_slice(Some((0, max_rows)))
+            .finish()
+            .map_err(|e| e.to_string())
+    })
+    .map_err(unreadable)?
+    .map_err(unreadable)?;
     let names: Vec<&str> = frame
         .get_column_names()
         .iter()
@@ -306,6 +316,59 @@ fn parse_parquet(path: &Path, bytes: &[u8]) -> Result<Vec<Row>> {
         rows.push(Row { name, at, logits });
     }
     Ok(rows)
+}
+
+/// Largest page (compressed or decompressed) of a logits file: 11 columns of `max_rows` values
+/// need far less; polars sizes buffers by what a page header declares.
+const MAX_PARQUET_PAGE: usize = 64 << 20;
+
+/// Refuses a file whose footer or page headers declare more rows or values than `max_rows`, or
+/// pages above [`MAX_PARQUET_PAGE`], before polars decodes it (it would reserve what they
+/// declare: 2^61 bytes for a 3 kB file).
+fn check_parquet_sizes(bytes: &[u8], max_rows: usize) -> std::result::Result<(), String> {
+    use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
+    let e = |e: polars_parquet::parquet::error::ParquetError| e.to_string();
+    let meta = read_metadata(&mut Cursor::new(bytes)).map_err(e)?;
+    if meta.num_rows > max_rows {
+        return Err(format!(
+            "it declares {} rows; the training set has {} clips",
+            meta.num_rows,
+            max_rows - 1
+        ));
+    }
+    let buffer = polars_buffer::Buffer::from_vec(bytes.to_vec());
+    for group in &meta.row_groups {
+        let rows = group.num_rows();
+        for column in group.parquet_columns() {
+            let declared = column.num_values();
+            if usize::try_from(declared).map_or(true, |n| n > rows) {
+                return Err(format!(
+                    "a column chunk declares {declared} values in a row group of {rows} rows"
+                ));
+            }
+            let pages = get_page_iterator(
+                column,
+                Cursor::new(buffer.clone()),
+                Vec::new(),
+                MAX_PARQUET_PAGE,
+            )
+            .map_err(e)?;
+            for page in pages {
+                if let polars_parquet::parquet::page::CompressedPage::Data(page) =
+                    page.map_err(e)?
+                {
+                    if page.num_values() > rows || page.uncompressed_size() > MAX_PARQUET_PAGE {
+                        return Err(format!(
+                            "a page declares {} values ({} bytes) in a row group of {rows} rows",
+                            page.num_values(),
+                            page.uncompressed_size()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A numeric column as f32s (doubles round to the nearest f32).
