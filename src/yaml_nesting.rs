@@ -23,11 +23,8 @@ pub fn too_deep(text: &str) -> Option<usize> {
                 while let Some(q) = chars.next() {
                     match q {
                         '\n' => line += 1,
-                        '\\' if c == '"' => {
-                            if chars.next() == Some('\n') {
-                                line += 1;
-                            }
-                        }
+                        // The escaped character is consumed by the guard either way.
+                        '\\' if c == '"' && chars.next() == Some('\n') => line += 1,
                         q if q == c => break,
                         _ => {}
                     }
