@@ -116,7 +116,7 @@ fn bad_augmentation_settings_name_file_line_and_field() {
             "dir_augmentation: {p: 0.4}",
             "dir_augmentation: {p: 1.5}",
             "training.dir_augmentation.p",
-            "probability in [0, 1]",
+            "must be in [0, 1], not 1.5",
             "dir_augmentation: {p: 1.5}",
         ),
         (
@@ -130,7 +130,7 @@ fn bad_augmentation_settings_name_file_line_and_field() {
             "time_roll: {max_shift_s: 0.1}",
             "time_roll:\n    max_shift_s: -0.1",
             "training.time_roll.max_shift_s",
-            "positive number of seconds",
+            "must be in (0, 60], not -0.1",
             "max_shift_s: -0.1",
         ),
         (
