@@ -276,7 +276,7 @@ fn parse_csv(path: &Path, bytes: &[u8]) -> Result<Vec<Row>> {
 fn parse_parquet(path: &Path, bytes: &[u8], max_rows: usize) -> Result<Vec<Row>> {
     let unreadable = |e: String| Error::file(path, format!("not a readable parquet file: {e}"));
     let frame = crate::panic_guard::catch(|| {
-        check_parquet_sizes(bytes, max_rows)?;
+        super::parquet_guard::check_sizes(bytes, max_rows)?;
         ParquetReader::new(Cursor::new(bytes))
             .with_slice(Some((0, max_rows)))
             .finish()
@@ -301,8 +301,16 @@ fn parse_parquet(path: &Path, bytes: &[u8], max_rows: usize) -> Result<Vec<Row>>
     let as_f32: Vec<Float32Chunked> = (columns[1..].iter())
         .map(|column| f32_column(path, column))
         .collect::<Result<_>>()?;
-    let mut rows = Vec::with_capacity(frame.height());
-    for row in 0..frame.height() {
+    // A malformed file can decode to columns shorter than the frame; polars' `get` panics then.
+    let height = frame.height();
+    if filenames.len() != height || as_f32.iter().any(|c| c.len() != height) {
+        return Err(Error::file(
+            path,
+            "not a readable parquet file: its columns differ in length",
+        ));
+    }
+    let mut rows = Vec::with_capacity(height);
+    for row in 0..height {
         let at = At::Row(row);
         let filename = filenames
             .get(row)
@@ -316,59 +324,6 @@ fn parse_parquet(path: &Path, bytes: &[u8], max_rows: usize) -> Result<Vec<Row>>
         rows.push(Row { name, at, logits });
     }
     Ok(rows)
-}
-
-/// Largest page (compressed or decompressed) of a logits file: 11 columns of `max_rows` values
-/// need far less; polars sizes buffers by what a page header declares.
-const MAX_PARQUET_PAGE: usize = 64 << 20;
-
-/// Refuses a file whose footer or page headers declare more rows or values than `max_rows`, or
-/// pages above [`MAX_PARQUET_PAGE`], before polars decodes it (it would reserve what they
-/// declare: 2^61 bytes for a 3 kB file).
-fn check_parquet_sizes(bytes: &[u8], max_rows: usize) -> std::result::Result<(), String> {
-    use polars_parquet::parquet::read::{get_page_iterator, read_metadata};
-    let e = |e: polars_parquet::parquet::error::ParquetError| e.to_string();
-    let meta = read_metadata(&mut Cursor::new(bytes)).map_err(e)?;
-    if meta.num_rows > max_rows {
-        return Err(format!(
-            "it declares {} rows; the training set has {} clips",
-            meta.num_rows,
-            max_rows - 1
-        ));
-    }
-    let buffer = polars_buffer::Buffer::from_vec(bytes.to_vec());
-    for group in &meta.row_groups {
-        let rows = group.num_rows();
-        for column in group.parquet_columns() {
-            let declared = column.num_values();
-            if usize::try_from(declared).map_or(true, |n| n > rows) {
-                return Err(format!(
-                    "a column chunk declares {declared} values in a row group of {rows} rows"
-                ));
-            }
-            let pages = get_page_iterator(
-                column,
-                Cursor::new(buffer.clone()),
-                Vec::new(),
-                MAX_PARQUET_PAGE,
-            )
-            .map_err(e)?;
-            for page in pages {
-                if let polars_parquet::parquet::page::CompressedPage::Data(page) =
-                    page.map_err(e)?
-                {
-                    if page.num_values() > rows || page.uncompressed_size() > MAX_PARQUET_PAGE {
-                        return Err(format!(
-                            "a page declares {} values ({} bytes) in a row group of {rows} rows",
-                            page.num_values(),
-                            page.uncompressed_size()
-                        ));
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A numeric column as f32s (doubles round to the nearest f32).

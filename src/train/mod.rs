@@ -8,6 +8,7 @@ pub mod distill;
 pub mod fit;
 pub mod init;
 pub mod loss;
+mod parquet_guard;
 pub mod pretrain;
 pub mod schedule;
 
