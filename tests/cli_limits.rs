@@ -22,6 +22,18 @@ fn tone(seconds: f64) -> Vec<f32> {
         .collect()
 }
 
+/// `predict` of one WAV with the weights the test saved.
+fn predict(wav: &str) -> [&str; 6] {
+    [
+        "predict",
+        "--weights",
+        "w.safetensors",
+        "--frontend",
+        "cpmel-128",
+        wav,
+    ]
+}
+
 #[test]
 fn predict_refuses_a_clip_too_short_for_the_network_naming_it() {
     let dir = temp_dir("cli_limits_short_clip");
@@ -30,17 +42,7 @@ fn predict_refuses_a_clip_too_short_for_the_network_naming_it() {
     build_net(&vb, &tf8()).unwrap();
     save_weights(&vs, &tf8(), &dir.join("w.safetensors")).unwrap();
     write_wav_24(&dir.join("short.wav"), &tone(0.05), 44_100).unwrap();
-    let err = ascrepro_fails(
-        &dir,
-        &[
-            "predict",
-            "--weights",
-            "w.safetensors",
-            "--frontend",
-            "cpmel-128",
-            "short.wav",
-        ],
-    );
+    let err = ascrepro_fails(&dir, &predict("short.wav"));
     assert!(err.contains("short.wav"), "{err}");
     assert!(err.contains("Output size is too small"), "{err}");
     assert!(
@@ -49,17 +51,7 @@ fn predict_refuses_a_clip_too_short_for_the_network_naming_it() {
     );
     // A full clip still predicts.
     write_wav_24(&dir.join("full.wav"), &tone(1.0), 44_100).unwrap();
-    let out = common::ascrepro(
-        &dir,
-        &[
-            "predict",
-            "--weights",
-            "w.safetensors",
-            "--frontend",
-            "cpmel-128",
-            "full.wav",
-        ],
-    );
+    let out = common::ascrepro(&dir, &predict("full.wav"));
     assert!(
         out.status.success(),
         "{}",
