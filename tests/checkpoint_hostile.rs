@@ -7,7 +7,10 @@
 //! memory limit and a time bound, so a regression is a failed assertion, not a dead test runner.
 
 use ascrepro::models::blocks::{NormKind, Vb};
-use ascrepro::models::checkpoint::{self, zip::crc32};
+use ascrepro::models::checkpoint;
+use ascrepro::models::checkpoint::craft::{
+    stored_zip, stored_zip_with, torch_archive, Pickle, ZipEntry,
+};
 use ascrepro::models::{build_net, load_net, save_weights, tfsepnet23, ModelConfig};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -18,137 +21,14 @@ use tch::{nn, Device};
 mod common;
 use common::temp_dir;
 
-// ---------------------------------------------------------------------------------------------
-// Pickle bytes, written by hand.
-
-/// A pickle program (protocol 2) under construction.
-struct P(Vec<u8>);
-
-impl P {
-    fn new() -> P {
-        P(vec![0x80, 2])
-    }
-    fn op(&mut self, bytes: &[u8]) -> &mut P {
-        self.0.extend_from_slice(bytes);
-        self
-    }
-    fn mark(&mut self) -> &mut P {
-        self.op(b"(")
-    }
-    fn memoize(&mut self) -> &mut P {
-        self.op(&[0x94])
-    }
-    /// LONG_BINGET.
-    fn get(&mut self, key: u32) -> &mut P {
-        self.op(b"j").op(&key.to_le_bytes())
-    }
-    fn str(&mut self, s: &str) -> &mut P {
-        self.op(&[0x8c, s.len() as u8]).op(s.as_bytes())
-    }
-    fn int(&mut self, v: i64) -> &mut P {
-        match u8::try_from(v) {
-            Ok(b) => self.op(&[b'K', b]),
-            Err(_) => self.op(&[0x8a, 8]).op(&v.to_le_bytes()),
-        }
-    }
-    fn global(&mut self, module: &str, name: &str) -> &mut P {
-        self.op(format!("c{module}\n{name}\n").as_bytes())
-    }
-    fn ints(&mut self, vs: &[i64]) -> &mut P {
-        self.mark();
-        for &v in vs {
-            self.int(v);
-        }
-        self.op(b"t")
-    }
-    /// `_rebuild_tensor_v2` of float storage `key` (`numel` elements): one state-dict value.
-    fn tensor(
-        &mut self,
-        key: &str,
-        numel: i64,
-        offset: i64,
-        size: &[i64],
-        stride: &[i64],
-    ) -> &mut P {
-        self.global("torch._utils", "_rebuild_tensor_v2").mark();
-        self.mark().str("storage").global("torch", "FloatStorage");
-        self.str(key).str("cpu").int(numel).op(b"tQ");
-        self.int(offset).ints(size).ints(stride).op(&[0x89]);
-        self.global("collections", "OrderedDict").op(b")R");
-        self.op(b"tR")
-    }
-    fn stop(&mut self) -> Vec<u8> {
-        self.op(b".");
-        self.0.clone()
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Zip bytes (stored entries, as torch.save writes them).
-
-/// One entry: central-directory name, local-header name, data.
-struct Entry<'a> {
-    name: &'a str,
-    local_name: &'a str,
-    data: &'a [u8],
-}
-
-fn entry<'a>(name: &'a str, data: &'a [u8]) -> Entry<'a> {
-    Entry {
-        name,
-        local_name: name,
-        data,
-    }
-}
-
-fn zip(entries: &[Entry]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut central = Vec::new();
-    for e in entries {
-        let offset = out.len() as u32;
-        let crc = crc32(e.data);
-        let size = e.data.len() as u32;
-        out.extend(0x0403_4b50u32.to_le_bytes());
-        out.extend([20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // version, flags, method, time, date
-        out.extend(crc.to_le_bytes());
-        out.extend(size.to_le_bytes());
-        out.extend(size.to_le_bytes());
-        out.extend((e.local_name.len() as u16).to_le_bytes());
-        out.extend(0u16.to_le_bytes());
-        out.extend(e.local_name.as_bytes());
-        out.extend(e.data);
-        central.extend(0x0201_4b50u32.to_le_bytes());
-        central.extend([20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // versions, flags, method, time, date
-        central.extend(crc.to_le_bytes());
-        central.extend(size.to_le_bytes());
-        central.extend(size.to_le_bytes());
-        central.extend((e.name.len() as u16).to_le_bytes());
-        central.extend([0u8; 12]); // extra, comment, disk, attributes
-        central.extend(offset.to_le_bytes());
-        central.extend(e.name.as_bytes());
-    }
-    let cd_offset = out.len() as u32;
-    let cd_size = central.len() as u32;
-    out.extend(&central);
-    out.extend(0x0605_4b50u32.to_le_bytes());
-    out.extend([0u8; 4]);
-    out.extend((entries.len() as u16).to_le_bytes());
-    out.extend((entries.len() as u16).to_le_bytes());
-    out.extend(cd_size.to_le_bytes());
-    out.extend(cd_offset.to_le_bytes());
-    out.extend(0u16.to_le_bytes());
-    out
-}
-
 /// A torch.save archive of `pickle` with float storage `0` holding `storage`.
 fn checkpoint_bytes(pickle: &[u8], storage: &[f32]) -> Vec<u8> {
     let data: Vec<u8> = storage.iter().flat_map(|v| v.to_le_bytes()).collect();
-    zip(&[
-        entry("archive/data.pkl", pickle),
-        entry("archive/byteorder", b"little"),
-        entry("archive/data/0", &data),
-        entry("archive/version", b"3\n"),
-    ])
+    torch_archive(pickle, &data)
+}
+
+fn entry<'a>(name: &'a str, data: &'a [u8]) -> ZipEntry<'a> {
+    ZipEntry { name, data }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -242,12 +122,12 @@ fn dir(tag: &str) -> PathBuf {
 
 /// Memoizes `t0 = ()`, then `t(k+1) = (tk, tk)`, `levels` times, and pushes the last: its
 /// logical tree has 2^levels leaves, in a dozen bytes per level.
-fn doubling_tuples(p: &mut P, levels: u32) {
-    p.op(b")").memoize().op(b"0");
+fn doubling_tuples(p: &mut Pickle, levels: u32) {
+    p.op(b')').memoize().op(b'0');
     for k in 0..levels {
-        p.get(k).get(k).op(&[0x86]).memoize().op(b"0");
+        p.long_get(k).long_get(k).op(0x86).memoize().op(b'0');
     }
-    p.get(levels);
+    p.long_get(levels);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,20 +136,20 @@ fn doubling_tuples(p: &mut P, levels: u32) {
 fn a_tuple_shared_exponentially_through_the_memo_is_refused_at_its_opcode() {
     let d = dir("memo_bomb");
     // As a state-dict key, beside a real tensor.
-    let mut p = P::new();
-    p.op(b"}").mark();
+    let mut p = Pickle::new();
+    p.op(b'}').mark();
     doubling_tuples(&mut p, 60);
-    p.tensor("0", 1, 0, &[1], &[1]).op(b"u");
+    p.tensor("0", 1, 0, &[1], &[1]).op(b'u');
     let e = refused(&d, "key.ckpt", &checkpoint_bytes(&p.stop(), &[1.0]));
     assert!(
         e.contains("shares through the memo") && e.contains("at offset"),
         "{e}"
     );
     // As the kind of a persistent id.
-    let mut p = P::new();
+    let mut p = Pickle::new();
     p.mark();
     doubling_tuples(&mut p, 60);
-    p.str("x").str("0").str("cpu").int(1).op(b"tQ");
+    p.str("x").str("0").str("cpu").int(1).raw(b"tQ");
     let e = refused(&d, "pid.ckpt", &checkpoint_bytes(&p.stop(), &[1.0]));
     assert!(e.contains("at offset"), "{e}");
 }
@@ -278,37 +158,37 @@ fn a_tuple_shared_exponentially_through_the_memo_is_refused_at_its_opcode() {
 fn a_list_holding_itself_or_a_million_levels_of_nesting_is_an_error_not_a_stack_overflow() {
     let d = dir("deep");
     // A list appended to itself, used as a state-dict key and as a persistent id's kind.
-    let mut p = P::new();
-    p.op(b"}").op(b"]").memoize().get(0).op(b"a");
-    p.tensor("0", 1, 0, &[1], &[1]).op(b"s");
+    let mut p = Pickle::new();
+    p.op(b'}').op(b']').memoize().get(0).op(b'a');
+    p.tensor("0", 1, 0, &[1], &[1]).op(b's');
     let e = refused(&d, "self_key.ckpt", &checkpoint_bytes(&p.stop(), &[1.0]));
     assert!(e.contains("does not fit"), "{e}");
-    let mut p = P::new();
-    p.op(b"]").memoize().get(0).op(b"a");
+    let mut p = Pickle::new();
+    p.op(b']').memoize().get(0).op(b'a');
     p.mark()
         .get(0)
         .str("x")
         .str("0")
         .str("cpu")
         .int(1)
-        .op(b"tQ");
+        .raw(b"tQ");
     let e = refused(&d, "self_pid.ckpt", &checkpoint_bytes(&p.stop(), &[1.0]));
     assert!(e.contains("unknown persistent id kind [["), "{e}");
     // A million nested one-tuples (one byte each) and a million nested lists.
-    let mut p = P::new();
-    p.op(b")");
-    p.op(&vec![0x85; 1_000_000]);
+    let mut p = Pickle::new();
+    p.op(b')');
+    p.repeat(0x85, 1_000_000);
     let e = refused(&d, "nested.ckpt", &checkpoint_bytes(&p.stop(), &[1.0]));
     assert!(
         e.contains("nested more than 1000 deep") && e.contains("at offset 1002"),
         "{e}"
     );
-    let mut p = P::new();
+    let mut p = Pickle::new();
     for _ in 0..1_000_000 {
-        p.op(b"(");
+        p.op(b'(');
     }
-    p.op(b"]");
-    p.op(&b"l".repeat(1_000_000));
+    p.op(b']');
+    p.repeat(b'l', 1_000_000);
     let e = refused(
         &d,
         "nested_lists.ckpt",
@@ -319,7 +199,7 @@ fn a_list_holding_itself_or_a_million_levels_of_nesting_is_an_error_not_a_stack_
 
 /// The model's variables as stride-0 views of element 0 (0.01) of a two-element storage,
 /// plus `extra` entries written by the closure.
-fn model_pickle(extra: impl Fn(&mut P)) -> Vec<u8> {
+fn model_pickle(extra: impl Fn(&mut Pickle)) -> Vec<u8> {
     let vs = nn::VarStore::new(Device::Cpu);
     let _net = build_net(&Vb::constant(&vs.root()), &c8()).unwrap();
     let mut vars: Vec<(String, Vec<i64>)> = vs
@@ -328,14 +208,14 @@ fn model_pickle(extra: impl Fn(&mut P)) -> Vec<u8> {
         .map(|(n, t)| (n, t.size()))
         .collect();
     vars.sort();
-    let mut p = P::new();
-    p.op(b"}").mark();
+    let mut p = Pickle::new();
+    p.op(b'}').mark();
     for (name, shape) in &vars {
         p.str(&format!("model.{name}"))
             .tensor("0", 2, 0, shape, &vec![0; shape.len()]);
     }
     extra(&mut p);
-    p.op(b"u");
+    p.op(b'u');
     p.stop()
 }
 
@@ -374,7 +254,7 @@ fn broadcast_tensors_claiming_terabytes_are_never_materialised_unless_used_then_
 
 #[test]
 fn zip_entries_named_twice_or_out_of_place_are_refused() {
-    let pickle = P::new().op(b"}").stop();
+    let pickle = Pickle::new().op(b'}').stop();
     let read = |bytes: Vec<u8>| {
         checkpoint::read_bytes(Path::new("z.ckpt"), bytes)
             .unwrap_err()
@@ -384,9 +264,9 @@ fn zip_entries_named_twice_or_out_of_place_are_refused() {
         entry("archive/data.pkl", &pickle),
         entry("archive/version", b"3\n"),
     ];
-    assert!(checkpoint::read_bytes(Path::new("z.ckpt"), zip(&base)).is_ok());
+    assert!(checkpoint::read_bytes(Path::new("z.ckpt"), stored_zip(&base)).is_ok());
     // The same name twice (two pickles: which one is the checkpoint?).
-    let e = read(zip(&[
+    let e = read(stored_zip(&[
         entry("archive/data.pkl", &pickle),
         entry("archive/data.pkl", b"\x80\x02]."),
     ]));
@@ -395,21 +275,21 @@ fn zip_entries_named_twice_or_out_of_place_are_refused() {
         "{e}"
     );
     // A local header that names another entry.
-    let e = read(zip(&[
-        entry("archive/data.pkl", &pickle),
-        Entry {
-            name: "archive/version",
-            local_name: "archive/versioN",
-            data: b"3\n",
-        },
-    ]));
+    let e = read(stored_zip_with(
+        &[
+            entry("archive/data.pkl", &pickle),
+            entry("archive/versioN", b"3\n"),
+        ],
+        &[("archive/data.pkl", 0), ("archive/version", 1)],
+        None,
+    ));
     assert!(
         e.contains("called `archive/versioN` in its local header"),
         "{e}"
     );
     // An entry (unused) whose data runs past the end of the file, and one whose stored sizes
     // disagree.
-    let mut bytes = zip(&base);
+    let mut bytes = stored_zip(&base);
     let cd = bytes.len() - 22 - (46 + 16) - (46 + 15);
     let version_cd = cd + 46 + 16;
     bytes[version_cd + 20..version_cd + 24].copy_from_slice(&1_000_000u32.to_le_bytes());

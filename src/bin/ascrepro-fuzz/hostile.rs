@@ -3,7 +3,9 @@
 //! case marked `must_refuse` also fails when the reader returns a value.
 
 use crate::readers::Reader;
-use ascrepro::models::checkpoint::zip::crc32;
+use ascrepro::models::checkpoint::craft::{
+    stored_zip, stored_zip_with, torch_archive, Pickle, ZipEntry,
+};
 
 pub struct Hostile {
     pub name: &'static str,
@@ -40,85 +42,9 @@ pub fn cases(reader: Reader) -> Vec<Hostile> {
 
 // ---------------------------------------------------------------- pickle programs (protocol 2)
 
-/// A pickle program builder for the opcodes the cases need.
-#[derive(Default)]
-struct Pk(Vec<u8>);
-
-impl Pk {
-    fn new() -> Pk {
-        Pk(vec![0x80, 2])
-    }
-    fn op(&mut self, op: u8) -> &mut Pk {
-        self.0.push(op);
-        self
-    }
-    fn str(&mut self, s: &str) -> &mut Pk {
-        self.0.push(b'X');
-        self.0.extend((s.len() as u32).to_le_bytes());
-        self.0.extend(s.as_bytes());
-        self
-    }
-    fn long(&mut self, v: i64) -> &mut Pk {
-        // LONG1 with 8 bytes.
-        self.0.extend([0x8a, 8]);
-        self.0.extend(v.to_le_bytes());
-        self
-    }
-    fn global(&mut self, module: &str, name: &str) -> &mut Pk {
-        self.0.push(b'c');
-        self.0.extend(format!("{module}\n{name}\n").as_bytes());
-        self
-    }
-    fn put(&mut self, i: u8) -> &mut Pk {
-        self.0.extend([b'q', i]);
-        self
-    }
-    fn get(&mut self, i: u8) -> &mut Pk {
-        self.0.extend([b'h', i]);
-        self
-    }
-    /// `torch._utils._rebuild_tensor_v2(<storage numel floats, key>, offset, size, stride, False,
-    /// OrderedDict())`.
-    fn tensor(
-        &mut self,
-        key: &str,
-        numel: i64,
-        offset: i64,
-        size: &[i64],
-        stride: &[i64],
-    ) -> &mut Pk {
-        self.global("torch._utils", "_rebuild_tensor_v2");
-        self.op(b'(');
-        self.op(b'(')
-            .str("storage")
-            .global("torch", "FloatStorage")
-            .str(key)
-            .str("cpu")
-            .long(numel)
-            .op(b't')
-            .op(b'Q');
-        self.long(offset);
-        self.op(b'(');
-        for &d in size {
-            self.long(d);
-        }
-        self.op(b't').op(b'(');
-        for &s in stride {
-            self.long(s);
-        }
-        self.op(b't').op(0x89);
-        self.global("collections", "OrderedDict").op(b')').op(b'R');
-        self.op(b't').op(b'R')
-    }
-    fn stop(&mut self) -> Vec<u8> {
-        self.0.push(b'.');
-        std::mem::take(&mut self.0)
-    }
-}
-
 /// A tuple graph of `levels` levels, each a pair of the level below (2^levels leaves), left on
 /// the stack; uses memo slot 0.
-fn memo_bomb(p: &mut Pk, levels: usize) {
+fn memo_bomb(p: &mut Pickle, levels: usize) {
     p.op(b'K').op(0);
     for _ in 0..levels {
         p.put(0).get(0).op(0x86);
@@ -126,37 +52,36 @@ fn memo_bomb(p: &mut Pk, levels: usize) {
 }
 
 /// A list that contains itself, left on the stack (memo slot 1).
-fn self_list(p: &mut Pk) {
+fn self_list(p: &mut Pickle) {
     p.op(b']').put(1).get(1).op(b'a');
 }
 
 /// `depth` nested one-element tuples around an int.
 fn deep_tuples(depth: usize) -> Vec<u8> {
-    let mut p = Pk::new();
+    let mut p = Pickle::new();
     p.op(b'K').op(1);
-    p.0.extend(std::iter::repeat_n(0x85, depth));
+    p.repeat(0x85, depth);
     p.stop()
 }
 
 /// `depth` nested lists (EMPTY_LIST then APPEND into the one below).
 fn deep_lists(depth: usize) -> Vec<u8> {
-    let mut p = Pk::new();
-    p.0.extend(std::iter::repeat_n(b']', depth));
-    p.0.extend(std::iter::repeat_n(b'a', depth - 1));
+    let mut p = Pickle::new();
+    p.repeat(b']', depth).repeat(b'a', depth - 1);
     p.stop()
 }
 
 /// `depth` MARKs (the mark stack) then nothing closes them.
 fn deep_marks(depth: usize) -> Vec<u8> {
-    let mut p = Pk::new();
-    p.0.extend(std::iter::repeat_n(b'(', depth));
+    let mut p = Pickle::new();
+    p.repeat(b'(', depth);
     p.op(b'N');
     p.stop()
 }
 
 /// `{'state_dict': {'w': <tensor>, KEY: <tensor>}}`, KEY made by `key` (on the stack).
-fn state_dict_with_key(key: impl Fn(&mut Pk)) -> Vec<u8> {
-    let mut p = Pk::new();
+fn state_dict_with_key(key: impl Fn(&mut Pickle)) -> Vec<u8> {
+    let mut p = Pickle::new();
     p.op(b'}').op(b'(').str("state_dict").op(b'}').op(b'(');
     p.str("w").tensor("0", 4, 0, &[2, 2], &[2, 1]);
     key(&mut p);
@@ -166,33 +91,33 @@ fn state_dict_with_key(key: impl Fn(&mut Pk)) -> Vec<u8> {
 }
 
 fn pickle() -> Vec<Hostile> {
-    let mut two_bomb_keys = Pk::new();
+    let mut two_bomb_keys = Pickle::new();
     two_bomb_keys.op(b'}').op(b'(');
     memo_bomb(&mut two_bomb_keys, 60);
     two_bomb_keys.op(b'N');
     memo_bomb(&mut two_bomb_keys, 60);
     two_bomb_keys.op(b'N').op(b'u');
-    let mut self_keys = Pk::new();
+    let mut self_keys = Pickle::new();
     self_keys.op(b'}').op(b'(');
     self_list(&mut self_keys);
     self_keys.op(b'N');
     self_list(&mut self_keys);
     self_keys.op(b'N').op(b'u');
-    let mut self_dict = Pk::new();
+    let mut self_dict = Pickle::new();
     self_dict.op(b'}').put(2).str("me").get(2).op(b's');
-    let mut big_alloc = Pk::new();
+    let mut big_alloc = Pickle::new();
     // BINBYTES8 (protocol 4) claiming 2^62 bytes.
-    big_alloc.op(0x8e).0.extend((1u64 << 62).to_le_bytes());
-    let mut big_list = Pk::new();
+    big_alloc.op(0x8e).raw(&(1u64 << 62).to_le_bytes());
+    let mut big_list = Pickle::new();
     // A long run of MARK+EMPTY_TUPLE*N then LIST (100k elements).
     big_list.op(b'(');
-    big_list.0.extend(std::iter::repeat_n(b')', 100_000));
+    big_list.repeat(b')', 100_000);
     big_list.op(b'l');
     vec![
         case(
             "pickle-memo-bomb-2^60",
             {
-                let mut p = Pk::new();
+                let mut p = Pickle::new();
                 memo_bomb(&mut p, 60);
                 p.stop()
             },
@@ -202,7 +127,7 @@ fn pickle() -> Vec<Hostile> {
         case(
             "pickle-self-containing-list",
             {
-                let mut p = Pk::new();
+                let mut p = Pickle::new();
                 self_list(&mut p);
                 p.stop()
             },
@@ -217,7 +142,7 @@ fn pickle() -> Vec<Hostile> {
         case(
             "pickle-stride0-2^40-elements",
             {
-                let mut p = Pk::new();
+                let mut p = Pickle::new();
                 p.tensor("0", 1, 0, &[1 << 20, 1 << 20], &[0, 0]);
                 p.stop()
             },
@@ -229,98 +154,14 @@ fn pickle() -> Vec<Hostile> {
 
 // ---------------------------------------------------------------- zip archives
 
-struct ZipEntry<'a> {
-    name: &'a str,
-    data: &'a [u8],
-}
-
-/// A stored (uncompressed) ZIP archive; `central` lists (name, index of the local entry) so a
-/// name can point at another entry's data.
-fn zip_with(
-    entries: &[ZipEntry<'_>],
-    central: &[(&str, usize)],
-    size_override: Option<u32>,
-) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut offsets = Vec::new();
-    for e in entries {
-        offsets.push(out.len() as u32);
-        out.extend(0x0403_4b50u32.to_le_bytes());
-        out.extend(20u16.to_le_bytes()); // version
-        out.extend(0u16.to_le_bytes()); // flags
-        out.extend(0u16.to_le_bytes()); // stored
-        out.extend([0u8; 4]); // time, date
-        out.extend(crc32(e.data).to_le_bytes());
-        out.extend((e.data.len() as u32).to_le_bytes());
-        out.extend((e.data.len() as u32).to_le_bytes());
-        out.extend((e.name.len() as u16).to_le_bytes());
-        out.extend(0u16.to_le_bytes());
-        out.extend(e.name.as_bytes());
-        out.extend(e.data);
-    }
-    let cd_start = out.len() as u32;
-    for (name, i) in central {
-        let e = &entries[*i];
-        let size = size_override.unwrap_or(e.data.len() as u32);
-        out.extend(0x0201_4b50u32.to_le_bytes());
-        out.extend(20u16.to_le_bytes());
-        out.extend(20u16.to_le_bytes());
-        out.extend(0u16.to_le_bytes());
-        out.extend(0u16.to_le_bytes());
-        out.extend([0u8; 4]);
-        out.extend(crc32(e.data).to_le_bytes());
-        out.extend(size.to_le_bytes());
-        out.extend(size.to_le_bytes());
-        out.extend((name.len() as u16).to_le_bytes());
-        out.extend([0u8; 2 + 2 + 2 + 2 + 4]);
-        out.extend(offsets[*i].to_le_bytes());
-        out.extend(name.as_bytes());
-    }
-    let cd_size = out.len() as u32 - cd_start;
-    out.extend(0x0605_4b50u32.to_le_bytes());
-    out.extend([0u8; 4]);
-    out.extend((central.len() as u16).to_le_bytes());
-    out.extend((central.len() as u16).to_le_bytes());
-    out.extend(cd_size.to_le_bytes());
-    out.extend(cd_start.to_le_bytes());
-    out.extend(0u16.to_le_bytes());
-    out
-}
-
-fn simple_zip(entries: &[ZipEntry<'_>]) -> Vec<u8> {
-    let central: Vec<(&str, usize)> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.name, i))
-        .collect();
-    zip_with(entries, &central, None)
-}
-
-/// A torch.save-like archive around `pkl` with one 16-byte storage `0`.
+/// A torch.save archive around `pkl` with one 16-byte storage `0`.
 fn torch_zip(pkl: &[u8]) -> Vec<u8> {
-    simple_zip(&[
-        ZipEntry {
-            name: "archive/data.pkl",
-            data: pkl,
-        },
-        ZipEntry {
-            name: "archive/byteorder",
-            data: b"little",
-        },
-        ZipEntry {
-            name: "archive/data/0",
-            data: &[0u8; 16],
-        },
-        ZipEntry {
-            name: "archive/version",
-            data: b"3\n",
-        },
-    ])
+    torch_archive(pkl, &[0u8; 16])
 }
 
 fn duplicate_entries_zip() -> Vec<u8> {
-    let good = Pk::new().op(b'}').stop();
-    let other = Pk::new().op(b']').stop();
+    let good = Pickle::new().op(b'}').stop();
+    let other = Pickle::new().op(b']').stop();
     let entries = [
         ZipEntry {
             name: "archive/data.pkl",
@@ -331,7 +172,7 @@ fn duplicate_entries_zip() -> Vec<u8> {
             data: &other,
         },
     ];
-    simple_zip(&entries)
+    stored_zip(&entries)
 }
 
 fn overlapping_zip() -> Vec<u8> {
@@ -342,7 +183,7 @@ fn overlapping_zip() -> Vec<u8> {
     }];
     let names: Vec<String> = (0..2000).map(|i| format!("archive/data/{i}")).collect();
     let central: Vec<(&str, usize)> = names.iter().map(|n| (n.as_str(), 0)).collect();
-    zip_with(&entries, &central, None)
+    stored_zip_with(&entries, &central, None)
 }
 
 fn huge_entry_zip() -> Vec<u8> {
@@ -350,11 +191,11 @@ fn huge_entry_zip() -> Vec<u8> {
         name: "archive/data.pkl",
         data: b"x",
     }];
-    zip_with(&entries, &[("archive/data.pkl", 0)], Some(u32::MAX))
+    stored_zip_with(&entries, &[("archive/data.pkl", 0)], Some(u32::MAX))
 }
 
 fn checkpoint() -> Vec<Hostile> {
-    let mut stride0 = Pk::new();
+    let mut stride0 = Pickle::new();
     stride0
         .op(b'}')
         .op(b'(')

@@ -14,6 +14,7 @@
 //! tensor refuses the file with a list of the first mismatches.
 
 mod calls;
+pub mod craft;
 mod fit;
 pub mod frontend;
 mod heap;
