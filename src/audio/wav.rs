@@ -46,10 +46,12 @@ pub fn read_wav_noting(path: &Path) -> Result<Audio> {
 /// Reads a WAV file to mono f32 in [-1, 1]. Corrupt, empty or non-WAV files are input errors
 /// naming the file.
 pub fn read_wav(path: &Path) -> Result<Audio> {
-    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+    let file = crate::fsio::open(path)?;
+    let file_bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if file_bytes == 0 {
         return Err(Error::file(path, "file is empty (0 bytes), not a WAV file"));
     }
-    let file = std::io::BufReader::new(crate::fsio::open(path)?);
+    let file = std::io::BufReader::new(file);
     let reader = hound::WavReader::new(file).map_err(|e| describe(path, e))?;
     let spec = reader.spec();
     if spec.channels == 0 {
@@ -70,9 +72,6 @@ pub fn read_wav(path: &Path) -> Result<Audio> {
     }
     // The decoder reserves memory for the declared sample count: it must fit in the file.
     let declared_bytes = u64::from(reader.len()) * u64::from(spec.bits_per_sample.div_ceil(8));
-    let file_bytes = std::fs::metadata(path)
-        .map_err(|e| Error::io(path, e))?
-        .len();
     if declared_bytes > file_bytes {
         return Err(Error::file(
             path,

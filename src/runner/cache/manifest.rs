@@ -39,7 +39,7 @@ fn scan(dir: &Path) -> Result<Vec<(String, PathBuf, bool)>> {
 /// SHA-256 (hex) and size of a file, read in chunks.
 fn hash_file(path: &Path) -> Result<(String, u64)> {
     let mut h = Sha256::new();
-    let mut f = std::fs::File::open(path).at(path)?;
+    let mut f = crate::fsio::open(path)?;
     let n = std::io::copy(&mut f, &mut h).at(path)?;
     Ok((hex::encode(h.finalize()), n))
 }
@@ -90,18 +90,17 @@ pub(super) fn verify(
     dir: &Path,
     hash: &str,
 ) -> std::result::Result<BTreeMap<String, String>, String> {
-    let marker = std::fs::read(dir.join(MARKER))
+    let marker = crate::fsio::read(&dir.join(MARKER))
         .map_err(|e| format!("no readable completion marker: {e}"))?;
     if marker != hash.as_bytes() {
         return Err("its completion marker names another stage".into());
     }
-    let text = match std::fs::read_to_string(dir.join(MANIFEST)) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err("no checksum manifest (an entry from an older version)".into())
-        }
-        Err(e) => return Err(format!("unreadable checksum manifest: {e}")),
-    };
+    let manifest = dir.join(MANIFEST);
+    if std::fs::symlink_metadata(&manifest).is_err() {
+        return Err("no checksum manifest (an entry from an older version)".into());
+    }
+    let text = crate::fsio::read_to_string(&manifest)
+        .map_err(|e| format!("unreadable checksum manifest: {e}"))?;
     let listed = parse_manifest(&text).ok_or("unreadable checksum manifest")?;
     let found = scan(dir).map_err(|e| format!("cannot list it: {e}"))?;
     for (rel, _, regular) in &found {

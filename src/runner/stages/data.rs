@@ -122,19 +122,6 @@ impl Stage for DataStage {
         matches!(self, DataStage::Synth { .. })
     }
 
-    fn reusable(&self, cx: &Context, entry: &Path) -> Result<bool> {
-        let m = Manifest::load(&entry.join("manifest.yaml"))?;
-        match m.verify(&entry.join("data")) {
-            Ok(()) => Ok(true),
-            Err(err) => {
-                cx.say(&format!(
-                    "  synthetic data changed since generation ({err}); regenerating"
-                ));
-                Ok(false)
-            }
-        }
-    }
-
     fn produce(&self, cx: &Context, _inputs: &Outputs, dir: &Path) -> Result<()> {
         let DataStage::Synth { config, .. } = self else {
             unreachable!("only synthetic data is cached")
