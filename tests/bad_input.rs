@@ -346,6 +346,33 @@ fn bad_finetune_devices_stages_name_file_line_and_field() {
     }
 }
 
+/// A half stage deploys one model: a train or released stage listed before it.
+#[test]
+fn a_half_stage_names_a_model_stage_before_it() {
+    let d = tempfile::tempdir().unwrap();
+    for (from, says) in [
+        ("student_int8", "must be a train or released stage"),
+        ("nobody", "no stage `nobody`"),
+    ] {
+        let stage = format!(
+            "  - id: fp16\n    kind: half\n    label: \"fp16\"\n    from: {from}\n\npublished:\n"
+        );
+        let text = TINY.replacen("\npublished:\n", &stage, 1);
+        let line = text
+            .lines()
+            .position(|l| l.contains(&format!("from: {from}")))
+            .unwrap()
+            + 1;
+        let e = run_recipe(d.path(), &text);
+        assert!(
+            e.contains(&format!("r.yaml:{line}"))
+                && e.contains("stages.3.from")
+                && e.contains(says),
+            "expected line {line}, `{says}`: {e}"
+        );
+    }
+}
+
 /// Published columns are typed: an unknown column, a misspelt scene class and a row missing
 /// its subset in a table printed one row per subset are refused, naming file, line and field.
 #[test]

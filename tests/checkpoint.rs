@@ -20,7 +20,9 @@ use std::sync::OnceLock;
 use tch::{Device, Kind, Tensor};
 
 mod common;
-use common::{ascrepro, ascrepro_fails, eval, max_abs_diff, run_python, temp_dir};
+use common::{
+    ascrepro, ascrepro_fails, eval, max_abs_diff, run_python, temp_dir, PREDICT_TFSEPNET23_C8,
+};
 
 /// The checkpoints of tests/python/make_checkpoints.py, written once per test binary.
 fn fixtures() -> &'static Path {
@@ -409,21 +411,9 @@ fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     assert!(d <= tol, "{what}: differ by {d}");
 }
 
-const TF8: [&str; 9] = [
-    "predict",
-    "--model",
-    "tfsepnet23",
-    "--width",
-    "8",
-    "--norm",
-    "adaresnorm",
-    "--frontend",
-    "cpmel-128",
-];
-
 fn predict_ckpt(dir: &Path, ckpt: &str) -> Output {
     let weights = fixtures().join(ckpt);
-    let mut args = TF8.to_vec();
+    let mut args = PREDICT_TFSEPNET23_C8.to_vec();
     args.extend([
         "--weights",
         weights.to_str().unwrap(),
@@ -525,7 +515,7 @@ fn predict_refuses_what_does_not_fit() {
     write_wavs(&dir);
     let weights = fixtures().join("tf8.ckpt");
     let w = weights.to_str().unwrap();
-    let mut args = TF8.to_vec();
+    let mut args = PREDICT_TFSEPNET23_C8.to_vec();
     args[4] = "12";
     args.extend(["--weights", w, "a.wav"]);
     let e = ascrepro_fails(&dir, &args);
@@ -558,15 +548,15 @@ fn predict_refuses_what_does_not_fit() {
     );
     assert!(e.contains("--width"), "{e}");
     std::fs::write(dir.join("junk.pth"), b"not a checkpoint").unwrap();
-    let mut args = TF8.to_vec();
+    let mut args = PREDICT_TFSEPNET23_C8.to_vec();
     args.extend(["--weights", "junk.pth", "a.wav"]);
     let e = ascrepro_fails(&dir, &args);
     assert!(e.contains("junk.pth: not a zip archive"), "{e}");
-    let mut args = TF8.to_vec();
+    let mut args = PREDICT_TFSEPNET23_C8.to_vec();
     args.extend(["--weights", w, "missing.wav"]);
     let e = ascrepro_fails(&dir, &args);
     assert!(e.contains("missing.wav"), "{e}");
-    let mut args = TF8.to_vec();
+    let mut args = PREDICT_TFSEPNET23_C8.to_vec();
     args[8] = "cpmel-64";
     args.extend(["--weights", w, "a.wav"]);
     let e = ascrepro_fails(&dir, &args);
@@ -601,7 +591,7 @@ fn predict_checks_an_embedded_filterbank_and_uses_it_when_it_differs() {
         }
     }
     let weights = fixtures().join("tf8_melk.ckpt");
-    let mut args = TF8.to_vec();
+    let mut args = PREDICT_TFSEPNET23_C8.to_vec();
     args.extend(["--weights", weights.to_str().unwrap(), "a.wav"]);
     let e = ascrepro_fails(&dir, &args);
     assert!(

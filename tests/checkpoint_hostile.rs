@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tch::{nn, Device};
 
 mod common;
-use common::temp_dir;
+use common::{temp_dir, PREDICT_TFSEPNET23_C8};
 
 /// A torch.save archive of `pickle` with float storage `0` holding `storage`.
 fn checkpoint_bytes(pickle: &[u8], storage: &[f32]) -> Vec<u8> {
@@ -39,18 +39,6 @@ fn entry<'a>(name: &'a str, data: &'a [u8]) -> ZipEntry<'a> {
 const MEMORY_LIMIT: u64 = 4_000_000_000;
 const TIME_LIMIT: Duration = Duration::from_secs(60);
 
-const TF8: [&str; 9] = [
-    "predict",
-    "--model",
-    "tfsepnet23",
-    "--width",
-    "8",
-    "--norm",
-    "adaresnorm",
-    "--frontend",
-    "cpmel-128",
-];
-
 fn c8() -> ModelConfig {
     ModelConfig::Tfsepnet23(tfsepnet23::Config::new(8, NormKind::AdaResNorm))
 }
@@ -59,7 +47,7 @@ fn c8() -> ModelConfig {
 fn predict(dir: &Path, weights: &Path, wav: &str) -> (std::process::ExitStatus, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ascrepro"));
     cmd.current_dir(dir)
-        .args(TF8)
+        .args(PREDICT_TFSEPNET23_C8)
         .args(["--weights", weights.to_str().unwrap(), wav])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

@@ -376,3 +376,78 @@ fn device_models_route_their_devices_clips_and_the_general_model_the_rest() {
     let again = run(&opts).unwrap();
     assert!(computed(&again).is_empty(), "{:?}", computed(&again));
 }
+
+#[test]
+fn a_half_stage_evaluates_the_half_rounded_model_at_two_bytes_per_parameter() {
+    use ascrepro::compress::half::HalfModel;
+    use ascrepro::results::Precision;
+    use ascrepro::runner::{run, Cache, RunOptions};
+    use ascrepro::train::FeatureSet;
+    use tch::Device;
+    let stage = r#"  - id: teacher_fp16
+    kind: half
+    label: "Teacher, fp16"
+    from: teacher
+
+published:
+"#;
+    let text = TINY.replacen("\npublished:\n", stage, 1).replace(
+        "stages: [teacher, student, student_int8]",
+        "stages: [teacher, teacher_fp16]",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    let recipe = d.join("half.yaml");
+    std::fs::write(&recipe, text).unwrap();
+    let opts = RunOptions {
+        cache: Some(d.join("cache")),
+        out: Some(d.join("out")),
+        quiet: true,
+        ..RunOptions::new(&recipe, "demo")
+    };
+    let outcome = run(&opts).unwrap();
+    let system = |id: &str| {
+        outcome
+            .record
+            .systems
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("no system {id}"))
+            .clone()
+    };
+    let (fp32, fp16) = (system("teacher"), system("teacher_fp16"));
+    assert_eq!(fp16.precision, Precision::Fp16);
+    assert_eq!(fp16.complexity.params, fp32.complexity.params);
+    assert_eq!(
+        fp16.complexity.param_bytes(fp16.precision.bits()),
+        2 * fp16.complexity.params
+    );
+
+    // Its evaluation is that of the teacher's weights rounded to half, not of the teacher.
+    let cache = Cache::open(&d.join("cache")).unwrap();
+    let entry = |kind: &str, id: &str| {
+        let s = outcome
+            .record
+            .stages
+            .iter()
+            .find(|s| s.kind == kind && s.id == id)
+            .unwrap_or_else(|| panic!("no stage {kind} {id}"));
+        cache.get(kind, &s.hash).unwrap().dir
+    };
+    let test = FeatureSet::load(&entry("features", "cpmel-128").join("test.safetensors")).unwrap();
+    let weights = entry("train", "teacher").join("model.safetensors");
+    let (vs, _cfg, net) = ascrepro::models::load_net(&weights, Device::Cpu).unwrap();
+    let (_, _, fp32_model) = ascrepro::models::load_weights(&weights, Device::Cpu).unwrap();
+    let logits = ascrepro::eval::predict(&HalfModel::new(vs, net), &test, 256, Device::Cpu);
+    let fp32_logits = ascrepro::eval::predict(fp32_model.as_ref(), &test, 256, Device::Cpu);
+    assert!(!logits.equal(&fp32_logits), "fp16 logits equal fp32 ones");
+    let ds = ascrepro::data::tau::load(
+        &entry("data", "synth").join("data"),
+        "evaluation_setup/fold1_train.csv",
+        "evaluation_setup/fold1_evaluate.csv",
+    )
+    .unwrap();
+    let want = ascrepro::eval::metrics(&logits, &test.y, &test.device, &ds.devices);
+    assert_eq!(fp16.evaluation.log_loss, want.log_loss);
+    assert_eq!(fp16.evaluation.confusion, want.confusion);
+}

@@ -1,11 +1,13 @@
 //! Compression and its accounting: complexity counting (torchinfo convention), BatchNorm folding,
-//! RepConv re-parameterisation, and post-training static INT8 quantization (simulated).
+//! RepConv re-parameterisation, post-training static INT8 quantization (simulated), and
+//! half-precision deployment.
 //!
 //! Everything here works through `models::Net` (the forward-with-probe and the conv-unit
 //! visitor), never through model-specific code.
 
 pub mod complexity;
 pub mod fold;
+pub mod half;
 pub mod quantize;
 pub mod reparam;
 

@@ -43,6 +43,7 @@ pub struct Plan {
 pub enum PlannedStage {
     Train(Box<TrainStage>),
     Quantize(QuantizeStage),
+    Half(HalfStage),
     Pretrain(Box<PretrainStage>),
     Released(ReleasedStage),
     FinetuneDevices(Box<FinetuneDevicesStage>),
@@ -53,6 +54,7 @@ impl PlannedStage {
         match self {
             PlannedStage::Train(s) => &s.id,
             PlannedStage::Quantize(s) => &s.id,
+            PlannedStage::Half(s) => &s.id,
             PlannedStage::Pretrain(s) => &s.id,
             PlannedStage::Released(s) => &s.id,
             PlannedStage::FinetuneDevices(s) => &s.id,
@@ -149,6 +151,15 @@ pub struct QuantizeStage {
     pub tolerance: f64,
     /// Draws the calibration clips.
     pub seed: u64,
+}
+
+/// A half-precision stage as planned: nothing of its own beyond its source, whose identity the
+/// stage hash includes.
+#[derive(Debug, Clone)]
+pub struct HalfStage {
+    pub id: String,
+    pub label: String,
+    pub from: String,
 }
 
 /// Reads and validates `path`, then resolves `profile`.
@@ -500,6 +511,11 @@ fn plan_stages(
                 calibration_clips: q.calibration_clips,
                 tolerance: q.tolerance,
                 seed: derive_seed(r.seed, &q.id),
+            }),
+            StageSpec::Half(h) => PlannedStage::Half(HalfStage {
+                id: h.id.clone(),
+                label: h.label.clone(),
+                from: h.from.clone(),
             }),
         });
     }

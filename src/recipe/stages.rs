@@ -16,6 +16,9 @@ pub enum StageSpec {
     /// Post-training INT8 quantization of a train stage's model.
     #[serde(rename = "quantize")]
     Quantize(QuantizeSpec),
+    /// A stage's model deployed at half precision (fp16).
+    #[serde(rename = "half")]
+    Half(HalfSpec),
     /// Multi-label pre-training on the profile's `pretrain_data`.
     #[serde(rename = "pretrain")]
     Pretrain(PretrainSpec),
@@ -34,6 +37,7 @@ pub enum StageSpec {
 pub enum StageKind {
     Train,
     Quantize,
+    Half,
     Pretrain,
     Released,
     FinetuneDevices,
@@ -60,6 +64,7 @@ impl StageSpec {
             StageKind::Quantize => {
                 StageSpec::Quantize(serde_norway::from_str(&body).map_err(variant)?)
             }
+            StageKind::Half => StageSpec::Half(serde_norway::from_str(&body).map_err(variant)?),
             StageKind::Pretrain => {
                 StageSpec::Pretrain(serde_norway::from_str(&body).map_err(variant)?)
             }
@@ -103,6 +108,7 @@ impl StageSpec {
         match self {
             StageSpec::Train(s) => &s.id,
             StageSpec::Quantize(s) => &s.id,
+            StageSpec::Half(s) => &s.id,
             StageSpec::Pretrain(s) => &s.id,
             StageSpec::Released(s) => &s.id,
             StageSpec::FinetuneDevices(s) => &s.id,
@@ -113,6 +119,7 @@ impl StageSpec {
         match self {
             StageSpec::Train(_) => StageKind::Train,
             StageSpec::Quantize(_) => StageKind::Quantize,
+            StageSpec::Half(_) => StageKind::Half,
             StageSpec::Pretrain(_) => StageKind::Pretrain,
             StageSpec::Released(_) => StageKind::Released,
             StageSpec::FinetuneDevices(_) => StageKind::FinetuneDevices,
@@ -123,6 +130,7 @@ impl StageSpec {
         match self {
             StageSpec::Train(s) => &s.label,
             StageSpec::Quantize(s) => &s.label,
+            StageSpec::Half(s) => &s.label,
             StageSpec::Pretrain(s) => &s.label,
             StageSpec::Released(s) => &s.label,
             StageSpec::FinetuneDevices(s) => &s.label,
@@ -139,6 +147,7 @@ impl StageSpec {
                 .chain(s.init.iter().map(|i| i.from.as_str()))
                 .collect(),
             StageSpec::Quantize(s) => vec![s.from.as_str()],
+            StageSpec::Half(s) => vec![s.from.as_str()],
             StageSpec::Pretrain(_) | StageSpec::Released(_) => Vec::new(),
             StageSpec::FinetuneDevices(s) => vec![s.from.as_str()],
         }
@@ -150,7 +159,7 @@ impl StageSpec {
             StageSpec::Train(s) => s.training.as_ref(),
             StageSpec::Pretrain(s) => s.training.as_ref(),
             StageSpec::FinetuneDevices(s) => s.training.as_ref(),
-            StageSpec::Quantize(_) | StageSpec::Released(_) => None,
+            StageSpec::Quantize(_) | StageSpec::Half(_) | StageSpec::Released(_) => None,
         }
     }
 }
@@ -292,6 +301,15 @@ pub struct QuantizeSpec {
     /// Largest accepted accuracy loss (fraction, e.g. 0.01) against the fp32 model.
     #[serde(default = "tolerance")]
     pub tolerance: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HalfSpec {
+    pub id: String,
+    pub label: String,
+    /// The train or released stage whose model is deployed at half precision.
+    pub from: String,
 }
 
 fn calibration_clips() -> usize {

@@ -145,6 +145,10 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                 }
             }
             StageSpec::FinetuneDevices(f) => validate_finetune_devices(ctx, r, i, f)?,
+            StageSpec::Half(h) => {
+                earlier_stage(r, i, &h.from, &[StageKind::Train, StageKind::Released])
+                    .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
+            }
             StageSpec::Quantize(q) => {
                 earlier_train_stage(r, i, &q.from)
                     .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
@@ -540,7 +544,7 @@ fn validate_sizes(ctx: &Ctx, r: &Recipe) -> Result<()> {
             },
             StageSpec::FinetuneDevices(f) => ("devices", f.devices.len()),
             StageSpec::Released(rel) => ("devices", rel.devices.len()),
-            StageSpec::Pretrain(_) | StageSpec::Quantize(_) => continue,
+            StageSpec::Pretrain(_) | StageSpec::Quantize(_) | StageSpec::Half(_) => continue,
         };
         len(&["stages", &idx, field], n, ranges::NAMES)?;
     }

@@ -56,6 +56,19 @@ pub fn run_python<S: AsRef<OsStr>>(script: &str, args: impl IntoIterator<Item = 
     out.stdout
 }
 
+/// `ascrepro predict` of the small TF-SepNet (C=8, AdaResNorm) that the checkpoint fixtures hold.
+pub const PREDICT_TFSEPNET23_C8: [&str; 9] = [
+    "predict",
+    "--model",
+    "tfsepnet23",
+    "--width",
+    "8",
+    "--norm",
+    "adaresnorm",
+    "--frontend",
+    "cpmel-128",
+];
+
 /// A path under `../shared` (the spec, reports and reference tables beside the repository).
 pub fn shared(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

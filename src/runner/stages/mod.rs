@@ -12,6 +12,7 @@ pub mod energy_ir;
 pub mod evaluate;
 pub mod features;
 pub mod finetune_devices;
+pub mod half;
 pub mod pretrain;
 pub mod quantize;
 pub mod released;
@@ -103,6 +104,7 @@ pub fn build(
         match stage {
             PlannedStage::Train(t) => train::add(&mut g, &base, t)?,
             PlannedStage::Quantize(q) => quantize::add(&mut g, &base, q)?,
+            PlannedStage::Half(h) => half::add(&mut g, &base, h)?,
             PlannedStage::Pretrain(p) => pretrain::add(&mut g, &base, p)?,
             PlannedStage::Released(r) => released::add(&mut g, &base, r)?,
             PlannedStage::FinetuneDevices(f) => finetune_devices::add(&mut g, &base, f)?,
