@@ -1,13 +1,15 @@
 //! Compression and its accounting: complexity counting (torchinfo convention), BatchNorm folding,
-//! RepConv re-parameterisation, post-training static INT8 quantization (simulated), and
-//! half-precision deployment.
+//! RepConv re-parameterisation, structured channel pruning, post-training static INT8
+//! quantization (simulated), and half-precision deployment.
 //!
 //! Everything here works through `models::Net` (the forward-with-probe and the conv-unit
-//! visitor), never through model-specific code.
+//! visitor), never through model-specific code; the one exception is structured pruning's
+//! channel groups, which follow each family's residual structure (`prune::ChannelGroups::of`).
 
 pub mod complexity;
 pub mod fold;
 pub mod half;
+pub mod prune;
 pub mod quantize;
 pub mod reparam;
 

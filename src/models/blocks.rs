@@ -453,6 +453,11 @@ pub struct Norm {
     pub kind: NormKind,
     /// rho, gamma, beta (AdaResNorm only), each `[1, C, 1, 1]`.
     pub ada: Option<(Tensor, Tensor, Tensor)>,
+    /// Channels kept by a structured-pruning mask (int64 indices), `None` outside pruning. The
+    /// statistics of FreqIN mix channels, so zeroed weights alone cannot make a masked network
+    /// equal the shrunk one: with this set the norm runs on the kept channels only and outputs
+    /// zeros on the others, exactly as the network without them would.
+    pub kept: Option<Tensor>,
 }
 
 impl Norm {
@@ -472,17 +477,21 @@ impl Norm {
             name: vb.name(),
             kind,
             ada,
+            kept: None,
         }
     }
 
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
-        let normed = freq_in(xs);
-        let ys = match (&self.kind, &self.ada) {
-            (_, Some((rho, gamma, beta))) => (rho * xs + (1.0 - rho) * normed) * gamma + beta,
-            // x first: the result takes x's (contiguous) layout, not the permuted view's.
-            (NormKind::ResNorm { lambda }, None) => xs * *lambda + normed,
-            // A norm built as AdaResNorm always has its parameters; fall back to plain FreqIN.
-            (NormKind::AdaResNorm, None) => normed,
+        let ys = match &self.kept {
+            None => self.normalize(xs, self.ada.as_ref()),
+            Some(kept) => {
+                let ada = self.ada.as_ref().map(|(r, g, b)| {
+                    let pick = |t: &Tensor| t.index_select(1, kept);
+                    (pick(r), pick(g), pick(b))
+                });
+                let part = self.normalize(&xs.index_select(1, kept), ada.as_ref());
+                xs.zeros_like().index_copy(1, kept, &part)
+            }
         };
         let kind = match self.kind {
             NormKind::ResNorm { .. } => "ResNorm",
@@ -498,6 +507,17 @@ impl Norm {
         });
         // Not a quantized op in PyTorch: dequantize, run in float, quantize the result.
         ctx.act(&self.name, ys)
+    }
+
+    fn normalize(&self, xs: &Tensor, ada: Option<&(Tensor, Tensor, Tensor)>) -> Tensor {
+        let normed = freq_in(xs);
+        match (&self.kind, ada) {
+            (_, Some((rho, gamma, beta))) => (rho * xs + (1.0 - rho) * normed) * gamma + beta,
+            // x first: the result takes x's (contiguous) layout, not the permuted view's.
+            (NormKind::ResNorm { lambda }, None) => xs * *lambda + normed,
+            // A norm built as AdaResNorm always has its parameters; fall back to plain FreqIN.
+            (NormKind::AdaResNorm, None) => normed,
+        }
     }
 }
 

@@ -420,6 +420,10 @@ pub struct Grn {
     pub name: String,
     pub gamma: Tensor,
     pub beta: Tensor,
+    /// Channels kept by a structured-pruning mask (int64 indices), `None` outside pruning: the
+    /// channel mean of the norms then runs over the kept channels and the others output zero
+    /// (beta would otherwise revive them), as in the network without them.
+    pub kept: Option<Tensor>,
 }
 
 impl Grn {
@@ -428,17 +432,28 @@ impl Grn {
             name: vb.name(),
             gamma: vb.constant_var("gamma", &[1], 0.0),
             beta: vb.constant_var("beta", &[1], 0.0),
+            kept: None,
         }
     }
 
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
-        let gx = xs.norm_scalaropt_dim(2.0, [2i64, 3].as_slice(), true);
-        let nx = &gx / (gx.mean_dim([1i64].as_slice(), true, None::<tch::Kind>) + 1e-6);
-        let ys = &self.gamma * (xs * nx) + &self.beta + xs;
+        let ys = match &self.kept {
+            None => self.normalize(xs),
+            Some(kept) => {
+                let part = self.normalize(&xs.index_select(1, kept));
+                xs.zeros_like().index_copy(1, kept, &part)
+            }
+        };
         // torchinfo counts MACs only for `weight`/`bias` tensors: gamma and beta are params only.
         ctx.record(&self.name, "GRN", xs, &ys, || (2, 0));
         // Not a quantized op: dequantize, run in float, quantize the result.
         ctx.act(&self.name, ys)
+    }
+
+    fn normalize(&self, xs: &Tensor) -> Tensor {
+        let gx = xs.norm_scalaropt_dim(2.0, [2i64, 3].as_slice(), true);
+        let nx = &gx / (gx.mean_dim([1i64].as_slice(), true, None::<tch::Kind>) + 1e-6);
+        &self.gamma * (xs * nx) + &self.beta + xs
     }
 }
 
@@ -674,6 +689,12 @@ impl Net for CpMobileNet {
             block.visit_convs(f);
         }
         f(&mut self.head.unit);
+    }
+
+    fn visit_channel_norms(&mut self, f: &mut dyn FnMut(&str, &mut Option<Tensor>)) {
+        for grn in self.blocks.iter_mut().filter_map(|b| b.grn.as_mut()) {
+            f(&grn.name, &mut grn.kept);
+        }
     }
 }
 

@@ -184,6 +184,10 @@ pub trait Net: AscModel {
     fn reparameterize(&mut self) -> usize {
         0
     }
+    /// Calls `f` with the name and the kept-channel set of every layer whose per-channel output
+    /// depends on other channels (GRN, ResNorm): structured pruning's masked network restricts
+    /// them to the kept channels (see `compress::prune`). Most architectures have none.
+    fn visit_channel_norms(&mut self, _f: &mut dyn FnMut(&str, &mut Option<Tensor>)) {}
 }
 
 /// Every architecture's plain forward pass is its `forward_ctx` without a probe.
