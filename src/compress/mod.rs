@@ -6,6 +6,7 @@
 
 pub mod complexity;
 pub mod fold;
+pub mod int8;
 pub mod quantize;
 pub mod reparam;
 
