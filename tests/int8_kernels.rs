@@ -3,9 +3,8 @@
 //! identical. Also: every instruction set gives the same outputs as the portable path.
 
 use ascrepro::compress::int8::{
-    adaptive_avg_pool2d_1x1, add, avg_pool2d, conv2d_with, linear_with, max_pool2d, quantize,
-    relu, Affine, AtenCapability, Conv2dConfig, Fused, Isa, MemoryFormat, Pool2dConfig, QTensor,
-    QWeight,
+    adaptive_avg_pool2d_1x1, add, avg_pool2d, conv2d_with, linear_with, max_pool2d, quantize, relu,
+    Affine, AtenCapability, Conv2dConfig, Fused, Isa, MemoryFormat, Pool2dConfig, QTensor, QWeight,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -14,7 +13,11 @@ use serde_json::Value;
 mod common;
 
 fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
 }
 
 fn pair(v: &Value) -> [usize; 2] {
@@ -23,8 +26,16 @@ fn pair(v: &Value) -> [usize; 2] {
 }
 
 fn qtensor(v: &Value) -> QTensor {
-    let data = v["data"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u8).collect();
-    let affine = Affine::new(v["scale"].as_f64().unwrap() as f32, v["zp"].as_u64().unwrap() as u8);
+    let data = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u8)
+        .collect();
+    let affine = Affine::new(
+        v["scale"].as_f64().unwrap() as f32,
+        v["zp"].as_u64().unwrap() as u8,
+    );
     let format = match v["format"].as_str().unwrap() {
         "channels_last" => MemoryFormat::ChannelsLast,
         _ => MemoryFormat::Contiguous,
@@ -33,9 +44,18 @@ fn qtensor(v: &Value) -> QTensor {
 }
 
 fn qweight(v: &Value) -> QWeight {
-    let data = v["data"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap() as i8).collect();
+    let data = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap() as i8)
+        .collect();
     let floats = |v: &Value| -> Vec<f32> {
-        v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
     };
     let bias = (!v["bias"].is_null()).then(|| floats(&v["bias"]));
     QWeight::new(data, &usizes(&v["shape"]), floats(&v["scales"]), bias).unwrap()
@@ -153,8 +173,11 @@ fn int8_kernels_match_pytorch_fbgemm() {
                     .iter()
                     .map(|x| x.as_i64().unwrap())
                     .collect();
-                let ours: Vec<i64> =
-                    q.dequantize().iter().map(|v| v.to_bits() as i32 as i64).collect();
+                let ours: Vec<i64> = q
+                    .dequantize()
+                    .iter()
+                    .map(|v| v.to_bits() as i32 as i64)
+                    .collect();
                 if ours != bits {
                     failures.push(format!("{name}: dequantize differs"));
                 }
@@ -177,7 +200,11 @@ fn int8_kernels_match_pytorch_fbgemm() {
         }
     }
     assert!(checked >= 40, "only {checked} outputs checked");
-    assert!(failures.is_empty(), "differences from PyTorch:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "differences from PyTorch:\n{}",
+        failures.join("\n")
+    );
 }
 
 /// Random inputs, weights and geometries: every available instruction set gives the portable
@@ -192,10 +219,23 @@ fn int8_simd_paths_agree_with_portable() {
     for round in 0..40 {
         let groups = [1, 2, 4][rng.random_range(0..3)];
         let depthwise = rng.random_bool(0.4);
-        let cg = if depthwise { 1 } else { rng.random_range(1..12) };
-        let c = cg * if depthwise { rng.random_range(4..40) } else { groups };
+        let cg = if depthwise {
+            1
+        } else {
+            rng.random_range(1..12)
+        };
+        let c = cg
+            * if depthwise {
+                rng.random_range(4..40)
+            } else {
+                groups
+            };
         let groups = if depthwise { c } else { groups };
-        let o = if depthwise { c } else { groups * rng.random_range(1..9) };
+        let o = if depthwise {
+            c
+        } else {
+            groups * rng.random_range(1..9)
+        };
         let (kh, kw) = (rng.random_range(1..6), rng.random_range(1..6));
         let (h, w) = (rng.random_range(kh..kh + 20), rng.random_range(kw..kw + 20));
         let cfg = Conv2dConfig {
@@ -206,13 +246,30 @@ fn int8_simd_paths_agree_with_portable() {
         let n = rng.random_range(1..3);
         let extreme = round % 3 == 0;
         let xs: Vec<u8> = (0..n * c * h * w)
-            .map(|_| if extreme { [0, 255][rng.random_range(0..2)] } else { rng.random() })
+            .map(|_| {
+                if extreme {
+                    [0, 255][rng.random_range(0..2)]
+                } else {
+                    rng.random()
+                }
+            })
             .collect();
         let zp = rng.random();
-        let x = QTensor::new(xs, &[n, c, h, w], Affine::new(0.03, zp), MemoryFormat::Contiguous)
-            .unwrap();
+        let x = QTensor::new(
+            xs,
+            &[n, c, h, w],
+            Affine::new(0.03, zp),
+            MemoryFormat::Contiguous,
+        )
+        .unwrap();
         let ws: Vec<i8> = (0..o * cg * kh * kw)
-            .map(|_| if extreme { [-128, 127][rng.random_range(0..2)] } else { rng.random() })
+            .map(|_| {
+                if extreme {
+                    [-128, 127][rng.random_range(0..2)]
+                } else {
+                    rng.random()
+                }
+            })
             .collect();
         let scales = (0..o).map(|_| rng.random_range(0.001..0.02)).collect();
         let bias = rng
@@ -220,16 +277,30 @@ fn int8_simd_paths_agree_with_portable() {
             .then(|| (0..o).map(|_| rng.random_range(-1.0..1.0)).collect());
         let weight = QWeight::new(ws, &[o, cg, kh, kw], scales, bias).unwrap();
         let out = Affine::new(rng.random_range(0.05..2.0), rng.random());
-        let fused = if rng.random_bool(0.5) { Fused::Relu } else { Fused::None };
+        let fused = if rng.random_bool(0.5) {
+            Fused::Relu
+        } else {
+            Fused::None
+        };
         let expect = conv2d_with(Isa::Portable, &x, &weight, &cfg, out, fused).unwrap();
         for &isa in &isas {
             let got = conv2d_with(isa, &x, &weight, &cfg, out, fused).unwrap();
-            assert_eq!(got, expect, "round {round}: {isa:?}, {cfg:?}, weight {:?}", weight.shape());
+            assert_eq!(
+                got,
+                expect,
+                "round {round}: {isa:?}, {cfg:?}, weight {:?}",
+                weight.shape()
+            );
         }
         // The same weights as a linear layer over flattened patches of the first row.
         let k = cg * kh * kw;
-        let lin = QWeight::new(weight.data().to_vec(), &[o, k], weight.scales().to_vec(), None)
-            .unwrap();
+        let lin = QWeight::new(
+            weight.data().to_vec(),
+            &[o, k],
+            weight.scales().to_vec(),
+            None,
+        )
+        .unwrap();
         let rows = rng.random_range(1..40);
         let xl = QTensor::new(
             (0..rows * k).map(|_| rng.random()).collect(),
@@ -240,7 +311,11 @@ fn int8_simd_paths_agree_with_portable() {
         .unwrap();
         let expect = linear_with(Isa::Portable, &xl, &lin, out, fused).unwrap();
         for &isa in &isas {
-            assert_eq!(linear_with(isa, &xl, &lin, out, fused).unwrap(), expect, "{isa:?}");
+            assert_eq!(
+                linear_with(isa, &xl, &lin, out, fused).unwrap(),
+                expect,
+                "{isa:?}"
+            );
         }
     }
 }

@@ -79,7 +79,15 @@ pub fn conv2d_with(
             for row0 in (0..oh).step_by(rows) {
                 let count = rows.min(oh - row0) * ow;
                 let positions = count.next_multiple_of(PANEL);
-                geo.pack_patches(image, [cg, kh, kw], zp, row0, count / ow, quads, &mut patches);
+                geo.pack_patches(
+                    image,
+                    [cg, kh, kw],
+                    zp,
+                    row0,
+                    count / ow,
+                    quads,
+                    &mut patches,
+                );
                 gemm(isa, &patches, positions, &packed, &mut acc);
                 for oi in 0..og {
                     let oc = g * og + oi;
@@ -165,7 +173,9 @@ impl Geometry {
             .max(first);
             for r in 0..rows {
                 let y = (row0 + r) * sh + ky;
-                let line = (ph..h + ph).contains(&y).then(|| &plane[(y - ph) * w..][..w]);
+                let line = (ph..h + ph)
+                    .contains(&y)
+                    .then(|| &plane[(y - ph) * w..][..w]);
                 for xo in 0..ow {
                     let p = r * ow + xo;
                     let v = match line {
@@ -219,7 +229,14 @@ pub fn linear_with(
     let mut out = vec![0u8; n * o];
     for oc in 0..o {
         let bias = w.bias().map(|b| b[oc]);
-        let r = ChannelRequant::new(packed.sum(oc), x.affine(), w.scales()[oc], bias, output, fused);
+        let r = ChannelRequant::new(
+            packed.sum(oc),
+            x.affine(),
+            w.scales()[oc],
+            bias,
+            output,
+            fused,
+        );
         for p in 0..n {
             out[p * o + oc] = r.apply(acc[oc * positions + p]);
         }

@@ -107,8 +107,13 @@ mod tests {
         let x = quantize(&[-1.0, 0.0, 0.4, 2.0], &[4], Affine::new(0.1, 7)).unwrap();
         assert_eq!(x.data(), &[0, 7, 11, 27]);
         assert_eq!(relu(&x).data(), &[7, 7, 11, 27]);
-        let top = QTensor::new(vec![0, 254, 255], &[3], Affine::new(1.0, 255), MemoryFormat::Contiguous)
-            .unwrap();
+        let top = QTensor::new(
+            vec![0, 254, 255],
+            &[3],
+            Affine::new(1.0, 255),
+            MemoryFormat::Contiguous,
+        )
+        .unwrap();
         assert_eq!(relu(&top).data(), &[255, 255, 255]);
     }
 

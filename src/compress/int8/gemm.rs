@@ -99,7 +99,7 @@ impl PackedWeights {
 /// `acc[o * positions + p] = sum_k w[o][k] a[k][p]` for `positions` (a multiple of [`PANEL`])
 /// positions packed in `a` as the module doc describes.
 pub(crate) fn gemm(isa: Isa, a: &[u8], positions: usize, w: &PackedWeights, acc: &mut [i32]) {
-    assert!(positions % PANEL == 0);
+    assert!(positions.is_multiple_of(PANEL));
     assert!(a.len() >= positions * w.quads * 4 && acc.len() >= w.n * positions);
     assert!(isa.is_available(), "{isa:?} is not available on this CPU");
     match isa {
@@ -116,11 +116,17 @@ pub(crate) fn gemm(isa: Isa, a: &[u8], positions: usize, w: &PackedWeights, acc:
 
 fn gemm_portable(a: &[u8], positions: usize, w: &PackedWeights, acc: &mut [i32]) {
     let panel_len = w.quads * PANEL * 4;
-    for (panel, xs) in a.chunks_exact(panel_len).take(positions / PANEL).enumerate() {
+    for (panel, xs) in a
+        .chunks_exact(panel_len)
+        .take(positions / PANEL)
+        .enumerate()
+    {
         for o in 0..w.n {
             let mut sums = [0i32; PANEL];
             for (q, quad) in xs.chunks_exact(PANEL * 4).enumerate() {
-                let t = w.bytes[o * w.quads + q].to_le_bytes().map(|v| v as i8 as i32);
+                let t = w.bytes[o * w.quads + q]
+                    .to_le_bytes()
+                    .map(|v| v as i8 as i32);
                 for (s, x) in sums.iter_mut().zip(quad.chunks_exact(4)) {
                     let dot = x[0] as i32 * t[0]
                         + x[1] as i32 * t[1]
@@ -145,7 +151,11 @@ const BLOCK: usize = 4;
 unsafe fn gemm_avx2(a: &[u8], positions: usize, w: &PackedWeights, acc: &mut [i32]) {
     let low_bytes = _mm256_set1_epi32(0x00FF_00FF);
     let panel_len = w.quads * PANEL * 4;
-    for (panel, xs) in a.chunks_exact(panel_len).take(positions / PANEL).enumerate() {
+    for (panel, xs) in a
+        .chunks_exact(panel_len)
+        .take(positions / PANEL)
+        .enumerate()
+    {
         for half in 0..2 {
             let mut o = 0;
             while o < w.n {
@@ -187,7 +197,11 @@ unsafe fn gemm_avx2(a: &[u8], positions: usize, w: &PackedWeights, acc: &mut [i3
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn gemm_vnni(a: &[u8], positions: usize, w: &PackedWeights, acc: &mut [i32]) {
     let panel_len = w.quads * PANEL * 4;
-    for (panel, xs) in a.chunks_exact(panel_len).take(positions / PANEL).enumerate() {
+    for (panel, xs) in a
+        .chunks_exact(panel_len)
+        .take(positions / PANEL)
+        .enumerate()
+    {
         let mut o = 0;
         while o < w.n {
             let block = BLOCK.min(w.n - o);

@@ -32,7 +32,10 @@ impl Pool2dConfig {
         for d in 0..2 {
             let (size, k, s, p) = ([h, w][d], self.kernel[d], self.stride[d], self.padding[d]);
             if k == 0 || s == 0 || p > k / 2 || size + 2 * p < k {
-                return Err(Error::Msg(format!("int8 {op}: bad window {self:?} for {:?}", x.shape())));
+                return Err(Error::Msg(format!(
+                    "int8 {op}: bad window {self:?} for {:?}",
+                    x.shape()
+                )));
             }
             let round = if self.ceil_mode { s - 1 } else { 0 };
             let mut n = (size + 2 * p - k + round) / s + 1;
@@ -80,7 +83,8 @@ pub fn max_pool2d(x: &QTensor, cfg: &Pool2dConfig) -> Result<QTensor> {
 ///   `m = f32(1.0 / divisor)` in double, the zero point added before rounding;
 /// - channels-last (`_qavg_pool_nhwc_kernel`): `round(acc * m) + zp` with `m = 1.0f / divisor`
 ///   on channels vectorised in blocks (8 with AVX2, 16 with AVX-512), and ATen's scalar
-///   `quantize_val`, which multiplies by `1 / (1 / m)`, on the remaining channels.
+///   `quantize_val`, which multiplies by `1 / (1 / m)`, on the remaining channels (the same
+///   f32 value for every divisor below 64).
 pub fn avg_pool2d(
     x: &QTensor,
     cfg: &Pool2dConfig,
@@ -100,7 +104,11 @@ pub fn avg_pool2d(
             for xo in 0..ow {
                 let (x0, x1, pw) = window(xo, cfg.kernel[1], cfg.stride[1], cfg.padding[1], w);
                 let size = ((y1 - y0) * (x1 - x0)) as i32;
-                let divisor = if count_include_pad { (ph * pw) as i32 } else { size };
+                let divisor = if count_include_pad {
+                    (ph * pw) as i32
+                } else {
+                    size
+                };
                 let sum: i32 = (y0..y1)
                     .flat_map(|yy| plane[yy * w + x0..yy * w + x1].iter())
                     .map(|&v| v as i32)
@@ -108,7 +116,11 @@ pub fn avg_pool2d(
                 let acc = (sum - size * zp as i32) as f32;
                 let q = if channels_last {
                     let m = 1.0f32 / divisor as f32;
-                    let inverse = if channel < vector_channels { m } else { 1.0 / (1.0 / m) };
+                    let inverse = if channel < vector_channels {
+                        m
+                    } else {
+                        1.0 / (1.0 / m)
+                    };
                     quantize_with_inverse(acc, inverse, zp)
                 } else {
                     let m = (1.0f64 / divisor as f64) as f32;
