@@ -1,0 +1,321 @@
+//! The integer INT8 kernels against PyTorch's quantized CPU kernels (fbgemm engine, one thread):
+//! tests/python/int8_kernels.py runs each case in PyTorch and every u8 output here must be
+//! identical. Also: every instruction set gives the same outputs as the portable path.
+
+use ascrepro::compress::int8::{
+    adaptive_avg_pool2d_1x1, add, avg_pool2d, conv2d_with, linear_with, max_pool2d, quantize, relu,
+    Affine, AtenCapability, Conv2dConfig, Fused, Isa, MemoryFormat, Pool2dConfig, QTensor, QWeight,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+mod common;
+
+fn usizes(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect()
+}
+
+fn pair(v: &Value) -> [usize; 2] {
+    let v = usizes(v);
+    [v[0], v[1]]
+}
+
+fn qtensor(v: &Value) -> QTensor {
+    let data = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u8)
+        .collect();
+    let affine = Affine::new(
+        v["scale"].as_f64().unwrap() as f32,
+        v["zp"].as_u64().unwrap() as u8,
+    );
+    let format = match v["format"].as_str().unwrap() {
+        "channels_last" => MemoryFormat::ChannelsLast,
+        _ => MemoryFormat::Contiguous,
+    };
+    QTensor::new(data, &usizes(&v["shape"]), affine, format).unwrap()
+}
+
+fn qweight(v: &Value) -> QWeight {
+    let data = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap() as i8)
+        .collect();
+    let floats = |v: &Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let bias = (!v["bias"].is_null()).then(|| floats(&v["bias"]));
+    QWeight::new(data, &usizes(&v["shape"]), floats(&v["scales"]), bias).unwrap()
+}
+
+fn fused(case: &Value) -> Fused {
+    if case["relu"].as_bool().unwrap() {
+        Fused::Relu
+    } else {
+        Fused::None
+    }
+}
+
+fn pool(case: &Value) -> Pool2dConfig {
+    Pool2dConfig {
+        kernel: pair(&case["kernel"]),
+        stride: pair(&case["stride"]),
+        padding: pair(&case["padding"]),
+        ceil_mode: case["ceil_mode"].as_bool().unwrap(),
+    }
+}
+
+/// Differing positions of two outputs, `None` when identical (shape included).
+fn mismatch(got: &QTensor, want: &QTensor) -> Option<String> {
+    if got.shape() != want.shape() {
+        return Some(format!("shape {:?} != {:?}", got.shape(), want.shape()));
+    }
+    let bad: Vec<(usize, u8, u8)> = (got.data().iter().zip(want.data()).enumerate())
+        .filter(|(_, (g, w))| g != w)
+        .map(|(i, (&g, &w))| (i, g, w))
+        .collect();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "{} of {} differ, first (index, ours, PyTorch): {:?}",
+            bad.len(),
+            got.data().len(),
+            &bad[..bad.len().min(5)]
+        )
+    })
+}
+
+#[test]
+fn int8_kernels_match_pytorch_fbgemm() {
+    let dir = common::temp_dir("int8_kernels");
+    common::run_python("int8_kernels.py", [&dir]);
+    let reference: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("cases.json")).unwrap()).unwrap();
+    let capability = AtenCapability::from_name(reference["capability"].as_str().unwrap())
+        .expect("PyTorch ran with an AVX2 or AVX512 ATen build");
+    let isas: Vec<Isa> = [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni]
+        .into_iter()
+        .filter(|isa| isa.is_available())
+        .collect();
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for case in reference["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let want = qtensor(&case["out"]);
+        let mut outputs: Vec<(String, QTensor)> = Vec::new();
+        match case["op"].as_str().unwrap() {
+            "conv2d" => {
+                let cfg = Conv2dConfig {
+                    stride: pair(&case["stride"]),
+                    padding: pair(&case["padding"]),
+                    groups: case["groups"].as_u64().unwrap() as usize,
+                };
+                let (x, w) = (qtensor(&case["x"]), qweight(&case["w"]));
+                for &isa in &isas {
+                    let y = conv2d_with(isa, &x, &w, &cfg, want.affine(), fused(case)).unwrap();
+                    assert_eq!(y.format(), MemoryFormat::ChannelsLast);
+                    outputs.push((format!("{isa:?}"), y));
+                }
+            }
+            "linear" => {
+                let (x, w) = (qtensor(&case["x"]), qweight(&case["w"]));
+                for &isa in &isas {
+                    let y = linear_with(isa, &x, &w, want.affine(), fused(case)).unwrap();
+                    outputs.push((format!("{isa:?}"), y));
+                }
+            }
+            "max_pool2d" => {
+                let y = max_pool2d(&qtensor(&case["x"]), &pool(case)).unwrap();
+                outputs.push(("max_pool2d".into(), y));
+            }
+            "avg_pool2d" => {
+                let include_pad = case["count_include_pad"].as_bool().unwrap();
+                let y = avg_pool2d(&qtensor(&case["x"]), &pool(case), include_pad, capability);
+                outputs.push(("avg_pool2d".into(), y.unwrap()));
+            }
+            "adaptive_avg_pool2d" => {
+                let y = adaptive_avg_pool2d_1x1(&qtensor(&case["x"])).unwrap();
+                outputs.push(("adaptive_avg_pool2d".into(), y));
+            }
+            "add" => {
+                let (a, b) = (qtensor(&case["a"]), qtensor(&case["b"]));
+                let y = add(&a, &b, want.affine(), fused(case), capability).unwrap();
+                assert_eq!(y.format(), a.format());
+                outputs.push(("add".into(), y));
+            }
+            "quantize" => {
+                let xs: Vec<f32> = case["input"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap() as f32)
+                    .collect();
+                let affine = Affine::new(
+                    case["scale"].as_f64().unwrap() as f32,
+                    case["zp"].as_u64().unwrap() as u8,
+                );
+                let q = quantize(&xs, &[xs.len()], affine).unwrap();
+                let bits: Vec<i64> = case["dequantized_bits"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_i64().unwrap())
+                    .collect();
+                let ours: Vec<i64> = q
+                    .dequantize()
+                    .iter()
+                    .map(|v| v.to_bits() as i32 as i64)
+                    .collect();
+                if ours != bits {
+                    failures.push(format!("{name}: dequantize differs"));
+                }
+                outputs.push(("relu".into(), relu(&q)));
+                if let Some(m) = mismatch(&relu(&q), &qtensor(&case["relu"])) {
+                    failures.push(format!("{name} relu: {m}"));
+                }
+                outputs.push(("quantize".into(), q));
+            }
+            op => panic!("unknown op {op}"),
+        }
+        for (path, got) in &outputs {
+            checked += 1;
+            if path == "relu" {
+                continue;
+            }
+            if let Some(m) = mismatch(got, &want) {
+                failures.push(format!("{name} ({path}): {m}"));
+            }
+        }
+    }
+    assert!(checked >= 40, "only {checked} outputs checked");
+    assert!(
+        failures.is_empty(),
+        "differences from PyTorch:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Random inputs, weights and geometries: every available instruction set gives the portable
+/// path's bytes, for full-range activations against extreme weights too.
+#[test]
+fn int8_simd_paths_agree_with_portable() {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let isas: Vec<Isa> = [Isa::Avx2, Isa::Avx512Vnni]
+        .into_iter()
+        .filter(|isa| isa.is_available())
+        .collect();
+    for round in 0..40 {
+        let groups = [1, 2, 4][rng.random_range(0..3)];
+        let depthwise = rng.random_bool(0.4);
+        let cg = if depthwise {
+            1
+        } else {
+            rng.random_range(1..12)
+        };
+        let c = cg
+            * if depthwise {
+                rng.random_range(4..40)
+            } else {
+                groups
+            };
+        let groups = if depthwise { c } else { groups };
+        let o = if depthwise {
+            c
+        } else {
+            groups * rng.random_range(1..9)
+        };
+        let (kh, kw) = (rng.random_range(1..6), rng.random_range(1..6));
+        let (h, w) = (rng.random_range(kh..kh + 20), rng.random_range(kw..kw + 20));
+        let cfg = Conv2dConfig {
+            stride: [rng.random_range(1..4), rng.random_range(1..4)],
+            padding: [rng.random_range(0..=kh / 2), rng.random_range(0..=kw / 2)],
+            groups,
+        };
+        let n = rng.random_range(1..3);
+        let extreme = round % 3 == 0;
+        let xs: Vec<u8> = (0..n * c * h * w)
+            .map(|_| {
+                if extreme {
+                    [0, 255][rng.random_range(0..2)]
+                } else {
+                    rng.random()
+                }
+            })
+            .collect();
+        let zp = rng.random();
+        let x = QTensor::new(
+            xs,
+            &[n, c, h, w],
+            Affine::new(0.03, zp),
+            MemoryFormat::Contiguous,
+        )
+        .unwrap();
+        let ws: Vec<i8> = (0..o * cg * kh * kw)
+            .map(|_| {
+                if extreme {
+                    [-128, 127][rng.random_range(0..2)]
+                } else {
+                    rng.random()
+                }
+            })
+            .collect();
+        let scales = (0..o).map(|_| rng.random_range(0.001..0.02)).collect();
+        let bias = rng
+            .random_bool(0.5)
+            .then(|| (0..o).map(|_| rng.random_range(-1.0..1.0)).collect());
+        let weight = QWeight::new(ws, &[o, cg, kh, kw], scales, bias).unwrap();
+        let out = Affine::new(rng.random_range(0.05..2.0), rng.random());
+        let fused = if rng.random_bool(0.5) {
+            Fused::Relu
+        } else {
+            Fused::None
+        };
+        let expect = conv2d_with(Isa::Portable, &x, &weight, &cfg, out, fused).unwrap();
+        for &isa in &isas {
+            let got = conv2d_with(isa, &x, &weight, &cfg, out, fused).unwrap();
+            assert_eq!(
+                got,
+                expect,
+                "round {round}: {isa:?}, {cfg:?}, weight {:?}",
+                weight.shape()
+            );
+        }
+        // The same weights as a linear layer over flattened patches of the first row.
+        let k = cg * kh * kw;
+        let lin = QWeight::new(
+            weight.data().to_vec(),
+            &[o, k],
+            weight.scales().to_vec(),
+            None,
+        )
+        .unwrap();
+        let rows = rng.random_range(1..40);
+        let xl = QTensor::new(
+            (0..rows * k).map(|_| rng.random()).collect(),
+            &[rows, k],
+            Affine::new(0.02, rng.random()),
+            MemoryFormat::Contiguous,
+        )
+        .unwrap();
+        let expect = linear_with(Isa::Portable, &xl, &lin, out, fused).unwrap();
+        for &isa in &isas {
+            assert_eq!(
+                linear_with(isa, &xl, &lin, out, fused).unwrap(),
+                expect,
+                "{isa:?}"
+            );
+        }
+    }
+}
