@@ -1,47 +1,63 @@
-//! A linear scan that bounds how deep YAML flow collections (`[` and `{`) nest, run before the
-//! YAML parser: the parser's time grows with the square of unclosed nesting (200 kB of `[` took
-//! over a minute), though it refuses anything past 128 levels in the end.
+//! Bounds how deep YAML flow collections (`[` and `{`) nest before the YAML parser runs: the
+//! parser's time grows with the square of unclosed nesting (200 kB of `[` took over a minute),
+//! though it refuses anything past 128 levels in the end.
+//!
+//! The depth is read from the token stream of libyaml's own scanner (the one serde_norway
+//! parses with), stopped at the first collection past the limit. A scanner of our own would have
+//! to agree with libyaml on every quoting and plain-scalar rule: where it did not, brackets that
+//! libyaml reads as structure hid inside what it took for a quoted string (a stray `"` in a plain
+//! scalar hid 115,000 `{` from it). libyaml's scanner looks ahead a bounded distance (a simple
+//! key lives at most 1024 characters), so stopping at the limit bounds its work too.
+
+use unsafe_libyaml_norway as libyaml;
 
 /// serde_norway's own recursion limit: deeper text never parses, so refusing it loses nothing.
 pub const MAX_DEPTH: usize = 128;
 
 /// The 1-based line where flow collections first nest deeper than [`MAX_DEPTH`], if they do.
-/// Quoted scalars and comments are skipped; brackets inside plain scalars count, which can only
-/// refuse text holding over a hundred unbalanced brackets.
+/// Text the scanner cannot read is left to the parser, which reports it.
 pub fn too_deep(text: &str) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut line = 1;
-    let mut chars = text.chars().peekable();
-    let mut after_space = true;
-    while let Some(c) = chars.next() {
-        match c {
-            '\n' => line += 1,
-            '#' if after_space => while chars.next_if(|&c| c != '\n').is_some() {},
-            '"' | '\'' => {
-                // A quoted scalar ends at the same quote (`''` is a quote in single-quoted text
-                // and simply reopens it; `\` escapes in double-quoted text).
-                while let Some(q) = chars.next() {
-                    match q {
-                        '\n' => line += 1,
-                        // The escaped character is consumed by the guard either way.
-                        '\\' if c == '"' && chars.next() == Some('\n') => line += 1,
-                        q if q == c => break,
-                        _ => {}
+    use libyaml::yaml_token_type_t::*;
+    use std::mem::MaybeUninit;
+    let mut parser = MaybeUninit::<libyaml::yaml_parser_t>::uninit();
+    // SAFETY: `parser` is initialised by `yaml_parser_initialize` before any other use and
+    // deleted once, at the end; the input string outlives it (both are local to this call);
+    // every token `yaml_parser_scan` fills is deleted after it is read.
+    unsafe {
+        if libyaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
+            return None;
+        }
+        let parser = parser.as_mut_ptr();
+        libyaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        let mut depth = 0usize;
+        let mut found = None;
+        loop {
+            let mut token = MaybeUninit::<libyaml::yaml_token_t>::uninit();
+            if libyaml::yaml_parser_scan(parser, token.as_mut_ptr()).fail {
+                break;
+            }
+            let token = token.as_mut_ptr();
+            let kind = (*token).type_;
+            match kind {
+                YAML_FLOW_SEQUENCE_START_TOKEN | YAML_FLOW_MAPPING_START_TOKEN => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        found = Some((*token).start_mark.line as usize + 1);
                     }
                 }
-            }
-            '[' | '{' => {
-                depth += 1;
-                if depth > MAX_DEPTH {
-                    return Some(line);
+                YAML_FLOW_SEQUENCE_END_TOKEN | YAML_FLOW_MAPPING_END_TOKEN => {
+                    depth = depth.saturating_sub(1)
                 }
+                _ => {}
             }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
+            libyaml::yaml_token_delete(token);
+            if found.is_some() || kind == YAML_STREAM_END_TOKEN || kind == YAML_NO_TOKEN {
+                break;
+            }
         }
-        after_space = c.is_whitespace() || matches!(c, '[' | '{' | ',');
+        libyaml::yaml_parser_delete(parser);
+        found
     }
-    None
 }
 
 #[cfg(test)]
@@ -68,6 +84,19 @@ mod tests {
             None
         );
         assert_eq!(too_deep(&format!("a: '{open}''x'\n")), None);
-        assert_eq!(too_deep(&format!("a: x#{open}\n")), Some(1));
+        // In a plain scalar a bracket is text (block context) and so is a quote.
+        assert_eq!(too_deep(&format!("a: x#{open}\n")), None);
+    }
+
+    #[test]
+    fn a_quote_inside_a_plain_scalar_hides_nothing() {
+        // A stray `"` in a plain scalar is text: the braces after it are structure.
+        let text = format!("files:\n- sha256: 00\"00\ndataset: {}", "{".repeat(100_000));
+        let start = std::time::Instant::now();
+        assert_eq!(too_deep(&text), Some(3));
+        assert!(start.elapsed().as_secs_f64() < 1.0);
+        // And a closing bracket inside a real quoted scalar closes nothing.
+        let text = format!("a: [x, \"{}\", {}", "]".repeat(200), "[".repeat(200));
+        assert_eq!(too_deep(&text), Some(1));
     }
 }
