@@ -42,6 +42,16 @@ fn fuzz(reader: &str, iterations: u64) {
         stdout.contains(&format!("fuzz {reader}: ")),
         "{stdout}\n{stderr}"
     );
+    // Every corpus holds valid inputs: a reader that accepts none runs on stale fixtures and
+    // exercises only its refusals.
+    let accepted: u64 = stdout
+        .rsplit_once(" accepted)")
+        .and_then(|(head, _)| head.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no accepted count in: {stdout}"));
+    assert!(
+        accepted > 0,
+        "the `{reader}` reader accepted none of its inputs, its corpus included: {stdout}"
+    );
 }
 
 #[test]
