@@ -327,22 +327,16 @@ pub struct PruneSpec {
     pub distill: Option<DistillSpec>,
 }
 
-/// Where a prune stage ends: explicit widths, or the widest network within the DCASE limits.
+/// Where a prune stage ends (`kind:` as a teacher's): explicit widths, or the widest network
+/// within the DCASE limits.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PruneTargetSpec {
     /// The architecture's explicit width list (e.g. SSCP-Mobile's 14 entries).
-    Widths(Vec<i64>),
-    /// The DCASE task 1 limits (128 kB of parameters at `bits` per parameter, 30 M MACs), with
-    /// widths derived by `compress::prune::counts_for_budget`'s rule.
-    Budget(BudgetSpec),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BudgetSpec {
-    /// The precision the parameters are deployed at: 8, 16 or 32.
-    pub bits: u32,
+    Widths { widths: Vec<i64> },
+    /// The DCASE task 1 limits (128 kB of parameters at `bits` per parameter: 8, 16 or 32;
+    /// 30 M MACs), widths derived by `compress::prune::counts_for_budget`'s rule.
+    Budget { bits: u32 },
 }
 
 /// Channel importance criteria.

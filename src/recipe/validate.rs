@@ -228,20 +228,19 @@ fn validate_prune(ctx: &Ctx, r: &Recipe, i: usize, p: &PruneSpec) -> Result<()> 
     )
     .map_err(|m| ctx.err(&at("from"), m))?;
     match &p.target {
-        PruneTargetSpec::Widths(ws) => {
+        PruneTargetSpec::Widths { widths: ws } => {
             ctx.check(&["stages", &idx, "target", "widths"], ws.len(), ranges::WIDTHS_LEN)?;
             for (k, w) in ws.iter().enumerate() {
                 let field = ["stages", idx.as_str(), "target", "widths", &k.to_string()];
                 ctx.check(&field, *w, ranges::CHANNELS)?;
             }
         }
-        PruneTargetSpec::Budget(b) => {
-            if ![8, 16, 32].contains(&b.bits) {
+        PruneTargetSpec::Budget { bits } => {
+            if ![8, 16, 32].contains(bits) {
                 return Err(ctx.err(
-                    &["stages", &idx, "target", "budget", "bits"],
+                    &["stages", &idx, "target", "bits"],
                     format!(
-                        "{} bits per parameter: the DCASE budget counts parameters at 8, 16 or 32 bits",
-                        b.bits
+                        "{bits} bits per parameter: the DCASE budget counts parameters at 8, 16 or 32 bits"
                     ),
                 ));
             }

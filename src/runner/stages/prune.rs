@@ -262,8 +262,8 @@ impl Stage for PruneNode {
         })?;
         let input = super::input_shape(inputs, self.run.base.features);
         let target = match &p.target {
-            PruneTargetSpec::Widths(w) => PruneTarget::Widths(w.clone()),
-            PruneTargetSpec::Budget(b) => PruneTarget::Budget(Budget::dcase(b.bits, input)),
+            PruneTargetSpec::Widths { widths } => PruneTarget::Widths(widths.clone()),
+            PruneTargetSpec::Budget { bits } => PruneTarget::Budget(Budget::dcase(*bits, input)),
         };
         // L1 is `ChannelGroups::importance`'s criterion, the only one so far.
         match p.importance {
