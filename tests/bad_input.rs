@@ -205,9 +205,9 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
         ),
         (
             "    kind: quantize",
-            "    kind: prune",
+            "    kind: sparsify",
             "stages[2].kind",
-            "`train`, `quantize`, `pretrain`, `released`, `finetune_devices`",
+            "`train`, `quantize`, `half`, `pretrain`, `released`, `finetune_devices`, `prune`",
         ),
         (
             "form: ce_plus_kl,",

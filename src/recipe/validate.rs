@@ -195,8 +195,7 @@ fn validate_distill(ctx: &Ctx, r: &Recipe, i: usize, d: &DistillSpec) -> Result<
         }
         TeacherSpec::Logits { path, sha256 } => {
             crate::data::check_relative_path(path).map_err(|m| ctx.err(&at, m))?;
-            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit())
-            {
+            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(ctx.err(
                     &at,
                     "`sha256` must be the file's 64 hex digits (`ascrepro logits` prints it)",
@@ -229,7 +228,11 @@ fn validate_prune(ctx: &Ctx, r: &Recipe, i: usize, p: &PruneSpec) -> Result<()> 
     .map_err(|m| ctx.err(&at("from"), m))?;
     match &p.target {
         PruneTargetSpec::Widths { widths: ws } => {
-            ctx.check(&["stages", &idx, "target", "widths"], ws.len(), ranges::WIDTHS_LEN)?;
+            ctx.check(
+                &["stages", &idx, "target", "widths"],
+                ws.len(),
+                ranges::WIDTHS_LEN,
+            )?;
             for (k, w) in ws.iter().enumerate() {
                 let field = ["stages", idx.as_str(), "target", "widths", &k.to_string()];
                 ctx.check(&field, *w, ranges::CHANNELS)?;

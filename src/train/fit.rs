@@ -256,7 +256,8 @@ pub fn fit_with(
         }
         let (val_loss, val_accuracy) = match val {
             Some(v) if validates(t, epoch) => {
-                let logits = crate::eval::predict(model.as_ref() as &dyn AscModel, v, 256, opts.device);
+                let logits =
+                    crate::eval::predict(model.as_ref() as &dyn AscModel, v, 256, opts.device);
                 let e = crate::eval::scores(&logits, &v.y);
                 (Some(e.log_loss), Some(e.macro_accuracy))
             }

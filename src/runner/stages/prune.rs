@@ -88,12 +88,7 @@ impl PruneSummary {
 
     /// The report's notes on it.
     pub fn notes(&self, from: &str) -> Vec<String> {
-        let list = |w: &[i64]| {
-            w.iter()
-                .map(i64::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let list = |w: &[i64]| w.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
         vec![
             format!(
                 "pruned from `{from}` ({}): widths per block [{}] → [{}]",
@@ -172,7 +167,9 @@ impl FitCallback for AgpCallback {
 
     fn state(&self) -> Result<serde_json::Value> {
         Ok(match &self.mask {
-            Some(mask) => serde_json::to_value(&mask.kept).map_err(|e| Error::msg(e.to_string()))?,
+            Some(mask) => {
+                serde_json::to_value(&mask.kept).map_err(|e| Error::msg(e.to_string()))?
+            }
             None => serde_json::Value::Null,
         })
     }

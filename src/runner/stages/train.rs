@@ -8,8 +8,7 @@ use super::{devsim::DevsimStage, energy_ir::EnergyIrStage, Base};
 use crate::error::{Error, Result};
 use crate::models;
 use crate::recipe::{
-    DistillSpec, KdForm, OptimizerSpec, ScheduleSpec, Select, TeacherSpec, TrainStage,
-    TrainingSpec,
+    DistillSpec, KdForm, OptimizerSpec, ScheduleSpec, Select, TeacherSpec, TrainStage, TrainingSpec,
 };
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, ModelArtefact, NodeId, Outputs, Stage};
@@ -305,7 +304,6 @@ impl TrainNode {
             None => self.stage.clone(),
         }
     }
-
 }
 
 impl TrainInputs {
