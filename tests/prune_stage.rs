@@ -129,7 +129,13 @@ fn prune_with_kd_then_fine_tune_chain_and_deploy() {
         .contains("KD from `base`"));
 
     // Every pruned model is evaluated on the test clips.
-    for id in ["pruned", "finetuned", "pruned_fp32", "pruned_fp16"] {
+    for id in [
+        "pruned",
+        "finetuned",
+        "pruned_fp32",
+        "pruned_fp16",
+        "pruned_int8",
+    ] {
         let e = &system(&sys, id)["evaluation"];
         assert!(as_u64(&e["clips"]) > 0, "{id}: {e}");
     }
@@ -164,6 +170,7 @@ fn prune_with_kd_then_fine_tune_chain_and_deploy() {
     let half = system(&sys, "pruned_fp16");
     assert_eq!(half["model"], s1().describe());
     assert_eq!(half["precision"], "fp16");
+    assert_eq!(system(&sys, "pruned_int8")["model"], s1().describe());
 
     // Widths the architecture does not have: refused at the target's line, base stays cached.
     let bad = PRUNE.replace(
@@ -196,7 +203,7 @@ fn killed_prune_stage_resumes_to_the_uninterrupted_model() {
             "    prune_epochs: 3\n    training: {epochs: 5}",
         )
         .replace(
-            "stages: [base, pruned, finetuned, pruned_fp32, pruned_fp16]",
+            "stages: [base, pruned, finetuned, pruned_fp32, pruned_fp16, pruned_int8]",
             "stages: [base, pruned]",
         );
     assert!(recipe.contains("training: {epochs: 5}") && recipe.contains("stages: [base, pruned]"));
