@@ -128,6 +128,24 @@ fn prune_with_kd_then_fine_tune_chain_and_deploy() {
         .unwrap()
         .contains("KD from `base`"));
 
+    // The report's pruning table: one row per prune stage, the record results.json holds.
+    assert_eq!(
+        pruned["pruning"]["widths_after"],
+        serde_json::json!(sscp_mobile::S1_WIDTHS)
+    );
+    assert_eq!(as_u64(&pruned["pruning"]["params_before"]), base_params);
+    assert_eq!(as_u64(&pruned["pruning"]["macs_after"]), s1_count.macs);
+    let csv = std::fs::read_to_string(d.join("out/results/pruning.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(
+        rows[0].starts_with("pruned,") && rows[1].starts_with("pruned_fp32,"),
+        "{csv}"
+    );
+    let html = std::fs::read_to_string(d.join("out/index.html")).unwrap();
+    assert!(html.contains("id=\"t-pruning\""));
+    assert!(system(&sys, "finetuned").get("pruning").is_none());
+
     // Every pruned model is evaluated on the test clips.
     for id in [
         "pruned",

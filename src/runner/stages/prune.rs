@@ -18,7 +18,7 @@ use crate::compress::prune::{AgpPruner, Budget, ChannelGroups, ChannelMask, Prun
 use crate::error::{Error, Result};
 use crate::models::{self, ModelConfig, Net};
 use crate::recipe::{Importance, PruneStage, PruneTargetSpec, Select, TrainStage};
-use crate::results::Complexity;
+use crate::results::{Complexity, PruningRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, ModelArtefact, NodeId, Outputs, Stage};
 use crate::train::FitCallback;
@@ -49,25 +49,20 @@ pub fn add(g: &mut Graph, base: &Base, p: &PruneStage) -> Result<()> {
     Ok(())
 }
 
-/// What pruning did, as the cache entry keeps it (`pruning.json`); the report's notes are
-/// rendered from it.
+/// What pruning did, as the cache entry keeps it (`pruning.json`): the architectures, and the
+/// record the report's pruning table and notes are rendered from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PruneSummary {
     /// The network pruned (the source stage's) and the one it was rebuilt as.
     pub base: ModelConfig,
     pub pruned: ModelConfig,
-    /// The architecture's explicit width list before and after.
-    pub widths_before: Vec<i64>,
-    pub widths_after: Vec<i64>,
-    /// Counted at the features' input shape (`compress::count`).
-    pub params_before: u64,
-    pub params_after: u64,
-    pub macs_before: u64,
-    pub macs_after: u64,
+    #[serde(flatten)]
+    pub record: PruningRecord,
 }
 
 impl PruneSummary {
     fn new(
+        from: &str,
         groups: &ChannelGroups,
         mask: &ChannelMask,
         pruned: ModelConfig,
@@ -77,31 +72,36 @@ impl PruneSummary {
         Ok(PruneSummary {
             base: groups.config.clone(),
             pruned,
-            widths_before: groups.widths(&groups.base_counts())?,
-            widths_after: groups.widths(&mask.counts())?,
-            params_before: before.params,
-            params_after: after.params,
-            macs_before: before.macs,
-            macs_after: after.macs,
+            record: PruningRecord {
+                from: from.to_string(),
+                widths_before: groups.widths(&groups.base_counts())?,
+                widths_after: groups.widths(&mask.counts())?,
+                params_before: before.params,
+                params_after: after.params,
+                macs_before: before.macs,
+                macs_after: after.macs,
+            },
         })
     }
 
     /// The report's notes on it.
-    pub fn notes(&self, from: &str) -> Vec<String> {
+    pub fn notes(&self) -> Vec<String> {
+        let r = &self.record;
         let list = |w: &[i64]| w.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
         vec![
             format!(
-                "pruned from `{from}` ({}): widths per block [{}] → [{}]",
+                "pruned from `{}` ({}): widths per block [{}] → [{}]",
+                r.from,
                 self.base.describe(),
-                list(&self.widths_before),
-                list(&self.widths_after)
+                list(&r.widths_before),
+                list(&r.widths_after)
             ),
             format!(
                 "parameters {} → {}, MACs {:.2} M → {:.2} M (before → after pruning)",
-                self.params_before,
-                self.params_after,
-                self.macs_before as f64 / 1e6,
-                self.macs_after as f64 / 1e6
+                r.params_before,
+                r.params_after,
+                r.macs_before as f64 / 1e6,
+                r.macs_after as f64 / 1e6
             ),
         ]
     }
@@ -286,6 +286,7 @@ impl Stage for PruneNode {
         models::save_weights(&shrunk.vs, &shrunk.config, &dir.join("model.safetensors"))?;
         let opts = CountOptions::default();
         let summary = PruneSummary::new(
+            &p.from,
             &groups,
             mask,
             shrunk.config.clone(),
@@ -312,8 +313,9 @@ impl Stage for PruneNode {
             stage: p.id.clone(),
             label: p.label.clone(),
             training,
-            notes: summary.notes(&p.from),
+            notes: summary.notes(),
             split: None,
+            pruning: Some(summary.record.clone()),
         })))
     }
 }

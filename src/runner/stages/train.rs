@@ -288,6 +288,7 @@ impl Stage for TrainNode {
             training: describe(t),
             notes,
             split: t.split.clone(),
+            pruning: None,
         })))
     }
 }
