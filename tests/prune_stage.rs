@@ -7,7 +7,7 @@ use ascrepro::compress::{count, CountOptions};
 use ascrepro::models::cp_blocks::Channels;
 use ascrepro::models::{load_net, sscp_mobile, ModelConfig};
 use ascrepro::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
-use common::{run_recipe, run_recipe_ok, stage_status};
+use common::{run_recipe_ok, stage_status};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
