@@ -2,6 +2,7 @@
 
 mod locate;
 mod overrides;
+mod prune;
 mod published;
 mod ranges;
 pub mod schema;
@@ -13,9 +14,9 @@ mod yaml;
 pub use locate::locate;
 pub use schema::*;
 
-use crate::compress::prune::{AgpPruner, ChannelGroups, PruneTarget};
 use crate::error::{Error, IoContext, Result};
 use crate::models::ModelConfig;
+use prune::{check_prunable, planned_model};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use training::{merge_training, stage_training};
@@ -568,42 +569,6 @@ fn plan_stages(
         });
     }
     Ok(out)
-}
-
-/// The architecture of planned stage `id`'s model, where the plan knows it: a prune stage's with
-/// a budget target is known once it has run.
-fn planned_model(out: &[PlannedStage], id: &str) -> Option<ModelConfig> {
-    match out.iter().find(|o| o.id() == id)? {
-        PlannedStage::Train(t) if t.model_of_init => planned_model(out, t.init_from.as_deref()?),
-        PlannedStage::Train(t) => Some(t.model.clone()),
-        PlannedStage::Released(rel) => Some(rel.model.clone()),
-        PlannedStage::Prune(p) => match &p.target {
-            PruneTargetSpec::Widths { widths } => {
-                let groups = ChannelGroups::of(&planned_model(out, &p.from)?).ok()?;
-                let counts = groups.counts_of_widths(widths).ok()?;
-                groups.pruned_config(&counts).ok()
-            }
-            PruneTargetSpec::Budget { .. } => None,
-        },
-        _ => None,
-    }
-}
-
-/// Refuses, before anything runs, a prune stage whose source architecture has no channel groups
-/// or whose explicit widths that architecture cannot be pruned to.
-fn check_prunable(ctx: &Ctx, i: usize, p: &PruneSpec, source: &ModelConfig) -> Result<()> {
-    let idx = i.to_string();
-    let groups = ChannelGroups::of(source).map_err(|e| {
-        ctx.err(
-            &["stages", &idx, "from"],
-            format!("`{}` makes {}: {e}", p.from, source.describe()),
-        )
-    })?;
-    if let PruneTargetSpec::Widths { widths } = &p.target {
-        AgpPruner::new(groups, &PruneTarget::Widths(widths.clone()), 1)
-            .map_err(|e| ctx.err(&["stages", &idx, "target", "widths"], e.to_string()))?;
-    }
-    Ok(())
 }
 
 /// The kind of the recipe's stage `id`.

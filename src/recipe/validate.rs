@@ -1,6 +1,7 @@
 //! Recipe validation: every reference, value range and path checked before a plan is made, each
 //! error naming the field and its line.
 
+use super::prune::{pruned_model_key, validate_prune};
 use super::ranges;
 use super::schema::*;
 use super::training::{merge_training, stage_training, validate_training};
@@ -183,7 +184,7 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
 
 /// A stage's `distill`: teachers are earlier train stages (or a checked logits file), the loss
 /// weights in range.
-fn validate_distill(ctx: &Ctx, r: &Recipe, i: usize, d: &DistillSpec) -> Result<()> {
+pub(super) fn validate_distill(ctx: &Ctx, r: &Recipe, i: usize, d: &DistillSpec) -> Result<()> {
     let idx = i.to_string();
     let at = ["stages", idx.as_str(), "distill", "teacher"];
     for teacher in d.teacher.stages() {
@@ -212,69 +213,6 @@ fn validate_distill(ctx: &Ctx, r: &Recipe, i: usize, d: &DistillSpec) -> Result<
     };
     ctx.check(&at("lambda"), d.lambda, lambda)?;
     Ok(())
-}
-
-/// A prune stage: its source makes one model, its target and epochs are in range, its training
-/// and distillation valid.
-fn validate_prune(ctx: &Ctx, r: &Recipe, i: usize, p: &PruneSpec) -> Result<()> {
-    let idx = i.to_string();
-    let at = |f| ["stages", idx.as_str(), f];
-    earlier_stage(
-        r,
-        i,
-        &p.from,
-        &[StageKind::Train, StageKind::Released, StageKind::Prune],
-    )
-    .map_err(|m| ctx.err(&at("from"), m))?;
-    match &p.target {
-        PruneTargetSpec::Widths { widths: ws } => {
-            ctx.check(
-                &["stages", &idx, "target", "widths"],
-                ws.len(),
-                ranges::WIDTHS_LEN,
-            )?;
-            for (k, w) in ws.iter().enumerate() {
-                let field = ["stages", idx.as_str(), "target", "widths", &k.to_string()];
-                ctx.check(&field, *w, ranges::CHANNELS)?;
-            }
-        }
-        PruneTargetSpec::Budget { bits } => {
-            if ![8, 16, 32].contains(bits) {
-                return Err(ctx.err(
-                    &["stages", &idx, "target", "bits"],
-                    format!(
-                        "{bits} bits per parameter: the DCASE budget counts parameters at 8, 16 or 32 bits"
-                    ),
-                ));
-            }
-        }
-    }
-    let training = stage_training(ctx, r, i)?;
-    if let Some(n) = p.prune_epochs {
-        if n == 0 || n > training.epochs {
-            return Err(ctx.err(
-                &at("prune_epochs"),
-                format!(
-                    "{n}: AGP needs at least one of the stage's {} training epochs, and at most all of them",
-                    training.epochs
-                ),
-            ));
-        }
-    }
-    if let Some(d) = &p.distill {
-        validate_distill(ctx, r, i, d)?;
-    }
-    Ok(())
-}
-
-/// The `models` entry a prune stage's network was cut from (following chained prune stages).
-pub(super) fn pruned_model_key<'r>(r: &'r Recipe, stage: &str) -> Option<&'r str> {
-    match r.stages.iter().find(|s| s.id() == stage)? {
-        StageSpec::Prune(p) => pruned_model_key(r, &p.from),
-        StageSpec::Train(t) => Some(&t.model),
-        StageSpec::Released(rel) => Some(&rel.model),
-        _ => None,
-    }
 }
 
 /// A train stage's `split` / `for_each`: exclusive, known to every profile that runs the stage,
@@ -356,7 +294,7 @@ fn earlier_train_stage(r: &Recipe, i: usize, source: &str) -> std::result::Resul
 }
 
 /// Checks that `source` names a stage of one of `kinds` listed before stage `i`.
-fn earlier_stage(
+pub(super) fn earlier_stage(
     r: &Recipe,
     i: usize,
     source: &str,
