@@ -195,7 +195,8 @@ fn prune_with_kd_then_fine_tune_chain_and_deploy() {
 fn killed_prune_stage_resumes_to_the_uninterrupted_model() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path();
-    // Base and one prune stage of 5 epochs, AGP over the first 3: the kill lands mid-schedule.
+    // Base and one prune stage of 5 epochs, AGP over the first 3; the kill lands after the last
+    // AGP step, so the resumed run has only the checkpointed mask to train and shrink with.
     let recipe = PRUNE
         .replace(
             "    prune_epochs: 2\n    training: {epochs: 3}",
@@ -247,7 +248,7 @@ fn killed_prune_stage_resumes_to_the_uninterrupted_model() {
                     .flatten()
                     .any(|e| {
                         let n = e.file_name().to_string_lossy().to_string();
-                        n.starts_with("epoch-") && n.as_str() >= "epoch-00002"
+                        n.starts_with("epoch-") && n.as_str() >= "epoch-00003"
                     })
             })
     };
