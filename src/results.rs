@@ -153,6 +153,24 @@ pub struct SystemRecord {
     /// for the profile's whole training split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<String>,
+    /// What structured pruning did, for a prune stage's system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruning: Option<PruningRecord>,
+}
+
+/// A prune stage's network before and after pruning (`kind: prune`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PruningRecord {
+    /// The stage whose model was pruned.
+    pub from: String,
+    /// The architecture's explicit width list before and after.
+    pub widths_before: Vec<i64>,
+    pub widths_after: Vec<i64>,
+    /// Counted at the features' input shape (`compress::count`).
+    pub params_before: u64,
+    pub params_after: u64,
+    pub macs_before: u64,
+    pub macs_after: u64,
 }
 
 /// The numeric precision a system is deployed at.

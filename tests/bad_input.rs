@@ -205,9 +205,9 @@ fn unknown_kinds_name_file_line_field_and_the_valid_ones() {
         ),
         (
             "    kind: quantize",
-            "    kind: quantise",
+            "    kind: sparsify",
             "stages[2].kind",
-            "`train`, `quantize`, `half`, `pretrain`, `released`, `finetune_devices`",
+            "`train`, `quantize`, `half`, `pretrain`, `released`, `finetune_devices`, `prune`",
         ),
         (
             "form: ce_plus_kl,",
@@ -351,7 +351,7 @@ fn bad_finetune_devices_stages_name_file_line_and_field() {
 fn a_half_stage_names_a_model_stage_before_it() {
     let d = tempfile::tempdir().unwrap();
     for (from, says) in [
-        ("student_int8", "must be a train or released stage"),
+        ("student_int8", "must be a train or released or prune stage"),
         ("nobody", "no stage `nobody`"),
     ] {
         let stage = format!(

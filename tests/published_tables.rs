@@ -267,6 +267,7 @@ fn student() -> SystemRecord {
         curve: vec![],
         notes: vec![],
         split: None,
+        pruning: None,
     }
 }
 

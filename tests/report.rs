@@ -196,6 +196,7 @@ fn record() -> RunRecord {
                 curve: curve(8, true),
                 notes: vec![],
                 split: None,
+                pruning: None,
             },
             SystemRecord {
                 id: "train_c12_kd".into(),
@@ -212,6 +213,7 @@ fn record() -> RunRecord {
                 curve: curve(8, false),
                 notes: vec!["teacher logits from <train_c40> & cached".into()],
                 split: None,
+                pruning: None,
             },
             SystemRecord {
                 id: "quant_c12_kd".into(),
@@ -228,6 +230,7 @@ fn record() -> RunRecord {
                 curve: vec![],
                 notes: vec![],
                 split: None,
+                pruning: None,
             },
         ],
         published: vec![

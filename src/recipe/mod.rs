@@ -2,6 +2,7 @@
 
 mod locate;
 mod overrides;
+mod prune;
 mod published;
 mod ranges;
 pub mod schema;
@@ -15,6 +16,7 @@ pub use schema::*;
 
 use crate::error::{Error, IoContext, Result};
 use crate::models::ModelConfig;
+use prune::{check_prunable, planned_model};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use training::{merge_training, stage_training};
@@ -47,6 +49,7 @@ pub enum PlannedStage {
     Pretrain(Box<PretrainStage>),
     Released(ReleasedStage),
     FinetuneDevices(Box<FinetuneDevicesStage>),
+    Prune(Box<PruneStage>),
 }
 
 impl PlannedStage {
@@ -58,6 +61,7 @@ impl PlannedStage {
             PlannedStage::Pretrain(s) => &s.id,
             PlannedStage::Released(s) => &s.id,
             PlannedStage::FinetuneDevices(s) => &s.id,
+            PlannedStage::Prune(s) => &s.id,
         }
     }
 }
@@ -113,7 +117,30 @@ pub struct TrainStage {
     /// That split's CSV, relative to the dataset root.
     pub split_csv: Option<String>,
     pub model: ModelConfig,
+    /// Whether it trains the architecture of the model it starts from rather than `model`
+    /// (a fine-tuning stage after a prune stage, whose widths are known once it has run).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub model_of_init: bool,
     pub training: TrainingSpec,
+    pub distill: Option<DistillSpec>,
+    pub seed: u64,
+}
+
+/// A prune stage as planned; serialised, its own part of its identity (as [`TrainStage`]).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PruneStage {
+    #[serde(skip)]
+    pub id: String,
+    #[serde(skip)]
+    pub label: String,
+    /// The stage whose model is pruned (its identity enters through that stage's).
+    #[serde(skip)]
+    pub from: String,
+    pub target: PruneTargetSpec,
+    pub importance: Importance,
+    pub training: TrainingSpec,
+    /// AGP steps: one at the start of each of the first `prune_epochs` epochs.
+    pub prune_epochs: usize,
     pub distill: Option<DistillSpec>,
     pub seed: u64,
 }
@@ -435,6 +462,10 @@ fn plan_stages(
                             _ => t.label.clone(),
                         },
                         model: model.clone(),
+                        model_of_init: t
+                            .init
+                            .as_ref()
+                            .is_some_and(|i| stage_kind(r, &i.from) == Some(StageKind::Prune)),
                         model_key: t.model.clone(),
                         training: resolve_training(training, frontend),
                         distill: t.distill.clone(),
@@ -489,6 +520,7 @@ fn plan_stages(
                                 split: None,
                                 split_csv: None,
                                 model: general.model.clone(),
+                                model_of_init: false,
                                 training: training.clone(),
                                 distill: None,
                                 seed: derive_seed(r.seed, &id),
@@ -512,6 +544,23 @@ fn plan_stages(
                 tolerance: q.tolerance,
                 seed: derive_seed(r.seed, &q.id),
             }),
+            StageSpec::Prune(pr) => {
+                if let Some(source) = planned_model(&out, &pr.from) {
+                    check_prunable(ctx, i, pr, &source)?;
+                }
+                let training = resolve_training(stage_training(ctx, r, i)?, frontend);
+                PlannedStage::Prune(Box::new(PruneStage {
+                    id: pr.id.clone(),
+                    label: pr.label.clone(),
+                    from: pr.from.clone(),
+                    target: pr.target.clone(),
+                    importance: pr.importance,
+                    prune_epochs: pr.prune_epochs.unwrap_or(training.epochs),
+                    training,
+                    distill: pr.distill.clone(),
+                    seed: derive_seed(r.seed, &pr.id),
+                }))
+            }
             StageSpec::Half(h) => PlannedStage::Half(HalfStage {
                 id: h.id.clone(),
                 label: h.label.clone(),
@@ -520,6 +569,11 @@ fn plan_stages(
         });
     }
     Ok(out)
+}
+
+/// The kind of the recipe's stage `id`.
+fn stage_kind(r: &Recipe, id: &str) -> Option<StageKind> {
+    r.stages.iter().find(|s| s.id() == id).map(StageSpec::kind)
 }
 
 /// A stage's own seed: independent of the other stages, so adding a stage changes nothing else.

@@ -29,6 +29,10 @@ pub enum StageSpec {
     /// routes each clip by its device id (other devices: the general model).
     #[serde(rename = "finetune_devices")]
     FinetuneDevices(FinetuneDevicesSpec),
+    /// Structured AGP channel pruning of a stage's model, with KD while pruning; its model is
+    /// the network rebuilt at the pruned widths.
+    #[serde(rename = "prune")]
+    Prune(PruneSpec),
 }
 
 /// The stage kinds, as `kind:` names them.
@@ -41,6 +45,7 @@ pub enum StageKind {
     Pretrain,
     Released,
     FinetuneDevices,
+    Prune,
 }
 
 impl StageSpec {
@@ -74,6 +79,7 @@ impl StageSpec {
             StageKind::FinetuneDevices => {
                 StageSpec::FinetuneDevices(serde_norway::from_str(&body).map_err(variant)?)
             }
+            StageKind::Prune => StageSpec::Prune(serde_norway::from_str(&body).map_err(variant)?),
         })
     }
 }
@@ -112,6 +118,7 @@ impl StageSpec {
             StageSpec::Pretrain(s) => &s.id,
             StageSpec::Released(s) => &s.id,
             StageSpec::FinetuneDevices(s) => &s.id,
+            StageSpec::Prune(s) => &s.id,
         }
     }
 
@@ -123,6 +130,7 @@ impl StageSpec {
             StageSpec::Pretrain(_) => StageKind::Pretrain,
             StageSpec::Released(_) => StageKind::Released,
             StageSpec::FinetuneDevices(_) => StageKind::FinetuneDevices,
+            StageSpec::Prune(_) => StageKind::Prune,
         }
     }
 
@@ -134,6 +142,7 @@ impl StageSpec {
             StageSpec::Pretrain(s) => &s.label,
             StageSpec::Released(s) => &s.label,
             StageSpec::FinetuneDevices(s) => &s.label,
+            StageSpec::Prune(s) => &s.label,
         }
     }
 
@@ -150,6 +159,9 @@ impl StageSpec {
             StageSpec::Half(s) => vec![s.from.as_str()],
             StageSpec::Pretrain(_) | StageSpec::Released(_) => Vec::new(),
             StageSpec::FinetuneDevices(s) => vec![s.from.as_str()],
+            StageSpec::Prune(s) => std::iter::once(s.from.as_str())
+                .chain(s.distill.iter().flat_map(|d| d.teacher.stages()))
+                .collect(),
         }
     }
 
@@ -159,6 +171,7 @@ impl StageSpec {
             StageSpec::Train(s) => s.training.as_ref(),
             StageSpec::Pretrain(s) => s.training.as_ref(),
             StageSpec::FinetuneDevices(s) => s.training.as_ref(),
+            StageSpec::Prune(s) => s.training.as_ref(),
             StageSpec::Quantize(_) | StageSpec::Half(_) | StageSpec::Released(_) => None,
         }
     }
@@ -286,6 +299,52 @@ pub struct FinetuneDevicesSpec {
     /// Fields replacing those of the recipe's `training` (as a train stage's `training`).
     #[serde(default)]
     pub training: Option<Value>,
+}
+
+/// Structured pruning (Zhang et al. 2025, SSCP-Mobile): the model of `from` trained on with its
+/// lowest-importance channels masked, more of them at each AGP step until the target widths,
+/// then rebuilt at those widths.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PruneSpec {
+    pub id: String,
+    pub label: String,
+    /// The train, released or prune stage whose model is pruned.
+    pub from: String,
+    /// The widths pruning ends at.
+    pub target: PruneTargetSpec,
+    /// How channels are ranked.
+    pub importance: Importance,
+    /// Fields replacing those of the recipe's `training`; its epochs are the pruning run's.
+    #[serde(default)]
+    pub training: Option<Value>,
+    /// AGP prunes over the first this many epochs (one step at the start of each), the rest
+    /// train at the target widths; default: every epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_epochs: Option<usize>,
+    /// Knowledge distillation while pruning.
+    #[serde(default)]
+    pub distill: Option<DistillSpec>,
+}
+
+/// Where a prune stage ends (`kind:` as a teacher's): explicit widths, or the widest network
+/// within the DCASE limits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum PruneTargetSpec {
+    /// The architecture's explicit width list (e.g. SSCP-Mobile's 14 entries).
+    Widths { widths: Vec<i64> },
+    /// The DCASE task 1 limits (128 kB of parameters at `bits` per parameter: 8, 16 or 32;
+    /// 30 M MACs), widths derived by `compress::prune::counts_for_budget`'s rule.
+    Budget { bits: u32 },
+}
+
+/// Channel importance criteria.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Importance {
+    /// The L1 norm of each channel's filters (NNI's L1NormPruner).
+    L1,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,7 @@
 //! Recipe validation: every reference, value range and path checked before a plan is made, each
 //! error naming the field and its line.
 
+use super::prune::{pruned_model_key, validate_prune};
 use super::ranges;
 use super::schema::*;
 use super::training::{merge_training, stage_training, validate_training};
@@ -49,8 +50,26 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                 }
                 stage_training(ctx, r, i)?;
                 if let Some(init) = &t.init {
-                    earlier_stage(r, i, &init.from, &[StageKind::Train, StageKind::Pretrain])
+                    let kinds = [StageKind::Train, StageKind::Pretrain, StageKind::Prune];
+                    earlier_stage(r, i, &init.from, &kinds)
                         .map_err(|m| ctx.err(&["stages", &idx, "init", "from"], m))?;
+                    // After pruning the stage trains the pruned architecture; `model` names the
+                    // entry it was cut from, so the recipe says which family it is.
+                    let pruned = matches!(
+                        r.stages.iter().find(|s| s.id() == init.from),
+                        Some(StageSpec::Prune(_))
+                    );
+                    if let Some(key) = pruned_model_key(r, &init.from).filter(|_| pruned) {
+                        if key != t.model {
+                            return Err(ctx.err(
+                                &["stages", &idx, "model"],
+                                format!(
+                                    "`{}` starts from prune stage `{}`, whose network was cut from model `{key}`: name `{key}` here (the stage trains the pruned widths)",
+                                    t.id, init.from
+                                ),
+                            ));
+                        }
+                    }
                 }
                 validate_splits(ctx, r, i, t)?;
                 if t.select == Select::Best {
@@ -68,33 +87,7 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                     }
                 }
                 if let Some(d) = &t.distill {
-                    let at = ["stages", idx.as_str(), "distill", "teacher"];
-                    for teacher in d.teacher.stages() {
-                        earlier_train_stage(r, i, teacher).map_err(|m| ctx.err(&at, m))?;
-                    }
-                    match &d.teacher {
-                        TeacherSpec::Ensemble { stages } if stages.len() < 2 => {
-                            return Err(ctx.err(&at, "an ensemble needs at least two stages"));
-                        }
-                        TeacherSpec::Logits { path, sha256 } => {
-                            crate::data::check_relative_path(path).map_err(|m| ctx.err(&at, m))?;
-                            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit())
-                            {
-                                return Err(ctx.err(
-                                    &at,
-                                    "`sha256` must be the file's 64 hex digits (`ascrepro logits` prints it)",
-                                ));
-                            }
-                        }
-                        _ => {}
-                    }
-                    let at = |f| ["stages", idx.as_str(), "distill", f];
-                    ctx.check(&at("temperature"), d.temperature, ranges::TEMPERATURE)?;
-                    let lambda = match d.form {
-                        KdForm::CePlusKl => ranges::KD_WEIGHT,
-                        KdForm::Weighted => ranges::KD_FRACTION,
-                    };
-                    ctx.check(&at("lambda"), d.lambda, lambda)?;
+                    validate_distill(ctx, r, i, d)?;
                 }
             }
             StageSpec::Pretrain(p) => {
@@ -145,12 +138,14 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                 }
             }
             StageSpec::FinetuneDevices(f) => validate_finetune_devices(ctx, r, i, f)?,
+            StageSpec::Prune(p) => validate_prune(ctx, r, i, p)?,
             StageSpec::Half(h) => {
-                earlier_stage(r, i, &h.from, &[StageKind::Train, StageKind::Released])
+                let kinds = [StageKind::Train, StageKind::Released, StageKind::Prune];
+                earlier_stage(r, i, &h.from, &kinds)
                     .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
             }
             StageSpec::Quantize(q) => {
-                earlier_train_stage(r, i, &q.from)
+                earlier_stage(r, i, &q.from, &[StageKind::Train, StageKind::Prune])
                     .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
                 let at = |f| ["stages", idx.as_str(), f];
                 ctx.check(
@@ -184,6 +179,39 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
             validate_pretrain_data(ctx, name, d)?;
         }
     }
+    Ok(())
+}
+
+/// A stage's `distill`: teachers are earlier train stages (or a checked logits file), the loss
+/// weights in range.
+pub(super) fn validate_distill(ctx: &Ctx, r: &Recipe, i: usize, d: &DistillSpec) -> Result<()> {
+    let idx = i.to_string();
+    let at = ["stages", idx.as_str(), "distill", "teacher"];
+    for teacher in d.teacher.stages() {
+        earlier_train_stage(r, i, teacher).map_err(|m| ctx.err(&at, m))?;
+    }
+    match &d.teacher {
+        TeacherSpec::Ensemble { stages } if stages.len() < 2 => {
+            return Err(ctx.err(&at, "an ensemble needs at least two stages"));
+        }
+        TeacherSpec::Logits { path, sha256 } => {
+            crate::data::check_relative_path(path).map_err(|m| ctx.err(&at, m))?;
+            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(ctx.err(
+                    &at,
+                    "`sha256` must be the file's 64 hex digits (`ascrepro logits` prints it)",
+                ));
+            }
+        }
+        _ => {}
+    }
+    let at = |f| ["stages", idx.as_str(), "distill", f];
+    ctx.check(&at("temperature"), d.temperature, ranges::TEMPERATURE)?;
+    let lambda = match d.form {
+        KdForm::CePlusKl => ranges::KD_WEIGHT,
+        KdForm::Weighted => ranges::KD_FRACTION,
+    };
+    ctx.check(&at("lambda"), d.lambda, lambda)?;
     Ok(())
 }
 
@@ -266,7 +294,7 @@ fn earlier_train_stage(r: &Recipe, i: usize, source: &str) -> std::result::Resul
 }
 
 /// Checks that `source` names a stage of one of `kinds` listed before stage `i`.
-fn earlier_stage(
+pub(super) fn earlier_stage(
     r: &Recipe,
     i: usize,
     source: &str,
@@ -544,6 +572,10 @@ fn validate_sizes(ctx: &Ctx, r: &Recipe) -> Result<()> {
             },
             StageSpec::FinetuneDevices(f) => ("devices", f.devices.len()),
             StageSpec::Released(rel) => ("devices", rel.devices.len()),
+            StageSpec::Prune(p) => match &p.distill {
+                Some(d) => ("distill", d.teacher.stages().len()),
+                None => continue,
+            },
             StageSpec::Pretrain(_) | StageSpec::Quantize(_) | StageSpec::Half(_) => continue,
         };
         len(&["stages", &idx, field], n, ranges::NAMES)?;

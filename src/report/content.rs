@@ -388,7 +388,7 @@ pub(super) fn clean(x: f64) -> f64 {
     (x * 1e10).round() / 1e10
 }
 
-pub(super) fn pct(x: f64) -> f64 {
+pub(crate) fn pct(x: f64) -> f64 {
     clean(100.0 * x)
 }
 

@@ -15,6 +15,7 @@
 
 mod content;
 mod plots;
+mod pruning;
 mod published;
 mod sums;
 mod tables;
@@ -82,6 +83,8 @@ struct IndexView {
     plotly_js: &'static str,
     identity: Vec<TableView>,
     complexity: TableView,
+    /// Only for runs with prune stages.
+    pruning: Option<TableView>,
     checks: TableView,
     systems: Vec<SystemView>,
     device_wise: TableView,
@@ -168,6 +171,10 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
         .map(&mut tables_written)
         .collect::<Result<Vec<_>>>()?;
     let complexity = tables_written(content::complexity_summary(&record.systems)?)?;
+    let pruning = match pruning::pruning_table(&record.systems)? {
+        Some(t) => Some(tables_written(t)?),
+        None => None,
+    };
     let checks = tables_written(content::complexity_checks(record)?)?;
     let device_wise = tables_written(content::device_wise(&record.systems, &record.profile)?)?;
     let class_wise = tables_written(content::class_wise(&record.systems, &record.profile)?)?;
@@ -205,6 +212,7 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
         plotly_js: PLOTLY_ASSET,
         identity,
         complexity,
+        pruning,
         checks,
         systems,
         device_wise,

@@ -106,6 +106,8 @@ pub struct ModelArtefact {
     pub notes: Vec<String>,
     /// The named training split it was trained on.
     pub split: Option<String>,
+    /// What pruning did, for a prune stage's model.
+    pub pruning: Option<crate::results::PruningRecord>,
 }
 
 /// What flows along the graph's edges.

@@ -7,7 +7,8 @@ use super::init::{self, InitFrom};
 use super::{loss::cross_entropy_per_sample, Adam, FeatureSet, KdLoss, LrSchedule};
 use crate::audio::augment::{roll, DirAugment, FreqMixStyle, Mixup, SpecAugment, WaveformAugment};
 use crate::error::{Error, Result};
-use crate::models::{self, AscModel};
+use crate::models::blocks::Vb;
+use crate::models::{self, AscModel, Net};
 use crate::recipe::{Select, TrainStage};
 use crate::results::EpochLog;
 use indicatif::ProgressBar;
@@ -42,6 +43,49 @@ pub struct Fitted {
     pub selected: (usize, Option<f64>),
 }
 
+/// Hooks into the training loop for work that edits the network while it trains (structured
+/// pruning's masks), Lightning-style: the loop calls them in a fixed order and knows nothing of
+/// what they do. Every hook defaults to doing nothing.
+///
+/// Order: [`Self::on_fit_start`] once (after the weights are initialised or restored from an
+/// epoch checkpoint); per epoch [`Self::on_epoch_start`], [`Self::after_step`] after every
+/// optimizer step, [`Self::on_epoch_end`]; then the epoch checkpoint stores [`Self::state`].
+/// A run resumed from that checkpoint gets the state back in `on_fit_start` and continues with
+/// the next epoch's `on_epoch_start`, so a killed run ends where an uninterrupted one does.
+pub trait FitCallback {
+    /// `state`: what [`Self::state`] returned for the checkpoint the run resumes from (none: a
+    /// fresh start).
+    fn on_fit_start(
+        &mut self,
+        _vs: &VarStore,
+        _net: &mut dyn Net,
+        _state: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        Ok(())
+    }
+    /// Before the first step of `epoch` (0-based).
+    fn on_epoch_start(&mut self, _epoch: usize, _vs: &VarStore, _net: &mut dyn Net) -> Result<()> {
+        Ok(())
+    }
+    /// After each optimizer step.
+    fn after_step(&mut self, _vs: &VarStore, _net: &mut dyn Net) -> Result<()> {
+        Ok(())
+    }
+    /// After the epoch's last step and its validation, before its checkpoint.
+    fn on_epoch_end(&mut self, _epoch: usize, _vs: &VarStore, _net: &mut dyn Net) -> Result<()> {
+        Ok(())
+    }
+    /// What the epoch checkpoint keeps for a resumed run (`Null`: nothing).
+    fn state(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
+}
+
+/// The callback of a plain training run.
+pub struct NoCallback;
+
+impl FitCallback for NoCallback {}
+
 #[derive(Serialize, Deserialize)]
 struct CheckpointMeta {
     epochs_done: usize,
@@ -51,6 +95,9 @@ struct CheckpointMeta {
     /// are kept in the checkpoint as `b.*`.
     #[serde(default)]
     best: Option<(usize, f64)>,
+    /// The callback's state ([`FitCallback::state`]); absent for plain training.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    callback: Option<serde_json::Value>,
 }
 
 /// Trains `stage.model` on `train`. `teacher` holds teacher logits aligned with `train`'s rows;
@@ -60,6 +107,17 @@ pub fn fit(
     train: &FeatureSet,
     teacher: Option<&Tensor>,
     val: Option<&FeatureSet>,
+) -> Result<Fitted> {
+    fit_with(opts, train, teacher, val, &mut NoCallback)
+}
+
+/// [`fit`] with `callback`'s hooks.
+pub fn fit_with(
+    opts: &FitOptions,
+    train: &FeatureSet,
+    teacher: Option<&Tensor>,
+    val: Option<&FeatureSet>,
+    callback: &mut dyn FitCallback,
 ) -> Result<Fitted> {
     let st = opts.stage;
     let t = &st.training;
@@ -105,13 +163,15 @@ pub fn fit(
     };
     tch::manual_seed(st.seed as i64);
     let vs = VarStore::new(opts.device);
-    let model = models::build(&vs.root(), &st.model)?;
+    // As `models::build` does; the callbacks need the `Net` interface.
+    let mut model = models::build_net(&Vb::new(&vs.root()), &st.model)?;
     if let (Some(init), Some(fresh)) = (opts.init, &fresh) {
         init::load_into(&vs, init, fresh)?;
     }
     let mut adam = Adam::for_spec(&vs, &t.optimizer);
     let (mut start, mut curve) = (0, Vec::new());
     let mut best: Option<(usize, f64, BTreeMap<String, Tensor>)> = None;
+    let mut callback_state = None;
     if let Some((meta, tensors)) = checkpoint::load::<CheckpointMeta>(opts.checkpoint_dir)? {
         checkpoint::restore(&vs, &tensors, "w.")?;
         adam.load_state(&tensors)?;
@@ -121,7 +181,9 @@ pub fn fit(
         if let Some((epoch, score)) = meta.best {
             best = Some((epoch, score, prefixed(&tensors, "b.")));
         }
+        callback_state = meta.callback;
     }
+    callback.on_fit_start(&vs, model.as_mut(), callback_state.as_ref())?;
     if let Some(pb) = opts.progress {
         pb.set_length((t.epochs * steps) as u64);
         pb.set_position((start * steps) as u64);
@@ -133,6 +195,7 @@ pub fn fit(
         order.shuffle(&mut rng);
         let (mut loss_sum, mut correct, mut seen) = (0.0, 0i64, 0usize);
         let mut lr = 0.0;
+        callback.on_epoch_start(epoch, &vs, model.as_mut())?;
         for step in 0..steps {
             let idx = &order[step * batch..(step + 1) * batch];
             let (mut x, y) = augment.batch(train, idx, opts.device, &mut rng)?;
@@ -171,6 +234,7 @@ pub fn fit(
             adam.zero_grad();
             loss.backward();
             adam.step(lr);
+            callback.after_step(&vs, model.as_mut())?;
             let l = loss.double_value(&[]);
             if !l.is_finite() {
                 return Err(Error::msg(format!(
@@ -192,7 +256,8 @@ pub fn fit(
         }
         let (val_loss, val_accuracy) = match val {
             Some(v) if validates(t, epoch) => {
-                let logits = crate::eval::predict(model.as_ref(), v, 256, opts.device);
+                let logits =
+                    crate::eval::predict(model.as_ref() as &dyn AscModel, v, 256, opts.device);
                 let e = crate::eval::scores(&logits, &v.y);
                 (Some(e.log_loss), Some(e.macro_accuracy))
             }
@@ -220,7 +285,7 @@ pub fn fit(
         }
         if select_best && validates(t, epoch) {
             let v = opts.validation.expect("checked above");
-            let logits = crate::eval::predict(model.as_ref(), v, 256, opts.device);
+            let logits = crate::eval::predict(model.as_ref() as &dyn AscModel, v, 256, opts.device);
             let score = crate::eval::scores(&logits, &v.y).macro_accuracy;
             // Ties keep the earlier epoch.
             if best.as_ref().is_none_or(|b| score > b.1) {
@@ -232,6 +297,8 @@ pub fn fit(
                 best = Some((epoch + 1, score, weights));
             }
         }
+        callback.on_epoch_end(epoch, &vs, model.as_mut())?;
+        let state = callback.state()?;
         checkpoint::save(
             opts.checkpoint_dir,
             epoch + 1,
@@ -243,6 +310,7 @@ pub fn fit(
                 adam_step: adam.step,
                 curve: curve.clone(),
                 best: best.as_ref().map(|b| (b.0, b.1)),
+                callback: (!state.is_null()).then_some(state),
             },
         )?;
     }
@@ -255,7 +323,7 @@ pub fn fit(
     };
     Ok(Fitted {
         vs,
-        model,
+        model: model as Box<dyn AscModel>,
         curve,
         selected,
     })

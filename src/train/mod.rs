@@ -14,6 +14,6 @@ pub mod schedule;
 
 pub use adam::{Adam, WeightDecay};
 pub use datamodule::FeatureSet;
-pub use fit::{fit, FitOptions, Fitted};
+pub use fit::{fit, fit_with, FitCallback, FitOptions, Fitted, NoCallback};
 pub use loss::KdLoss;
 pub use schedule::LrSchedule;

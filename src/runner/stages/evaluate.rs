@@ -76,6 +76,7 @@ impl Stage for EvaluateStage {
             curve: m.curve.clone(),
             notes: m.notes.clone(),
             split: m.split.clone(),
+            pruning: m.pruning.clone(),
         }])
     }
 }
@@ -196,6 +197,7 @@ impl Stage for RoutedEvaluateStage {
             curve: Vec::new(),
             notes,
             split: general.split.clone(),
+            pruning: None,
         }])
     }
 }

@@ -175,6 +175,7 @@ impl Stage for DeviceModelNode {
                 rows.len()
             )],
             split: None,
+            pruning: None,
         })))
     }
 }

@@ -101,6 +101,7 @@ impl Stage for HalfNode {
                     .to_string(),
             ],
             split: m.split.clone(),
+            pruning: None,
         }])
     }
 }

@@ -14,6 +14,7 @@ pub mod features;
 pub mod finetune_devices;
 pub mod half;
 pub mod pretrain;
+pub mod prune;
 pub mod quantize;
 pub mod released;
 pub mod report;
@@ -108,6 +109,7 @@ pub fn build(
             PlannedStage::Pretrain(p) => pretrain::add(&mut g, &base, p)?,
             PlannedStage::Released(r) => released::add(&mut g, &base, r)?,
             PlannedStage::FinetuneDevices(f) => finetune_devices::add(&mut g, &base, f)?,
+            PlannedStage::Prune(p) => prune::add(&mut g, &base, p)?,
         }
     }
     let needs = g.all();

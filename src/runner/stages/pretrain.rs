@@ -338,6 +338,7 @@ impl Stage for PretrainNode {
             training,
             notes: Vec::new(),
             split: None,
+            pruning: None,
         })))
     }
 }

@@ -125,6 +125,7 @@ impl Stage for QuantizeNode {
             curve: Vec::new(),
             notes: vec![verdict.note],
             split: m.split.clone(),
+            pruning: None,
         }])
     }
 }

@@ -121,6 +121,7 @@ impl Stage for ReleasedNode {
             ),
             notes: super::read_json(&dir.join("notes.json"))?,
             split: None,
+            pruning: None,
         })))
     }
 }

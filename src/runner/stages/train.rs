@@ -8,18 +8,24 @@ use super::{devsim::DevsimStage, energy_ir::EnergyIrStage, Base};
 use crate::error::{Error, Result};
 use crate::models;
 use crate::recipe::{
-    KdForm, OptimizerSpec, ScheduleSpec, Select, TeacherSpec, TrainStage, TrainingSpec,
+    DistillSpec, KdForm, OptimizerSpec, ScheduleSpec, Select, TeacherSpec, TrainStage, TrainingSpec,
 };
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, ModelArtefact, NodeId, Outputs, Stage};
 use crate::train::datamodule::TrainAudio;
 use crate::train::init::InitFrom;
-use crate::train::{distill, fit, FeatureSet, FitOptions};
+use crate::train::{distill, fit_with, FeatureSet, FitCallback, FitOptions, Fitted};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 pub struct TrainNode {
     pub stage: TrainStage,
+    pub run: TrainInputs,
+}
+
+/// What a training run reads besides its stage: the data, the augmentations' shared nodes, the
+/// teacher and the model it starts from (shared by `kind: train` and `kind: prune`).
+pub struct TrainInputs {
     pub base: Base,
     pub augment: AugmentInputs,
     pub teacher: Option<Teacher>,
@@ -146,30 +152,16 @@ pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
         (Some(name), Some(csv)) => base.on_split(g, name, csv)?,
         _ => base.clone(),
     };
-    let augment = AugmentInputs::add(g, base, &t.training)?;
-    let teacher = match t.distill.as_ref().map(|d| &d.teacher) {
-        Some(TeacherSpec::Logits { path, sha256 }) => Some(Teacher::File {
-            path: base.data_root.join(path),
-            sha256: sha256.clone(),
-        }),
-        Some(spec) => Some(Teacher::Models(
-            spec.stages()
-                .into_iter()
-                .map(|s| g.model_of(s))
-                .collect::<Result<_>>()?,
-        )),
-        None => None,
-    };
-    let init = match &t.init_from {
-        Some(from) => Some(g.model_of(from)?),
-        None => None,
-    };
+    let run = TrainInputs::add(
+        g,
+        base,
+        &t.training,
+        t.distill.as_ref(),
+        t.init_from.as_deref(),
+    )?;
     let model = g.add(TrainNode {
-        init,
         stage: t.clone(),
-        base: base.clone(),
-        augment,
-        teacher,
+        run,
     });
     let eval = g.add(EvaluateStage {
         id: t.id.clone(),
@@ -178,6 +170,56 @@ pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
     });
     g.name_model(&t.id, model, Some(eval));
     Ok(())
+}
+
+impl TrainInputs {
+    /// The nodes a run of `training` with `distill`, starting from stage `init_from`'s model,
+    /// reads (shared augmentation inputs added to the graph).
+    pub fn add(
+        g: &mut Graph,
+        base: &Base,
+        training: &TrainingSpec,
+        distill: Option<&DistillSpec>,
+        init_from: Option<&str>,
+    ) -> Result<TrainInputs> {
+        let augment = AugmentInputs::add(g, base, training)?;
+        let teacher = match distill.map(|d| &d.teacher) {
+            Some(TeacherSpec::Logits { path, sha256 }) => Some(Teacher::File {
+                path: base.data_root.join(path),
+                sha256: sha256.clone(),
+            }),
+            Some(spec) => Some(Teacher::Models(
+                spec.stages()
+                    .into_iter()
+                    .map(|s| g.model_of(s))
+                    .collect::<Result<_>>()?,
+            )),
+            None => None,
+        };
+        let init = match init_from {
+            Some(from) => Some(g.model_of(from)?),
+            None => None,
+        };
+        Ok(TrainInputs {
+            base: base.clone(),
+            augment,
+            teacher,
+            init,
+        })
+    }
+
+    /// Its nodes, in the order a stage reads them.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        let teachers = match &self.teacher {
+            Some(Teacher::Models(m)) => m.clone(),
+            _ => Vec::new(),
+        };
+        std::iter::once(self.base.features)
+            .chain(self.augment.nodes())
+            .chain(teachers)
+            .chain(self.init)
+            .collect()
+    }
 }
 
 fn json(v: &impl serde::Serialize) -> String {
@@ -194,15 +236,7 @@ impl Stage for TrainNode {
     }
 
     fn needs(&self) -> Vec<NodeId> {
-        let teachers = match &self.teacher {
-            Some(Teacher::Models(m)) => m.clone(),
-            _ => Vec::new(),
-        };
-        std::iter::once(self.base.features)
-            .chain(self.augment.nodes())
-            .chain(teachers)
-            .chain(self.init)
-            .collect()
+        self.run.nodes()
     }
 
     fn code(&self) -> &'static [&'static str] {
@@ -224,7 +258,66 @@ impl Stage for TrainNode {
     }
 
     fn produce(&self, cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()> {
+        let t = self.planned(inputs);
+        let fitted = self
+            .run
+            .fit(&t, cx, inputs, self.kind(), &mut crate::train::NoCallback)?;
+        models::save_weights(&fitted.vs, &t.model, &dir.join("model.safetensors"))?;
+        super::write_json(&dir.join("selected.json"), &fitted.selected)?;
+        super::write_json(&dir.join("curve.json"), &fitted.curve)
+    }
+
+    fn load(&self, _cx: &Context, inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
+        let dir = dir.expect("cached stage");
         let t = &self.stage;
+        let (epoch, score): (usize, Option<f64>) = super::read_json(&dir.join("selected.json"))?;
+        let notes = match (t.select, score) {
+            (Select::Best, Some(score)) => vec![format!(
+                "weights of epoch {epoch} of {}: the best macro accuracy on the validation split ({:.2}%)",
+                t.training.epochs,
+                100.0 * score
+            )],
+            _ => Vec::new(),
+        };
+        Ok(Artefact::Model(Rc::new(ModelArtefact {
+            weights: dir.join("model.safetensors"),
+            config: self.planned(inputs).model,
+            curve: super::read_json(&dir.join("curve.json"))?,
+            stage: t.id.clone(),
+            label: t.label.clone(),
+            training: describe(t),
+            notes,
+            split: t.split.clone(),
+            pruning: None,
+        })))
+    }
+}
+
+impl TrainNode {
+    /// The stage as it trains: with the architecture of the model it starts from when the plan
+    /// says so (after a prune stage).
+    pub(super) fn planned(&self, inputs: &Outputs) -> TrainStage {
+        match self.run.init.filter(|_| self.stage.model_of_init) {
+            Some(init) => TrainStage {
+                model: inputs.model(init).config.clone(),
+                ..self.stage.clone()
+            },
+            None => self.stage.clone(),
+        }
+    }
+}
+
+impl TrainInputs {
+    /// Trains `t` on these inputs with `callback`'s hooks; checkpoints go to the resume
+    /// directory of the running node, of `kind`.
+    pub fn fit(
+        &self,
+        t: &TrainStage,
+        cx: &Context,
+        inputs: &Outputs,
+        kind: &str,
+        callback: &mut dyn FitCallback,
+    ) -> Result<Fitted> {
         let features = inputs.features(self.base.features);
         // The training split first: its rows are the ones with waveforms.
         let mut parts = vec![&features.train];
@@ -279,12 +372,12 @@ impl Stage for TrainNode {
             weights: inputs.model(n).weights.clone(),
             classifier: t.init_classifier.unwrap_or(true),
         });
-        let pb = cx.progress(&format!("train {}", t.id));
-        let fitted = fit(
+        let pb = cx.progress(&format!("{kind} {}", t.id));
+        let fitted = fit_with(
             &FitOptions {
                 stage: t,
                 device: cx.device,
-                checkpoint_dir: &inputs.resume_dir(cx, self.kind()),
+                checkpoint_dir: &inputs.resume_dir(cx, kind),
                 progress: Some(&pb),
                 audio: audio.as_ref(),
                 init: init.as_ref(),
@@ -293,35 +386,10 @@ impl Stage for TrainNode {
             &set,
             teacher_logits.as_ref(),
             Some(&features.test),
+            callback,
         )?;
         pb.finish_and_clear();
-        models::save_weights(&fitted.vs, &t.model, &dir.join("model.safetensors"))?;
-        super::write_json(&dir.join("selected.json"), &fitted.selected)?;
-        super::write_json(&dir.join("curve.json"), &fitted.curve)
-    }
-
-    fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
-        let dir = dir.expect("cached stage");
-        let t = &self.stage;
-        let (epoch, score): (usize, Option<f64>) = super::read_json(&dir.join("selected.json"))?;
-        let notes = match (t.select, score) {
-            (Select::Best, Some(score)) => vec![format!(
-                "weights of epoch {epoch} of {}: the best macro accuracy on the validation split ({:.2}%)",
-                t.training.epochs,
-                100.0 * score
-            )],
-            _ => Vec::new(),
-        };
-        Ok(Artefact::Model(Rc::new(ModelArtefact {
-            weights: dir.join("model.safetensors"),
-            config: t.model.clone(),
-            curve: super::read_json(&dir.join("curve.json"))?,
-            stage: t.id.clone(),
-            label: t.label.clone(),
-            training: describe(t),
-            notes,
-            split: t.split.clone(),
-        })))
+        Ok(fitted)
     }
 }
 
