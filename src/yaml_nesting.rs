@@ -9,7 +9,10 @@
 //! scalar hid 115,000 `{` from it). libyaml's scanner looks ahead a bounded distance (a simple
 //! key lives at most 1024 characters), so stopping at the limit bounds its work too.
 
-use unsafe_libyaml_norway as libyaml;
+use unsafe_libyaml_norway::{
+    yaml_parser_delete, yaml_parser_initialize, yaml_parser_scan, yaml_parser_set_input_string,
+    yaml_parser_t, yaml_token_delete, yaml_token_t, yaml_token_type_t,
+};
 
 /// serde_norway's own recursion limit: deeper text never parses, so refusing it loses nothing.
 pub const MAX_DEPTH: usize = 128;
@@ -17,23 +20,23 @@ pub const MAX_DEPTH: usize = 128;
 /// The 1-based line where flow collections first nest deeper than [`MAX_DEPTH`], if they do.
 /// Text the scanner cannot read is left to the parser, which reports it.
 pub fn too_deep(text: &str) -> Option<usize> {
-    use libyaml::yaml_token_type_t::*;
     use std::mem::MaybeUninit;
-    let mut parser = MaybeUninit::<libyaml::yaml_parser_t>::uninit();
+    use yaml_token_type_t::*;
+    let mut parser = MaybeUninit::<yaml_parser_t>::uninit();
     // SAFETY: `parser` is initialised by `yaml_parser_initialize` before any other use and
     // deleted once, at the end; the input string outlives it (both are local to this call);
     // every token `yaml_parser_scan` fills is deleted after it is read.
     unsafe {
-        if libyaml::yaml_parser_initialize(parser.as_mut_ptr()).fail {
+        if yaml_parser_initialize(parser.as_mut_ptr()).fail {
             return None;
         }
         let parser = parser.as_mut_ptr();
-        libyaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
         let mut depth = 0usize;
         let mut found = None;
         loop {
-            let mut token = MaybeUninit::<libyaml::yaml_token_t>::uninit();
-            if libyaml::yaml_parser_scan(parser, token.as_mut_ptr()).fail {
+            let mut token = MaybeUninit::<yaml_token_t>::uninit();
+            if yaml_parser_scan(parser, token.as_mut_ptr()).fail {
                 break;
             }
             let token = token.as_mut_ptr();
@@ -50,12 +53,12 @@ pub fn too_deep(text: &str) -> Option<usize> {
                 }
                 _ => {}
             }
-            libyaml::yaml_token_delete(token);
+            yaml_token_delete(token);
             if found.is_some() || kind == YAML_STREAM_END_TOKEN || kind == YAML_NO_TOKEN {
                 break;
             }
         }
-        libyaml::yaml_parser_delete(parser);
+        yaml_parser_delete(parser);
         found
     }
 }

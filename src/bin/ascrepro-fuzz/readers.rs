@@ -87,7 +87,10 @@ impl Reader {
 /// Files of the small report directory `SHA256SUMS` inputs are checked against: a complete
 /// report as `report::verify` requires it (the marker, `index.html`, `results.json`).
 pub const REPORT_FILES: [(&str, &[u8]); 4] = [
-    ("ascrepro-report.txt", b"This directory is a report rendered by ascrepro.\n"),
+    (
+        "ascrepro-report.txt",
+        b"This directory is a report rendered by ascrepro.\n",
+    ),
     ("index.html", b"<html><body>report</body></html>\n"),
     ("results.json", b"{\"systems\": []}\n"),
     ("results/accuracy.csv", b"model,accuracy\nstudent,0.5\n"),
