@@ -7,7 +7,7 @@ use ascrepro::compress::{count, CountOptions};
 use ascrepro::models::cp_blocks::Channels;
 use ascrepro::models::{load_net, sscp_mobile, ModelConfig};
 use ascrepro::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
-use common::{run_recipe_ok, stage_status};
+use common::{run_killed_after_epoch, run_recipe_ok, stage_status};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -219,53 +219,7 @@ fn killed_prune_stage_resumes_to_the_uninterrupted_model() {
     for e in entries(&d.join("cache-int"), "prune") {
         std::fs::remove_dir_all(e).unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .current_dir(d)
-        .args([
-            "run",
-            "recipe.yaml",
-            "--cache",
-            "cache-int",
-            "--out",
-            "out-int",
-            "--threads",
-            "1",
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
-    let partial = d.join("cache-int/partial");
-    let reached = || {
-        std::fs::read_dir(&partial)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|s| s.file_name().to_string_lossy().starts_with("prune-"))
-            .any(|s| {
-                std::fs::read_dir(s.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|e| {
-                        let n = e.file_name().to_string_lossy().to_string();
-                        n.starts_with("epoch-") && n.as_str() >= "epoch-00003"
-                    })
-            })
-    };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    while !reached() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint appeared"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "run ended before it could be interrupted"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run_killed_after_epoch(d, "cache-int", "out-int", "prune", 3);
     assert!(entries(&d.join("cache-int"), "prune").is_empty());
 
     let log = run_recipe_ok(d, &recipe, "cache-int", "out-int");

@@ -2,9 +2,8 @@
 //! resume after a kill, and byte-identical reports from independent runs.
 
 mod common;
-use common::{ascrepro, run_recipe_ok, stage_status};
+use common::{ascrepro, run_killed_after_epoch, run_recipe_ok, stage_status};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const TINY: &str = include_str!("fixtures/tiny.yaml");
 
@@ -58,52 +57,7 @@ fn killed_training_resumes_to_the_uninterrupted_result() {
     run_recipe_ok(d, &recipe, "cache-ref", "out-ref");
 
     // Interrupted: kill -9 once the teacher has checkpointed its second epoch.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .current_dir(d)
-        .args([
-            "run",
-            "recipe.yaml",
-            "--cache",
-            "cache-int",
-            "--out",
-            "out-int",
-            "--threads",
-            "1",
-            "--quiet",
-        ])
-        .spawn()
-        .unwrap();
-    let partial = d.join("cache-int/partial");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
-    let reached = |p: &PathBuf| {
-        std::fs::read_dir(p)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|stage| {
-                std::fs::read_dir(stage.path())
-                    .into_iter()
-                    .flatten()
-                    .flatten()
-                    .any(|e| {
-                        let n = e.file_name().to_string_lossy().to_string();
-                        n.starts_with("epoch-") && n.as_str() >= "epoch-00002"
-                    })
-            })
-    };
-    while !reached(&partial) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no checkpoint appeared"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "run ended before it could be interrupted"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    run_killed_after_epoch(d, "cache-int", "out-int", "train", 2);
     assert!(!d.join("out-int/SHA256SUMS").exists());
 
     let log = run_recipe_ok(d, &recipe, "cache-int", "out-int");

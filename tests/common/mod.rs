@@ -214,3 +214,58 @@ pub fn stage_status(log: &str, kind: &str, id: &str) -> String {
 pub fn sha256_file(path: &Path) -> String {
     ascrepro::data::manifest::hash_file(path).unwrap().1
 }
+
+/// Runs `recipe.yaml` in `dir` with the cache `cache` and report `out` (one thread, quiet), and
+/// kills it with SIGKILL once a `kind` stage's resumable work holds the checkpoint of epoch
+/// `epoch`; fails if the run ends first or no such checkpoint appears within five minutes.
+pub fn run_killed_after_epoch(dir: &Path, cache: &str, out: &str, kind: &str, epoch: usize) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
+        .current_dir(dir)
+        .args([
+            "run",
+            "recipe.yaml",
+            "--cache",
+            cache,
+            "--out",
+            out,
+            "--threads",
+            "1",
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+    let partial = dir.join(cache).join("partial");
+    let wanted = format!("epoch-{epoch:05}");
+    let stage = format!("{kind}-");
+    let reached = || {
+        std::fs::read_dir(&partial)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|s| s.file_name().to_string_lossy().starts_with(&stage))
+            .any(|s| {
+                std::fs::read_dir(s.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|e| {
+                        let n = e.file_name().to_string_lossy().to_string();
+                        n.starts_with("epoch-") && n >= wanted
+                    })
+            })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !reached() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint of epoch {epoch} appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "run ended before it could be interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
