@@ -174,19 +174,21 @@ pub fn tiny_tau_dataset(dir: &Path, irs: usize) {
 /// `ascrepro run recipe.yaml` in `dir` (the recipe text written there), one libtorch thread.
 pub fn run_recipe(dir: &Path, recipe: &str, cache: &str, out: &str) -> Output {
     std::fs::write(dir.join("recipe.yaml"), recipe).unwrap();
-    ascrepro(
-        dir,
-        &[
-            "run",
-            "recipe.yaml",
-            "--cache",
-            cache,
-            "--out",
-            out,
-            "--threads",
-            "1",
-        ],
-    )
+    ascrepro(dir, &run_args(cache, out))
+}
+
+/// `ascrepro run recipe.yaml` with cache `cache`, report `out` and one thread.
+fn run_args<'a>(cache: &'a str, out: &'a str) -> [&'a str; 8] {
+    [
+        "run",
+        "recipe.yaml",
+        "--cache",
+        cache,
+        "--out",
+        out,
+        "--threads",
+        "1",
+    ]
 }
 
 /// [`run_recipe`] that must succeed; returns its log (stderr).
@@ -221,17 +223,8 @@ pub fn sha256_file(path: &Path) -> String {
 pub fn run_killed_after_epoch(dir: &Path, cache: &str, out: &str, kind: &str, epoch: usize) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
         .current_dir(dir)
-        .args([
-            "run",
-            "recipe.yaml",
-            "--cache",
-            cache,
-            "--out",
-            out,
-            "--threads",
-            "1",
-            "--quiet",
-        ])
+        .args(run_args(cache, out))
+        .arg("--quiet")
         .spawn()
         .unwrap();
     let partial = dir.join(cache).join("partial");
