@@ -65,6 +65,26 @@ fn killed_training_resumes_to_the_uninterrupted_result() {
     assert_eq!(sums(&d.join("out-int")), sums(&d.join("out-ref")));
 }
 
+/// The cache entry (directory) of the run's stage `kind` `id`, in the cache at `cache`.
+fn cache_entry(
+    outcome: &ascrepro::runner::RunOutcome,
+    cache: &Path,
+    kind: &str,
+    id: &str,
+) -> PathBuf {
+    let s = outcome
+        .record
+        .stages
+        .iter()
+        .find(|s| s.kind == kind && s.id == id)
+        .unwrap_or_else(|| panic!("no stage {kind} {id}"));
+    ascrepro::runner::Cache::open(cache)
+        .unwrap()
+        .get(kind, &s.hash)
+        .unwrap()
+        .dir
+}
+
 /// (kind, id) of the stages a run computed, in order.
 fn computed(o: &ascrepro::runner::RunOutcome) -> Vec<(String, String)> {
     o.timings
@@ -213,7 +233,7 @@ published:
 #[test]
 fn device_models_route_their_devices_clips_and_the_general_model_the_rest() {
     use ascrepro::data::tau;
-    use ascrepro::runner::{run, Cache, RunOptions};
+    use ascrepro::runner::{run, RunOptions};
     use ascrepro::train::FeatureSet;
     use tch::{Device, Tensor};
     let tmp = tempfile::tempdir().unwrap();
@@ -241,16 +261,7 @@ fn device_models_route_their_devices_clips_and_the_general_model_the_rest() {
     }
 
     // The cache entries of the run's stages.
-    let cache = Cache::open(&d.join("cache")).unwrap();
-    let entry = |kind: &str, id: &str| {
-        let s = first
-            .record
-            .stages
-            .iter()
-            .find(|s| s.kind == kind && s.id == id)
-            .unwrap_or_else(|| panic!("no stage {kind} {id}"));
-        cache.get(kind, &s.hash).unwrap().dir
-    };
+    let entry = |kind: &str, id: &str| cache_entry(&first, &d.join("cache"), kind, id);
     let data = entry("data", "synth").join("data");
     let ds = tau::load(
         &data,
@@ -335,7 +346,7 @@ fn device_models_route_their_devices_clips_and_the_general_model_the_rest() {
 fn a_half_stage_evaluates_the_half_rounded_model_at_two_bytes_per_parameter() {
     use ascrepro::compress::half::HalfModel;
     use ascrepro::results::Precision;
-    use ascrepro::runner::{run, Cache, RunOptions};
+    use ascrepro::runner::{run, RunOptions};
     use ascrepro::train::FeatureSet;
     use tch::Device;
     let stage = r#"  - id: teacher_fp16
@@ -378,16 +389,7 @@ published:
     );
 
     // Its evaluation is that of the teacher's weights rounded to half, not of the teacher.
-    let cache = Cache::open(&d.join("cache")).unwrap();
-    let entry = |kind: &str, id: &str| {
-        let s = outcome
-            .record
-            .stages
-            .iter()
-            .find(|s| s.kind == kind && s.id == id)
-            .unwrap_or_else(|| panic!("no stage {kind} {id}"));
-        cache.get(kind, &s.hash).unwrap().dir
-    };
+    let entry = |kind: &str, id: &str| cache_entry(&outcome, &d.join("cache"), kind, id);
     let test = FeatureSet::load(&entry("features", "cpmel-128").join("test.safetensors")).unwrap();
     let weights = entry("train", "teacher").join("model.safetensors");
     let (vs, _cfg, net) = ascrepro::models::load_net(&weights, Device::Cpu).unwrap();
