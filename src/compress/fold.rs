@@ -6,22 +6,12 @@
 
 use crate::models::blocks::{BatchNorm2d, Conv2d};
 use crate::models::Net;
-use tch::Tensor;
 
 /// Folds `bn` into `conv` (which it follows), giving `conv` a bias.
 pub fn fold_into_conv(conv: &mut Conv2d, bn: &BatchNorm2d) {
-    tch::no_grad(|| {
-        let scale = &bn.weight.detach() / (bn.running_var.detach() + bn.eps).sqrt();
-        let out = scale.size()[0];
-        let weight = conv.weight.detach() * scale.reshape([out, 1, 1, 1]);
-        let bias = match &conv.bias {
-            Some(b) => b.detach(),
-            None => Tensor::zeros_like(&scale),
-        };
-        let bias = bn.bias.detach() + (bias - bn.running_mean.detach()) * &scale;
-        conv.weight = weight;
-        conv.bias = Some(bias);
-    });
+    let (weight, bias) = bn.fold(&conv.weight, conv.bias.as_ref());
+    conv.weight = weight;
+    conv.bias = Some(bias);
 }
 
 /// Folds every BatchNorm of `net` into the conv before it; returns how many were folded.

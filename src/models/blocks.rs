@@ -7,6 +7,8 @@
 //! then fake-quantizes, every point PyTorch's eager quantization would quantize). A model
 //! therefore describes its structure exactly once, in its `forward`.
 
+use super::graph::{ConvOp, Graph, NormOp, Op, ValueId};
+use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Kind, Tensor};
 
@@ -329,6 +331,23 @@ impl BatchNorm2d {
         });
         ys
     }
+
+    /// The weight and bias of the conv (`weight`, `bias`) this BatchNorm follows, with the
+    /// BatchNorm folded in (exact in eval mode). With s = gamma / sqrt(running_var + eps):
+    /// W' = W * s per output channel, b' = beta + (b - running_mean) * s. New, detached tensors.
+    pub fn fold(&self, weight: &Tensor, bias: Option<&Tensor>) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let scale = &self.weight.detach() / (self.running_var.detach() + self.eps).sqrt();
+            let out = scale.size()[0];
+            let weight = weight.detach() * scale.reshape([out, 1, 1, 1]);
+            let bias = match bias {
+                Some(b) => b.detach(),
+                None => Tensor::zeros_like(&scale),
+            };
+            let bias = self.bias.detach() + (bias - self.running_mean.detach()) * &scale;
+            (weight, bias)
+        })
+    }
 }
 
 /// Sub-module names of a [`ConvBn`]'s conv and BatchNorm.
@@ -398,6 +417,29 @@ impl ConvBn {
             ys = ys.relu();
         }
         ctx.act(&self.name, ys)
+    }
+
+    /// The unit as one conv node, its BatchNorm folded in (eval mode).
+    pub fn lower(&self, g: &mut Graph, x: ValueId) -> ValueId {
+        let (weight, bias) = match &self.bn {
+            Some(bn) => {
+                let (w, b) = bn.fold(&self.conv.weight, self.conv.bias.as_ref());
+                (w, Some(b))
+            }
+            None => (
+                self.conv.weight.detach(),
+                self.conv.bias.as_ref().map(Tensor::detach),
+            ),
+        };
+        let op = Op::Conv(ConvOp {
+            weight,
+            bias,
+            stride: self.conv.stride,
+            padding: self.conv.padding,
+            groups: self.conv.groups,
+            relu: self.relu,
+        });
+        g.push(&self.name, op, &[x])
     }
 }
 
@@ -510,14 +552,40 @@ impl Norm {
     }
 
     fn normalize(&self, xs: &Tensor, ada: Option<&(Tensor, Tensor, Tensor)>) -> Tensor {
-        let normed = freq_in(xs);
-        match (&self.kind, ada) {
-            (_, Some((rho, gamma, beta))) => (rho * xs + (1.0 - rho) * normed) * gamma + beta,
-            // x first: the result takes x's (contiguous) layout, not the permuted view's.
-            (NormKind::ResNorm { lambda }, None) => xs * *lambda + normed,
-            // A norm built as AdaResNorm always has its parameters; fall back to plain FreqIN.
-            (NormKind::AdaResNorm, None) => normed,
+        res_norm(xs, self.kind, ada)
+    }
+
+    /// The norm as a graph node; a norm restricted to kept channels (a masked network during
+    /// pruning) does not lower: shrink the network first.
+    pub fn lower(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        if self.kept.is_some() {
+            return Err(Error::msg(format!(
+                "`{}` is restricted to a pruning mask's channels: shrink the network before \
+                 lowering it",
+                self.name
+            )));
         }
+        let ada = self
+            .ada
+            .as_ref()
+            .map(|(r, g, b)| (r.detach(), g.detach(), b.detach()));
+        let op = Op::Norm(NormOp {
+            kind: self.kind,
+            ada,
+        });
+        Ok(g.push(&self.name, op, &[x]))
+    }
+}
+
+/// ResNorm (`lambda * x + FreqIN(x)`) or, with its parameters, AdaResNorm.
+pub fn res_norm(xs: &Tensor, kind: NormKind, ada: Option<&(Tensor, Tensor, Tensor)>) -> Tensor {
+    let normed = freq_in(xs);
+    match (kind, ada) {
+        (_, Some((rho, gamma, beta))) => (rho * xs + (1.0 - rho) * normed) * gamma + beta,
+        // x first: the result takes x's (contiguous) layout, not the permuted view's.
+        (NormKind::ResNorm { lambda }, None) => xs * lambda + normed,
+        // A norm built as AdaResNorm always has its parameters; fall back to plain FreqIN.
+        (NormKind::AdaResNorm, None) => normed,
     }
 }
 
@@ -540,6 +608,10 @@ impl MaxPool2d {
         // The max of values on a quantization grid stays on that grid: no requantization.
         ys
     }
+
+    pub fn lower(&self, g: &mut Graph, x: ValueId) -> ValueId {
+        g.push(&self.name, Op::MaxPool { kernel: self.kernel }, &[x])
+    }
 }
 
 /// Global average pooling over frequency and time: `[B, C, F, T] -> [B, C]`.
@@ -558,6 +630,14 @@ impl GlobalAvgPool {
         let ys = xs.mean_dim([2i64, 3].as_slice(), false, None::<Kind>);
         ctx.record(&self.name, "AdaptiveAvgPool2d", xs, &ys, || (0, 0));
         ctx.same_grid(source, ys)
+    }
+
+    pub fn lower(&self, g: &mut Graph, x: ValueId) -> ValueId {
+        let op = Op::Mean {
+            dims: vec![2, 3],
+            keepdim: false,
+        };
+        g.push(&self.name, op, &[x])
     }
 }
 
@@ -584,111 +664,8 @@ impl ChannelShuffle {
         ctx.record(&self.name, "ChannelShuffle", xs, &ys, || (0, 0));
         ys
     }
-}
 
-/// Time-frequency separable convolution block (Cai et al., DCASE2023 Fig. 2), the block of both
-/// TF-SepNet (2023) and TF-SepNet-64 (2024/2025): the two reports' blocks are the same.
-///
-/// Optional 1x1 conv-BN-ReLU when the width changes; channel shuffle; split in halves; the first
-/// half goes through a (3x1) depthwise conv-BN-ReLU, a mean over frequency, a 1x1 conv-BN-ReLU,
-/// dropout and a residual add; the second half does the same along time; the halves are
-/// concatenated. Sub-units carry the names of Cai et al.'s released `TimeFreqSepConvolutions`
-/// (`trans_conv`, `freq_dw_conv`, `freq_pw_conv`, `temp_dw_conv`, `temp_pw_conv`, each with
-/// `_conv`/`_bn`), so released checkpoints import by name.
-#[derive(Debug)]
-pub struct TfSepConv {
-    pub name: String,
-    pub trans_conv: Option<ConvBn>,
-    pub shuffle: ChannelShuffle,
-    pub freq_dw_conv: ConvBn,
-    pub freq_pw_conv: ConvBn,
-    pub temp_dw_conv: ConvBn,
-    pub temp_pw_conv: ConvBn,
-    pub dropout: f64,
-    halves: [i64; 2],
-    freq_add: String,
-    time_add: String,
-    cat: String,
-}
-
-impl TfSepConv {
-    /// `shuffle_groups`: `None` means half the output channels.
-    pub fn new(
-        vb: &Vb,
-        in_ch: i64,
-        out_ch: i64,
-        dropout: f64,
-        shuffle_groups: Option<i64>,
-    ) -> Self {
-        let unit = |name: &str, spec: &ConvSpec| {
-            ConvBn::named(&vb.sub(name), spec, true, true, UnitNames::Underscored)
-        };
-        let trans_conv =
-            (in_ch != out_ch).then(|| unit("trans_conv", &ConvSpec::new(in_ch, out_ch, [1, 1])));
-        let groups = shuffle_groups.unwrap_or(out_ch / 2).max(1);
-        let h1 = out_ch / 2;
-        let h2 = out_ch - h1;
-        let dw = |name: &str, c: i64, kernel: [i64; 2], padding: [i64; 2]| {
-            unit(
-                name,
-                &ConvSpec::new(c, c, kernel).padding(padding).groups(c),
-            )
-        };
-        let pw = |name: &str, c: i64| unit(name, &ConvSpec::new(c, c, [1, 1]));
-        TfSepConv {
-            name: vb.name(),
-            trans_conv,
-            shuffle: ChannelShuffle::new(vb.child_name("shuffle"), groups),
-            freq_dw_conv: dw("freq_dw_conv", h1, [3, 1], [1, 0]),
-            freq_pw_conv: pw("freq_pw_conv", h1),
-            temp_dw_conv: dw("temp_dw_conv", h2, [1, 3], [0, 1]),
-            temp_pw_conv: pw("temp_pw_conv", h2),
-            dropout,
-            halves: [h1, h2],
-            freq_add: vb.child_name("freq_add"),
-            time_add: vb.child_name("time_add"),
-            cat: vb.child_name("cat"),
-        }
-    }
-
-    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
-        let x = match &self.trans_conv {
-            Some(p) => p.forward(xs, ctx),
-            None => xs.shallow_clone(),
-        };
-        let x = self.shuffle.forward(&x, ctx);
-        let parts = x.split_with_sizes(self.halves, 1);
-        let branch = |id: &Tensor, dw: &ConvBn, pw: &ConvBn, dim: i64, add: &str| {
-            let y = dw.forward(id, ctx);
-            let y = ctx.same_grid(&dw.name, y.mean_dim([dim].as_slice(), true, None::<Kind>));
-            let y = pw.forward(&y, ctx).dropout(self.dropout, ctx.train);
-            ctx.act(add, y + id)
-        };
-        let f = branch(
-            &parts[0],
-            &self.freq_dw_conv,
-            &self.freq_pw_conv,
-            2,
-            &self.freq_add,
-        );
-        let t = branch(
-            &parts[1],
-            &self.temp_dw_conv,
-            &self.temp_pw_conv,
-            3,
-            &self.time_add,
-        );
-        ctx.act(&self.cat, Tensor::cat(&[f, t], 1))
-    }
-
-    /// Every conv unit of the block, in forward order.
-    pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
-        if let Some(p) = &mut self.trans_conv {
-            f(p);
-        }
-        f(&mut self.freq_dw_conv);
-        f(&mut self.freq_pw_conv);
-        f(&mut self.temp_dw_conv);
-        f(&mut self.temp_pw_conv);
+    pub fn lower(&self, g: &mut Graph, x: ValueId) -> ValueId {
+        g.push(&self.name, Op::ChannelShuffle { groups: self.groups }, &[x])
     }
 }

@@ -13,9 +13,11 @@ pub mod cp_blocks;
 pub mod cp_mobile;
 pub mod dcase25_baseline;
 pub mod dsflexinet;
+pub mod graph;
 pub mod repconv;
 pub mod spec;
 pub mod sscp_mobile;
+pub mod tfsepconv;
 pub mod tfsepnet23;
 pub mod tfsepnet64;
 
@@ -188,6 +190,11 @@ pub trait Net: AscModel {
     /// depends on other channels (GRN, ResNorm): structured pruning's masked network restricts
     /// them to the kept channels (see `compress::prune`). Most architectures have none.
     fn visit_channel_norms(&mut self, _f: &mut dyn FnMut(&str, &mut Option<Tensor>)) {}
+    /// The eval-mode network as an operator graph (BatchNorm folded), for the INT8 engine and
+    /// post-training quantization. Architectures without a lowering say so.
+    fn lower(&self) -> Result<graph::Graph> {
+        Err(graph::unsupported())
+    }
 }
 
 /// Every architecture's plain forward pass is its `forward_ctx` without a probe.

@@ -5,11 +5,14 @@
 //! the first two by a 2x2 max-pool. Head: 1x1 conv (with bias) to the classes, global average.
 
 use super::blocks::{
-    ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, Vb,
+    ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, Vb,
 };
+use super::graph::{unsupported, Graph, ValueId};
+use super::tfsepconv::TfSepConv;
 use super::spec::{check_dropout, check_max_width, check_norm, check_num_classes};
 use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
+use crate::error::Result;
 use tch::Tensor;
 
 /// Stage layout: (width multiplier of C, blocks, max-pool after the stage).
@@ -144,6 +147,10 @@ impl Architecture for Config {
 pub(crate) trait StageBlock: std::fmt::Debug {
     fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor;
     fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn));
+    /// The block as graph nodes; blocks without a lowering refuse.
+    fn lower(&self, _g: &mut Graph, _x: ValueId) -> Result<ValueId> {
+        Err(unsupported())
+    }
 }
 
 impl StageBlock for TfSepConv {
@@ -152,6 +159,9 @@ impl StageBlock for TfSepConv {
     }
     fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
         TfSepConv::visit_convs(self, f)
+    }
+    fn lower(&self, g: &mut Graph, x: ValueId) -> Result<ValueId> {
+        Ok(TfSepConv::lower(self, g, x))
     }
 }
 
@@ -224,6 +234,26 @@ impl<B: StageBlock> Staged<B> {
         self.pool.forward(&x, &self.head.name, ctx)
     }
 
+    /// Mirrors [`Staged::forward`] in eval mode.
+    pub fn lower(&self) -> Result<Graph> {
+        let mut g = Graph::new();
+        let input = g.input();
+        let mut x = self.stem.lower(&mut g, input);
+        x = self.stem_norm.lower(&mut g, x)?;
+        for stage in &self.stages {
+            for block in &stage.blocks {
+                x = block.lower(&mut g, x)?;
+            }
+            x = stage.norm.lower(&mut g, x)?;
+            if let Some(pool) = &stage.pool {
+                x = pool.lower(&mut g, x);
+            }
+        }
+        x = self.head.lower(&mut g, x);
+        self.pool.lower(&mut g, x);
+        Ok(g)
+    }
+
     pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
         f(&mut self.stem);
         for stage in &mut self.stages {
@@ -277,5 +307,9 @@ impl Net for TfSepNet23 {
 
     fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
         self.body.visit_convs(f)
+    }
+
+    fn lower(&self) -> Result<Graph> {
+        self.body.lower()
     }
 }

@@ -16,11 +16,14 @@
 //! `classifier.conv`, so a released checkpoint imports by name.
 
 use super::blocks::{
-    ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, TfSepConv, UnitNames, Vb,
+    ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, UnitNames, Vb,
 };
+use super::graph::Graph;
+use super::tfsepconv::TfSepConv;
 use super::spec::{check_dropout, check_max_width, check_num_classes, MAX_CHANNELS};
 use super::{Architecture, FieldError, ModelSpec, Net};
 use serde::{Deserialize, Serialize};
+use crate::error::Result;
 use tch::Tensor;
 
 /// ResNorm's identity weight in every norm of TF-SepNet-64.
@@ -335,6 +338,24 @@ impl Net for TfSepNet64 {
         }
         x = self.classifier.forward(&x, ctx);
         self.pool.forward(&x, &self.classifier.name, ctx)
+    }
+
+    fn lower(&self) -> Result<Graph> {
+        let mut g = Graph::new();
+        let mut x = g.input();
+        for unit in &self.conv_layers {
+            x = unit.lower(&mut g, x);
+        }
+        for layer in &self.middle_layers {
+            x = match layer {
+                Layer::Norm(n) => n.lower(&mut g, x)?,
+                Layer::Pool(p) => p.lower(&mut g, x),
+                Layer::Block(b) => b.lower(&mut g, x),
+            };
+        }
+        x = self.classifier.lower(&mut g, x);
+        self.pool.lower(&mut g, x);
+        Ok(g)
     }
 
     fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
