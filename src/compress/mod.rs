@@ -10,9 +10,12 @@ pub mod complexity;
 pub mod fold;
 pub mod half;
 pub mod int8;
+pub mod observer;
 pub mod prune;
+pub mod ptq;
 pub mod quantize;
 pub mod reparam;
+pub mod tuning;
 
 pub use complexity::{count, CountOptions};
 pub use fold::fold_bn;

@@ -19,6 +19,8 @@
 
 mod conv;
 mod elementwise;
+pub mod engine;
+pub mod float;
 mod gemm;
 mod pool;
 mod requant;
