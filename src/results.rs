@@ -156,6 +156,105 @@ pub struct SystemRecord {
     /// What structured pruning did, for a prune stage's system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pruning: Option<PruningRecord>,
+    /// What INT8 quantization and its tolerance tuning did, for a quantize stage's system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<QuantizationRecord>,
+}
+
+impl SystemRecord {
+    /// Parameter memory in bytes as deployed: the quantization record's count at mixed
+    /// precision where tuning left layers in float, else every parameter at `precision`.
+    pub fn param_bytes(&self) -> u64 {
+        match &self.quantization {
+            Some(q) => q.parameter_bytes,
+            None => self.complexity.param_bytes(self.precision.bits()),
+        }
+    }
+}
+
+/// A quantize stage's INT8 model: calibration, tolerance tuning, and how its integer execution
+/// compares with the simulated one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuantizationRecord {
+    /// The stage whose model was quantized.
+    pub from: String,
+    /// `min_max` or `histogram`.
+    pub observer: String,
+    pub calibration_clips: usize,
+    /// Activation points (each with its own grid) and INT8 layers (convs and linear layers).
+    pub points: usize,
+    pub int8_layers: usize,
+    /// Macro accuracy on the tuning set (the test split) of the fp32 model, of the INT8 model
+    /// with every point quantized, and of the final model; all INT8 figures from the integer
+    /// engine.
+    pub fp32_accuracy: f64,
+    pub int8_accuracy: f64,
+    pub final_accuracy: f64,
+    /// The largest accepted loss (absolute, a fraction).
+    pub tolerance: f64,
+    pub accepted: bool,
+    /// The points left in float, most sensitive first, with the accuracy after each fallback.
+    pub fallbacks: Vec<FallbackRecord>,
+    /// Parameter memory at the final precisions (INT8 layers one byte per parameter, float
+    /// layers four).
+    pub parameter_bytes: u64,
+    /// Fraction of test clips whose integer-engine prediction equals the simulated
+    /// (fake-quant) model's.
+    pub simulated_agreement: f64,
+}
+
+impl QuantizationRecord {
+    /// What the report says of the model: the verdict, the layers left in float, the memory.
+    pub fn notes(&self) -> Vec<String> {
+        let loss = self.fp32_accuracy - self.final_accuracy;
+        let mut notes = vec![format!(
+            "INT8 {} on the integer engine: macro accuracy {:.2}% vs {:.2}% in fp32 (loss {:.2} \
+             points; tolerance {:.2})",
+            if self.accepted { "accepted" } else { "REJECTED" },
+            100.0 * self.final_accuracy,
+            100.0 * self.fp32_accuracy,
+            100.0 * loss,
+            100.0 * self.tolerance
+        )];
+        if !self.fallbacks.is_empty() {
+            let names: Vec<String> = self
+                .fallbacks
+                .iter()
+                .map(|f| format!("`{}` ({})", f.point, f.op))
+                .collect();
+            notes.push(format!(
+                "tolerance tuning: fully INT8 {:.2}%; {} layer(s) left in float, most sensitive \
+                 first: {}",
+                100.0 * self.int8_accuracy,
+                names.len(),
+                names.join(", ")
+            ));
+        }
+        notes.push(format!(
+            "parameter memory {} bytes at the deployed precisions ({} the 128 kB limit); \
+             integer-engine predictions equal the simulated model's on {:.2}% of test clips",
+            self.parameter_bytes,
+            if self.parameter_bytes <= LIMIT_PARAM_BYTES {
+                "within"
+            } else {
+                "OVER"
+            },
+            100.0 * self.simulated_agreement
+        ));
+        notes
+    }
+}
+
+/// One layer tolerance tuning left in float.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FallbackRecord {
+    pub point: String,
+    pub op: String,
+    /// Measured sensitivity: reduction of the mean squared logit error against fp32 when this
+    /// point alone stays in float.
+    pub sensitivity: f64,
+    /// Macro accuracy after this fallback.
+    pub accuracy: f64,
 }
 
 /// A prune stage's network before and after pruning (`kind: prune`).

@@ -268,6 +268,7 @@ fn student() -> SystemRecord {
         notes: vec![],
         split: None,
         pruning: None,
+        quantization: None,
     }
 }
 

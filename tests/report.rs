@@ -197,6 +197,7 @@ fn record() -> RunRecord {
                 notes: vec![],
                 split: None,
                 pruning: None,
+                quantization: None,
             },
             SystemRecord {
                 id: "train_c12_kd".into(),
@@ -214,6 +215,7 @@ fn record() -> RunRecord {
                 notes: vec!["teacher logits from <train_c40> & cached".into()],
                 split: None,
                 pruning: None,
+                quantization: None,
             },
             SystemRecord {
                 id: "quant_c12_kd".into(),
@@ -231,6 +233,7 @@ fn record() -> RunRecord {
                 notes: vec![],
                 split: None,
                 pruning: None,
+                quantization: None,
             },
         ],
         published: vec![

@@ -45,6 +45,14 @@ pub enum ObserverKind {
 }
 
 impl ObserverKind {
+    /// The recipe's name of the observer.
+    pub fn name(self) -> &'static str {
+        match self {
+            ObserverKind::MinMax => "min_max",
+            ObserverKind::Histogram => "histogram",
+        }
+    }
+
     /// A fresh observer of this kind for per-tensor affine `quint8`; `reduce_range` halves the
     /// quantized range to 0..127 as fbgemm's qconfig does.
     pub fn build(self, reduce_range: bool) -> Box<dyn Observer> {

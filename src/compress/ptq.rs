@@ -268,6 +268,15 @@ impl QuantizedModel {
             .collect()
     }
 
+    /// Conv and linear layers computing in INT8.
+    pub fn int8_layers(&self) -> usize {
+        self.weights
+            .iter()
+            .enumerate()
+            .filter(|(i, w)| w.is_some() && !self.fallback.contains(i))
+            .count()
+    }
+
     /// The INT8 weight of the conv or linear layer `name`.
     pub fn weight(&self, name: &str) -> Option<&QuantizedWeight> {
         let i = self.graph.nodes().iter().position(|n| n.name == name)?;

@@ -10,6 +10,7 @@
 
 use super::ptq::QuantizedModel;
 use crate::error::Result;
+use std::collections::BTreeMap;
 use tch::{Kind, Tensor};
 
 /// One point's measured sensitivity.
@@ -82,24 +83,31 @@ pub fn rank(
 }
 
 /// Tunes `model` in place: `accuracy` measures a candidate on the tuning set, `fp32_accuracy`
-/// is the float model's there.
+/// is the float model's there. Only when the fully quantized model loses more than `tolerance`
+/// are the points ranked (`rank`, e.g. [`rank`] on the tuning batches) and fallen back.
 pub fn tune(
     model: &mut QuantizedModel,
-    ranking: Vec<Sensitivity>,
     fp32_accuracy: f64,
     tolerance: f64,
     accuracy: &mut dyn FnMut(&QuantizedModel) -> Result<f64>,
+    rank: impl FnOnce(&mut QuantizedModel) -> Result<Vec<Sensitivity>>,
 ) -> Result<Tuning> {
     let int8_accuracy = accuracy(model)?;
+    let within = |acc: f64| fp32_accuracy - acc <= tolerance;
     let mut current = int8_accuracy;
     let mut fallbacks = Vec::new();
-    let ops: std::collections::BTreeMap<String, String> = model
+    let ranking = if within(current) {
+        Vec::new()
+    } else {
+        rank(model)?
+    };
+    let ops: BTreeMap<String, String> = model
         .points()
         .into_iter()
         .map(|p| (p.name, p.op))
         .collect();
     for s in &ranking {
-        if fp32_accuracy - current <= tolerance {
+        if within(current) {
             break;
         }
         model.fall_back(&s.point)?;
@@ -116,7 +124,7 @@ pub fn tune(
         fallbacks,
         final_accuracy: current,
         tolerance,
-        accepted: fp32_accuracy - current <= tolerance,
+        accepted: within(current),
         ranking,
     })
 }

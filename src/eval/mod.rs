@@ -6,7 +6,10 @@ pub mod columns;
 pub mod multilabel;
 pub mod published;
 
+use crate::compress::int8::engine::Program;
+use crate::error::{Error, Result};
 use crate::labels::{DeviceList, CLASSES};
+use rayon::prelude::*;
 use crate::models::AscModel;
 use crate::results::{DeviceScore, Evaluation};
 use crate::train::FeatureSet;
@@ -32,6 +35,39 @@ pub fn predict(model: &dyn AscModel, set: &FeatureSet, batch: usize, device: Dev
         }
     });
     Tensor::cat(&out, 0)
+}
+
+/// Logits [N, classes] of an INT8 model on the integer engine, in batches of `batch` clips run
+/// in parallel (each clip's result does not depend on its batch, so neither does the output).
+pub fn predict_int8(program: &Program, set: &FeatureSet, batch: usize) -> Result<Tensor> {
+    let n = set.len();
+    let batch = batch.max(1);
+    let dims: Vec<usize> = set.x.size().iter().map(|&d| d as usize).collect();
+    let per_clip: usize = dims[1..].iter().product();
+    // Tensors cannot cross threads: copy a group of batches out, then run them in parallel.
+    let group = batch * rayon::current_num_threads();
+    let mut logits: Vec<f32> = Vec::new();
+    for start in (0..n).step_by(group) {
+        let len = group.min(n - start);
+        let x = set.x.narrow(0, start as i64, len as i64).contiguous();
+        let values = Vec::<f32>::try_from(x.flatten(0, -1))
+            .map_err(|e| Error::msg(format!("features: {e}")))?;
+        let parts: Vec<Result<Vec<f32>>> = values
+            .par_chunks(batch * per_clip)
+            .map(|chunk| {
+                let mut shape = dims.clone();
+                shape[0] = chunk.len() / per_clip;
+                program.run(chunk, &shape)
+            })
+            .collect();
+        for part in parts {
+            logits.extend(part?);
+        }
+    }
+    if n == 0 {
+        return Err(Error::msg("INT8 evaluation: no clips"));
+    }
+    Ok(Tensor::from_slice(&logits).reshape([n as i64, -1]))
 }
 
 /// Accuracy, macro-average (mean class-wise) accuracy, log loss, class- and device-wise accuracy

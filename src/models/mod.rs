@@ -204,6 +204,13 @@ impl<T: Net> AscModel for T {
     }
 }
 
+/// Whether `cfg` lowers to an operator graph (and so runs on the INT8 engine); the error says
+/// why not. Builds the network with placeholder weights on the CPU.
+pub fn lowers(cfg: &ModelConfig) -> Result<()> {
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    build_net(&Vb::constant(&vs.root()), cfg)?.lower().map(|_| ())
+}
+
 /// Builds the network for `cfg` with variables under `vb`; fails if `cfg` is invalid.
 pub fn build_net(vb: &Vb, cfg: &ModelConfig) -> Result<Box<dyn Net>> {
     cfg.validate()?;

@@ -15,6 +15,7 @@ pub use locate::locate;
 pub use schema::*;
 
 use crate::error::{Error, IoContext, Result};
+use crate::compress::observer::ObserverKind;
 use crate::models::ModelConfig;
 use prune::{check_prunable, planned_model};
 use sha2::{Digest, Sha256};
@@ -176,6 +177,7 @@ pub struct QuantizeStage {
     pub from: String,
     pub calibration_clips: usize,
     pub tolerance: f64,
+    pub observer: ObserverKind,
     /// Draws the calibration clips.
     pub seed: u64,
 }
@@ -536,14 +538,25 @@ fn plan_stages(
                     models,
                 }))
             }
-            StageSpec::Quantize(q) => PlannedStage::Quantize(QuantizeStage {
-                id: q.id.clone(),
-                label: q.label.clone(),
-                from: q.from.clone(),
-                calibration_clips: q.calibration_clips,
-                tolerance: q.tolerance,
-                seed: derive_seed(r.seed, &q.id),
-            }),
+            StageSpec::Quantize(q) => {
+                if let Some(source) = planned_model(&out, &q.from) {
+                    crate::models::lowers(&source).map_err(|e| {
+                        ctx.err(
+                            &["stages", &i.to_string(), "from"],
+                            format!("`{}` makes {}: {e}", q.from, source.describe()),
+                        )
+                    })?;
+                }
+                PlannedStage::Quantize(QuantizeStage {
+                    id: q.id.clone(),
+                    label: q.label.clone(),
+                    from: q.from.clone(),
+                    calibration_clips: q.calibration_clips,
+                    tolerance: q.tolerance,
+                    observer: q.observer,
+                    seed: derive_seed(r.seed, &q.id),
+                })
+            }
             StageSpec::Prune(pr) => {
                 if let Some(source) = planned_model(&out, &pr.from) {
                     check_prunable(ctx, i, pr, &source)?;

@@ -1,6 +1,7 @@
 //! Stage specs of the recipe format: one variant per stage kind, each kind with its own fields
 //! (so a field of another kind is an unknown-field error naming the line).
 
+use crate::compress::observer::ObserverKind;
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 use std::collections::BTreeMap;
@@ -360,6 +361,13 @@ pub struct QuantizeSpec {
     /// Largest accepted accuracy loss (fraction, e.g. 0.01) against the fp32 model.
     #[serde(default = "tolerance")]
     pub tolerance: f64,
+    /// Activation observer: `histogram` (fbgemm's default qconfig) or `min_max`.
+    #[serde(default = "observer")]
+    pub observer: ObserverKind,
+}
+
+fn observer() -> ObserverKind {
+    ObserverKind::Histogram
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

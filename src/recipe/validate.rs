@@ -145,7 +145,8 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                     .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
             }
             StageSpec::Quantize(q) => {
-                earlier_stage(r, i, &q.from, &[StageKind::Train, StageKind::Prune])
+                let kinds = [StageKind::Train, StageKind::Released, StageKind::Prune];
+                earlier_stage(r, i, &q.from, &kinds)
                     .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
                 let at = |f| ["stages", idx.as_str(), f];
                 ctx.check(

@@ -172,7 +172,7 @@ pub(crate) fn systems_table(systems: &[SystemRecord]) -> Result<Table> {
             str_col("model", systems.iter().map(|s| s.model.clone()).collect()),
             str_col(
                 "precision",
-                systems.iter().map(|s| s.precision.to_string()).collect(),
+                systems.iter().map(precision).collect(),
             ),
             str_col(
                 "training",
@@ -203,13 +203,20 @@ pub(crate) fn systems_table(systems: &[SystemRecord]) -> Result<Table> {
     })
 }
 
+/// The precision a system is deployed at, with the layers tolerance tuning left in float.
+fn precision(s: &SystemRecord) -> String {
+    match &s.quantization {
+        Some(q) if !q.fallbacks.is_empty() => {
+            format!("{} ({} layers fp32)", s.precision, q.fallbacks.len())
+        }
+        _ => s.precision.to_string(),
+    }
+}
+
 /// Totals and limits per system.
 pub(crate) fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
     let c = |f: fn(&SystemRecord) -> u64| systems.iter().map(|s| Some(f(s))).collect::<Vec<_>>();
-    let deployed: Vec<u64> = systems
-        .iter()
-        .map(|s| s.complexity.param_bytes(s.precision.bits()))
-        .collect();
+    let deployed: Vec<u64> = systems.iter().map(SystemRecord::param_bytes).collect();
     let df = frame(
         "complexity_summary",
         vec![
@@ -218,7 +225,7 @@ pub(crate) fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
             str_col("model", systems.iter().map(|s| s.model.clone()).collect()),
             str_col(
                 "precision",
-                systems.iter().map(|s| s.precision.to_string()).collect(),
+                systems.iter().map(precision).collect(),
             ),
             str_col(
                 "input",

@@ -16,6 +16,7 @@
 mod content;
 mod plots;
 mod pruning;
+mod quantization;
 mod published;
 mod sums;
 mod tables;
@@ -85,6 +86,7 @@ struct IndexView {
     complexity: TableView,
     /// Only for runs with prune stages.
     pruning: Option<TableView>,
+    quantization: Option<TableView>,
     checks: TableView,
     systems: Vec<SystemView>,
     device_wise: TableView,
@@ -175,6 +177,10 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
         Some(t) => Some(tables_written(t)?),
         None => None,
     };
+    let quantization = match quantization::quantization_table(&record.systems)? {
+        Some(t) => Some(tables_written(t)?),
+        None => None,
+    };
     let checks = tables_written(content::complexity_checks(record)?)?;
     let device_wise = tables_written(content::device_wise(&record.systems, &record.profile)?)?;
     let class_wise = tables_written(content::class_wise(&record.systems, &record.profile)?)?;
@@ -213,6 +219,7 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
         identity,
         complexity,
         pruning,
+        quantization,
         checks,
         systems,
         device_wise,

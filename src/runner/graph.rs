@@ -8,7 +8,9 @@ use crate::audio::augment::ImpulseResponses;
 use crate::error::{Error, Result};
 use crate::models::ModelConfig;
 use crate::recipe::{self, Plan};
-use crate::results::{EpochLog, Evaluation, RunRecord, StageRecord, StageTiming, SystemRecord};
+use crate::results::{
+    EpochLog, Evaluation, QuantizationRecord, RunRecord, StageRecord, StageTiming, SystemRecord,
+};
 use crate::train::datamodule::WaveformSet;
 use crate::train::FeatureSet;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -120,6 +122,8 @@ pub enum Artefact {
     Copies(Rc<FeatureSet>),
     Model(Rc<ModelArtefact>),
     Evaluation(Rc<Evaluation>),
+    /// A quantize stage's evaluation with what quantization did.
+    Quantized(Rc<(Evaluation, QuantizationRecord)>),
     MultiLabelData(Rc<MultiLabelData>),
     MultiLabelFeatures(Rc<MultiLabelFeatures>),
     Report(Rc<RunRecord>),

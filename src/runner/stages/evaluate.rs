@@ -77,6 +77,7 @@ impl Stage for EvaluateStage {
             notes: m.notes.clone(),
             split: m.split.clone(),
             pruning: m.pruning.clone(),
+            quantization: None,
         }])
     }
 }
@@ -198,6 +199,7 @@ impl Stage for RoutedEvaluateStage {
             notes,
             split: general.split.clone(),
             pruning: None,
+            quantization: None,
         }])
     }
 }

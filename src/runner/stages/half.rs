@@ -102,6 +102,7 @@ impl Stage for HalfNode {
             ],
             split: m.split.clone(),
             pruning: None,
+            quantization: None,
         }])
     }
 }

@@ -1,22 +1,37 @@
-//! `kind: quantize`: post-training static INT8 quantization of a train stage's model,
-//! calibrated on a seeded subset of the training split, evaluated on the test split and
-//! accepted or rejected against the fp32 model (`compress::quantize::int8_verdict`).
+//! `kind: quantize`: post-training static INT8 quantization of a model stage's model
+//! (`compress::ptq`), calibrated on a seeded subset of the training split, tuned against the
+//! tolerance by falling back the most sensitive layers to float (`compress::tuning`), and
+//! evaluated on the integer engine (`compress::int8::engine`): the reported INT8 accuracy comes
+//! from integer arithmetic.
+//!
+//! The tuning set is the test split, as the reports' Intel Neural Compressor runs tune against
+//! the evaluation loader. The engine reproduces the rounding of ATen's AVX2 build
+//! (`AtenCapability::Avx2`) on every machine, so results do not depend on the CPU.
 
 use super::Base;
 use crate::compress::complexity::{count, CountOptions};
-use crate::compress::quantize::{int8_verdict, quantize_int8};
+use crate::compress::int8::{AtenCapability, Isa};
+use crate::compress::ptq::{quantize_int8, PtqConfig, QuantizedModel};
+use crate::compress::tuning::{rank, tune};
 use crate::error::Result;
 use crate::eval;
 use crate::models;
 use crate::recipe::QuantizeStage;
-use crate::results::{Precision, SystemRecord};
+use crate::results::{
+    Evaluation, FallbackRecord, Precision, QuantizationRecord, SystemRecord,
+};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, NodeId, Outputs, Stage};
+use crate::train::FeatureSet;
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
-use tch::Tensor;
+use std::rc::Rc;
+use tch::{Device, Tensor};
+
+/// Clips per engine batch.
+const BATCH: usize = 32;
 
 pub struct QuantizeNode {
     pub stage: QuantizeStage,
@@ -35,6 +50,26 @@ pub fn add(g: &mut Graph, base: &Base, q: &QuantizeStage) -> Result<()> {
     };
     g.add(node);
     Ok(())
+}
+
+/// Logits of the simulated (fake-quant) model, in batches on the CPU.
+fn simulated_logits(model: &QuantizedModel, set: &FeatureSet) -> Tensor {
+    let parts: Vec<Tensor> = (0..set.len() as i64)
+        .step_by(256)
+        .map(|start| {
+            let len = 256.min(set.len() as i64 - start);
+            model.simulate(&set.x.narrow(0, start, len))
+        })
+        .collect();
+    Tensor::cat(&parts, 0)
+}
+
+fn agreement(a: &Tensor, b: &Tensor) -> f64 {
+    a.argmax(1, false)
+        .eq_tensor(&b.argmax(1, false))
+        .to_kind(tch::Kind::Double)
+        .mean(tch::Kind::Double)
+        .double_value(&[])
 }
 
 impl Stage for QuantizeNode {
@@ -71,7 +106,8 @@ impl Stage for QuantizeNode {
         let q = &self.stage;
         let f = inputs.features(self.features);
         let (train, test) = (&f.train, &f.test);
-        let (vs, cfg, _model) = models::load_weights(&inputs.model(self.model).weights, cx.device)?;
+        let (vs, cfg, fp32_model) =
+            models::load_weights(&inputs.model(self.model).weights, cx.device)?;
         // Calibration clips: a seeded random subset of the (non-augmented) training split.
         let n = q.calibration_clips.min(train.len());
         let mut rng = ChaCha8Rng::seed_from_u64(q.seed);
@@ -81,28 +117,87 @@ impl Stage for QuantizeNode {
             .collect();
         idx.sort_unstable();
         let batches: Vec<Tensor> = idx
-            .chunks(64)
-            .map(|c| train.batch(c, cx.device).0)
+            .chunks(BATCH)
+            .map(|c| train.batch(c, Device::Cpu).0)
             .collect();
-        let int8 = quantize_int8(&vs, &cfg, &batches)?;
-        let logits = eval::predict(&int8, test, 256, cx.device);
-        super::write_evaluation(
-            dir,
-            &eval::metrics(&logits, &test.y, &test.device, &f.devices),
-        )
+        let ptq = PtqConfig {
+            observer: q.observer,
+            reduce_range: true,
+        };
+        let mut model = quantize_int8(&vs, &cfg, &batches, &ptq)?;
+        let metrics = |logits: &Tensor| eval::metrics(logits, &test.y, &test.device, &f.devices);
+        let mut logits = None;
+        let mut accuracy = |m: &QuantizedModel| -> Result<f64> {
+            let program = m.program(Isa::detect(), AtenCapability::Avx2)?;
+            let l = eval::predict_int8(&program, test, BATCH)?;
+            let acc = metrics(&l).macro_accuracy;
+            logits = Some(l);
+            Ok(acc)
+        };
+        let fp32_accuracy = inputs.evaluation(self.fp32).macro_accuracy;
+        let tuning = tune(&mut model, fp32_accuracy, q.tolerance, &mut accuracy, |m| {
+            let fp32_logits = eval::predict(fp32_model.as_ref(), test, 256, cx.device);
+            let xs: Vec<Tensor> = (0..test.len() as i64)
+                .step_by(256)
+                .map(|s| test.x.narrow(0, s, 256.min(test.len() as i64 - s)))
+                .collect();
+            let want: Vec<Tensor> = (0..test.len() as i64)
+                .step_by(256)
+                .map(|s| fp32_logits.narrow(0, s, 256.min(test.len() as i64 - s)))
+                .collect();
+            rank(m, &xs, &want)
+        })?;
+        let logits = logits.expect("tuning measures the model");
+        let simulated = simulated_logits(&model, test);
+        let sensitivity = |p: &str| {
+            tuning
+                .ranking
+                .iter()
+                .find(|s| s.point == p)
+                .map_or(0.0, |s| s.error_reduction)
+        };
+        let record = QuantizationRecord {
+            from: q.from.clone(),
+            observer: ptq.observer.name().to_string(),
+            calibration_clips: n,
+            points: model.points().len(),
+            int8_layers: model.int8_layers(),
+            fp32_accuracy,
+            int8_accuracy: tuning.int8_accuracy,
+            final_accuracy: tuning.final_accuracy,
+            tolerance: q.tolerance,
+            accepted: tuning.accepted,
+            fallbacks: tuning
+                .fallbacks
+                .iter()
+                .map(|b| FallbackRecord {
+                    point: b.point.clone(),
+                    op: b.op.clone(),
+                    sensitivity: sensitivity(&b.point),
+                    accuracy: b.accuracy,
+                })
+                .collect(),
+            parameter_bytes: model.parameter_bytes(),
+            simulated_agreement: agreement(&logits, &simulated),
+        };
+        super::write_evaluation(dir, &metrics(&logits))?;
+        super::write_json(&dir.join("quantization.json"), &record)
     }
 
     fn load(&self, _cx: &Context, _inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
-        super::load_evaluation(dir)
+        let dir = dir.expect("cached stage");
+        let evaluation: Evaluation = super::read_json(&dir.join("evaluation.json"))?;
+        let record: QuantizationRecord = super::read_json(&dir.join("quantization.json"))?;
+        Ok(Artefact::Quantized(Rc::new((evaluation, record))))
     }
 
     fn systems(&self, own: &Artefact, inputs: &Outputs) -> Result<Vec<SystemRecord>> {
-        let Artefact::Evaluation(e) = own else {
-            unreachable!("load makes an evaluation")
+        let Artefact::Quantized(done) = own else {
+            unreachable!("load makes a quantized evaluation")
         };
+        let (evaluation, record) = done.as_ref();
         let q = &self.stage;
         let m = inputs.model(self.model);
-        let verdict = int8_verdict(inputs.evaluation(self.fp32), e, q.tolerance);
         let folded = CountOptions {
             fold_bn: true,
             reparam: true,
@@ -112,8 +207,9 @@ impl Stage for QuantizeNode {
             label: q.label.clone(),
             model: m.config.describe(),
             training: format!(
-                "post-training static INT8 quantization of `{}` ({} calibration clips)",
-                q.from, q.calibration_clips
+                "post-training static INT8 quantization of `{}` ({} calibration clips, {} \
+                 observer), evaluated on the integer engine",
+                q.from, record.calibration_clips, record.observer
             ),
             precision: Precision::Int8,
             complexity: count(
@@ -121,11 +217,12 @@ impl Stage for QuantizeNode {
                 super::input_shape(inputs, self.features),
                 &folded,
             )?,
-            evaluation: e.as_ref().clone(),
+            evaluation: evaluation.clone(),
             curve: Vec::new(),
-            notes: vec![verdict.note],
+            notes: record.notes(),
             split: m.split.clone(),
             pruning: None,
+            quantization: Some(record.clone()),
         }])
     }
 }
