@@ -1,6 +1,7 @@
 //! Compression and its accounting: complexity counting (torchinfo convention), BatchNorm folding,
 //! RepConv re-parameterisation, structured channel pruning, post-training static INT8
-//! quantization (simulated), integer INT8 kernels (`int8`), and half-precision deployment.
+//! quantization (simulated) with PyTorch's activation observers (`observer`), integer INT8
+//! kernels (`int8`), and half-precision deployment.
 //!
 //! Everything here works through `models::Net` (the forward-with-probe and the conv-unit
 //! visitor), never through model-specific code; the one exception is structured pruning's

@@ -22,6 +22,7 @@
 use super::quantize::QParams;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
 
 /// An activation observer: sees every calibration batch at one activation point, then gives
 /// that point's quantization parameters.
@@ -101,7 +102,11 @@ fn finite_min_max(xs: &[f32]) -> Result<Option<(f32, f32)>> {
         finite &= x.is_finite();
     }
     if !finite {
-        let bad = xs.iter().find(|x| !x.is_finite()).copied().unwrap_or(f32::NAN);
+        let bad = xs
+            .iter()
+            .find(|x| !x.is_finite())
+            .copied()
+            .unwrap_or(f32::NAN);
         return Err(Error::msg(format!(
             "activation observer: non-finite value {bad} in a calibration batch of {} values",
             xs.len()
@@ -331,10 +336,10 @@ fn aten_sum(xs: &[f32]) -> f32 {
             i += 1;
         }
         for j in 1..LEVELS {
-            for k in 0..ILP {
-                let lower = acc[j - 1][k];
-                add(&mut acc[j][k], &lower);
-                acc[j - 1][k] = [0.0; LANES];
+            let (lower, upper) = acc.split_at_mut(j);
+            for (up, low) in upper[0].iter_mut().zip(lower[j - 1].iter_mut()) {
+                add(up, low);
+                *low = [0.0; LANES];
             }
             if i & (level_mask << (j * level_power)) != 0 {
                 break;
@@ -346,10 +351,10 @@ fn aten_sum(xs: &[f32]) -> f32 {
             add(a, &vector(i * ILP + k));
         }
     }
-    for j in 1..LEVELS {
-        for k in 0..ILP {
-            let level = acc[j][k];
-            add(&mut acc[0][k], &level);
+    let levels = acc;
+    for level in &levels[1..] {
+        for (a, l) in acc[0].iter_mut().zip(level) {
+            add(a, l);
         }
     }
 
@@ -404,10 +409,11 @@ fn upper_bound(boundaries: &[f32], value: f32) -> usize {
     let (mut start, mut end) = (0, boundaries.len());
     while start < end {
         let mid = start + (end - start) / 2;
-        if !(boundaries[mid] > value) {
-            start = mid + 1;
-        } else {
+        // `!(boundary > value)`: also true for NaN, as in ATen.
+        if boundaries[mid].partial_cmp(&value) == Some(Ordering::Greater) {
             end = mid;
+        } else {
+            start = mid + 1;
         }
     }
     start

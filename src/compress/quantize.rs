@@ -17,6 +17,7 @@
 //!   histogram observer's L2 range search mainly helps with heavy-tailed activations of large
 //!   calibration sets. The ranges and qparams follow PyTorch's `_calculate_qparams` exactly.
 
+use super::observer::affine_qparams;
 use crate::error::{Error, Result};
 use crate::models::blocks::{Ctx, Probe, Vb};
 use crate::models::{build_net, AscModel, ModelConfig, Net};
@@ -90,21 +91,6 @@ impl AscModel for Int8Model {
             self.net
                 .forward_ctx(xs, &Ctx::with_probe(false, &self.fake_quant))
         })
-    }
-}
-
-/// PyTorch's `_calculate_qparams` for per-tensor affine quantization (float32 arithmetic).
-fn affine_qparams(min: f32, max: f32, quant_min: i64, quant_max: i64) -> QParams {
-    let min_neg = min.min(0.0);
-    let max_pos = max.max(0.0);
-    let scale = ((max_pos - min_neg) / (quant_max - quant_min) as f32).max(f32::EPSILON);
-    let zero_point =
-        (quant_min - (min_neg / scale).round_ties_even() as i64).clamp(quant_min, quant_max);
-    QParams {
-        scale: scale as f64,
-        zero_point,
-        quant_min,
-        quant_max,
     }
 }
 
