@@ -3,8 +3,9 @@
 //! identical. Also: every instruction set gives the same outputs as the portable path.
 
 use ascrepro::compress::int8::{
-    adaptive_avg_pool2d_1x1, add, avg_pool2d, conv2d_with, linear_with, max_pool2d, quantize, relu,
-    Affine, AtenCapability, Conv2dConfig, Fused, Isa, MemoryFormat, Pool2dConfig, QTensor, QWeight,
+    adaptive_avg_pool2d_1x1, add, avg_pool2d, conv2d_with, linear_with, max_pool2d, mean, quantize,
+    relu, Affine, AtenCapability, Conv2dConfig, Fused, Isa, MemoryFormat, Pool2dConfig, QTensor,
+    QWeight,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -113,6 +114,13 @@ fn int8_kernels_match_pytorch_fbgemm() {
     let mut checked = 0;
     for case in reference["cases"].as_array().unwrap() {
         let name = case["name"].as_str().unwrap();
+        if case["op"] == "mean" {
+            checked += 1;
+            if let Some(m) = check_mean(case) {
+                failures.push(format!("{name}: {m}"));
+            }
+            continue;
+        }
         let want = qtensor(&case["out"]);
         let mut outputs: Vec<(String, QTensor)> = Vec::new();
         match case["op"].as_str().unwrap() {
@@ -199,12 +207,42 @@ fn int8_kernels_match_pytorch_fbgemm() {
             }
         }
     }
-    assert!(checked >= 40, "only {checked} outputs checked");
+    assert!(checked >= 70, "only {checked} outputs checked");
     assert!(
         failures.is_empty(),
         "differences from PyTorch:\n{}",
         failures.join("\n")
     );
+}
+
+/// A `mean` case: PyTorch's bytes, shape and (suggested) memory format, or its refusal.
+fn check_mean(case: &Value) -> Option<String> {
+    let dims: Vec<isize> = case["dims"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_i64().unwrap() as isize)
+        .collect();
+    let got = mean(
+        &qtensor(&case["x"]),
+        &dims,
+        case["keepdim"].as_bool().unwrap(),
+    );
+    match (got, case.get("error")) {
+        (Err(_), Some(_)) => None,
+        (Ok(_), Some(e)) => Some(format!("PyTorch fails ({e}), we do not")),
+        (Err(e), None) => Some(format!("fails: {e}")),
+        (Ok(y), None) => {
+            let want = qtensor(&case["out"]);
+            if y.affine() != want.affine() {
+                return Some(format!("grid {:?} != {:?}", y.affine(), want.affine()));
+            }
+            if y.format() != want.format() {
+                return Some(format!("format {:?} != {:?}", y.format(), want.format()));
+            }
+            mismatch(&y, &want)
+        }
+    }
 }
 
 /// Random inputs, weights and geometries: every available instruction set gives the portable

@@ -1,7 +1,9 @@
 """Reference outputs of PyTorch's quantized CPU kernels (fbgemm engine, one thread) for
 tests/int8_kernels.rs. Usage: int8_kernels.py OUT_DIR; writes OUT_DIR/cases.json: the ATen
-capability and, per case, the op, its parameters, its integer inputs and PyTorch's output."""
+capability and, per case, the op, its parameters, its integer inputs and PyTorch's output.
+INT8_KERNELS_MEAN_SWEEP (default 32) sets how many random `mean` cases follow the fixed ones."""
 import json
+import os
 import sys
 
 import torch
@@ -27,8 +29,25 @@ def qtensor(shape, scale, zp, lo=0, hi=255, channels_last=False):
     return q
 
 
-def enc(q):
-    cl = q.dim() == 4 and q.is_contiguous(memory_format=torch.channels_last) and not q.is_contiguous()
+def suggests_channels_last(t):
+    """c10's is_channels_last_strides_2d, behind `suggest_memory_format()`."""
+    if t.dim() != 4 or t.stride(1) == 0:
+        return False
+    least = 0
+    for d in (1, 3, 2, 0):
+        if t.shape[d] == 0 or t.stride(d) < least or (d == 0 and least == t.stride(1)):
+            return False
+        least = t.stride(d) * max(t.shape[d], 1)
+    return True
+
+
+def enc(q, suggested=False):
+    """`format`: channels_last for a channels-last tensor that is not NCHW-contiguous too, or
+    with `suggested`, whenever `suggest_memory_format()` says channels-last."""
+    if suggested:
+        cl = suggests_channels_last(q)
+    else:
+        cl = q.dim() == 4 and q.is_contiguous(memory_format=torch.channels_last) and not q.is_contiguous()
     return {
         "data": q.int_repr().contiguous().flatten().tolist(),
         "shape": list(q.shape),
@@ -172,6 +191,65 @@ for name, (scale, zp) in [("quantize", (0.125, 11)), ("quantize_zero_point_0", (
     cases.append({"name": name, "op": "quantize", "input": xs.tolist(), "scale": f32(scale), "zp": zp,
                   "out": enc(q), "dequantized_bits": q.dequantize().view(torch.int32).tolist(),
                   "relu": enc(torch.relu(q))})
+
+
+
+def mean_case(name, shape, dims, keepdim, channels_last, q=(0.05, 37)):
+    """`torch.mean(x, dims, keepdim)`. Channels-last inputs have a conv output's strides (also
+    for one channel or one pixel, where `.contiguous(memory_format=...)` would keep NCHW ones),
+    and formats are the suggested ones. Where PyTorch refuses, the case records its error."""
+    ints = torch.randint(0, 256, shape, generator=gen, dtype=torch.uint8)
+    x = torch._make_per_tensor_quantized_tensor(ints, f32(q[0]), q[1])
+    if channels_last:
+        x = torch._empty_affine_quantized(shape, scale=f32(q[0]), zero_point=q[1], dtype=torch.quint8,
+                                          memory_format=torch.channels_last).copy_(x)
+        assert torch.equal(x.int_repr(), ints)
+    case = {"name": name, "op": "mean", "x": enc(x, suggested=True), "dims": list(dims), "keepdim": keepdim}
+    try:
+        case["out"] = enc(torch.mean(x, dims, keepdim=keepdim), suggested=True)
+    except RuntimeError as e:
+        case["error"] = str(e).splitlines()[0]
+    cases.append(case)
+
+
+# TF-SepNet: a conv output's mean over frequency and over time, and a classifier head's global
+# mean. T = 63, 64, 65: vectors of 8 floats and a remainder.
+for t in (63, 64, 65):
+    mean_case(f"mean_freq_channels_last_t{t}", (2, 20, 9, t), (2,), True, True)
+    mean_case(f"mean_time_channels_last_t{t}", (2, 20, 9, t), (3,), True, True)
+    mean_case(f"mean_head_channels_last_t{t}", (2, 20, 9, t), (-1, -2), False, True)
+    mean_case(f"mean_freq_nchw_t{t}", (2, 20, 9, t), (2,), True, False)
+    mean_case(f"mean_time_nchw_t{t}", (2, 20, 9, t), (3,), True, False)
+    mean_case(f"mean_head_nchw_t{t}", (2, 20, 9, t), (2, 3), False, False)
+mean_case("mean_freq_channels_last_f1", (1, 24, 1, 33), (2,), True, True)
+mean_case("mean_time_channels_last_t1", (1, 24, 5, 1), (3,), True, True)
+# 70 rows: ATen's cascade sum closes chunks of 16 rows.
+mean_case("mean_freq_channels_last_f70", (1, 8, 70, 9), (2,), True, True)
+mean_case("mean_time_channels_last_t300", (1, 8, 3, 300), (3,), True, True)
+mean_case("mean_freq_nchw_f70", (1, 5, 70, 17), (2,), True, False)
+mean_case("mean_head_keepdim_channels_last", (2, 16, 7, 65), (2, 3), True, True)
+mean_case("mean_head_keepdim_nchw", (2, 16, 7, 65), (2, 3), True, False)
+mean_case("mean_head_channels_last_32_channels", (1, 32, 4, 16), (2, 3), False, True)
+# Power-of-two scales: many means lie exactly halfway between two steps.
+mean_case("mean_freq_ties_channels_last", (2, 16, 4, 33), (2,), True, True, q=(0.0625, 61))
+mean_case("mean_time_ties_nchw", (2, 8, 6, 2), (3,), True, False, q=(0.0625, 61))
+mean_case("mean_head_ties_nchw", (2, 8, 2, 2), (2, 3), False, False, q=(0.0625, 61))
+mean_case("mean_time_zero_point_0", (1, 12, 5, 40), (3,), True, True, q=(0.02, 0))
+mean_case("mean_freq_zero_point_255", (1, 12, 5, 40), (2,), True, True, q=(0.02, 255))
+# One channel or one pixel: channels-last and NCHW-contiguous at once, so ATen's fast path,
+# which allocates its result channels-last (and cannot drop dims then).
+mean_case("mean_time_one_channel_channels_last", (2, 1, 9, 17), (3,), True, True)
+mean_case("mean_freq_one_channel_channels_last", (2, 1, 9, 17), (2,), True, True)
+mean_case("mean_head_one_pixel_channels_last", (2, 12, 1, 1), (2, 3), True, True)
+# Allocated channels-last, but [N, 1, 1, 1] suggests NCHW.
+mean_case("mean_head_one_channel_channels_last", (2, 1, 9, 17), (2, 3), True, True)
+mean_case("mean_head_one_pixel_channels_last_no_keepdim", (2, 12, 1, 1), (2, 3), False, True)
+for i in range(int(os.environ.get("INT8_KERNELS_MEAN_SWEEP", "32"))):
+    r = lambda lo, hi: int(torch.randint(lo, hi + 1, (1,), generator=gen))
+    t = [r(1, 80), (63, 64, 65, 127, 128, 129)[r(0, 5)]][r(0, 1)]
+    shape = (r(1, 2), r(1, 40), r(1, 40), t)
+    dims = [(2,), (3,), (2, 3), (-1, -2)][r(0, 3)]
+    mean_case(f"mean_sweep_{i}", shape, dims, bool(r(0, 1)), bool(r(0, 1)), q=(0.01 + 0.1 * r(0, 9) / 9, r(0, 255)))
 
 json.dump({"capability": torch.backends.cpu.get_cpu_capability(), "cases": cases},
           open(sys.argv[1] + "/cases.json", "w"))

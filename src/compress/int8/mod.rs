@@ -12,6 +12,10 @@
 //! point (conv outputs are channels-last in PyTorch), and those kernels take the
 //! [`AtenCapability`] the reference PyTorch ran with.
 //!
+//! The quantized `mean` ([`mean`]) is the exception to integer arithmetic: except on NCHW
+//! tensors reduced over their innermost dims, PyTorch dequantizes, takes a float mean and
+//! requantizes, so it replays ATen's float summation order.
+//!
 //! Accumulation is exact `i32` arithmetic. fbgemm's kernels pair `u8 x i8` products in `i16`
 //! (`vpmaddubsw`, used by its depthwise kernels and its GEMM without AVX-512 VNNI), which
 //! saturates when two large activations meet two large same-sign weights; with the fbgemm
@@ -23,12 +27,14 @@ pub mod engine;
 pub mod float;
 mod gemm;
 mod pool;
+mod reduce;
 mod requant;
 
 pub use conv::{conv2d, conv2d_with, linear, linear_with, Conv2dConfig};
 pub use elementwise::{add, quantize, relu};
 pub use gemm::Isa;
 pub use pool::{adaptive_avg_pool2d_1x1, avg_pool2d, max_pool2d, Pool2dConfig};
+pub use reduce::mean;
 
 use crate::error::{Error, Result};
 
