@@ -317,15 +317,8 @@ impl Program {
             },
             Kernel::Mean { dims, keepdim } => match ins[0] {
                 Value::Q(q) => {
-                    // Quantized mean keeps its input's grid: dequantize, average, requantize.
-                    let f = float::mean(&ins[0].to_float(), dims, *keepdim)?;
-                    let y = quantize(&f.data, &f.shape, q.affine())?;
-                    let format = if f.shape.len() == 4 {
-                        q.format()
-                    } else {
-                        MemoryFormat::Contiguous
-                    };
-                    Ok(Value::Q(y.with_format(format)?))
+                    let dims: Vec<isize> = dims.iter().map(|&d| d as isize).collect();
+                    Ok(Value::Q(super::mean(q, &dims, *keepdim)?))
                 }
                 Value::F(f) => Ok(Value::F(float::mean(f, dims, *keepdim)?)),
             },
