@@ -207,7 +207,8 @@ impl QuantizationRecord {
     /// What the report says of the model: the verdict, the layers left in float, the memory.
     pub fn notes(&self) -> Vec<String> {
         let loss = self.fp32_accuracy - self.final_accuracy;
-        let mut notes = vec![format!(
+        let mut notes =
+            vec![format!(
             "INT8 {} on the integer engine: macro accuracy {:.2}% vs {:.2}% in fp32 (loss {:.2} \
              points; tolerance {:.2})",
             if self.accepted { "accepted" } else { "REJECTED" },

@@ -73,7 +73,11 @@ fn tfsepnet64_lowers_to_its_forward() {
         // and a cat, the 5 norms, the classifier.
         let blocks = 9;
         let trans = 4;
-        assert_eq!(points.len(), 1 + 2 + blocks * 7 + trans + 5 + 1, "{points:?}");
+        assert_eq!(
+            points.len(),
+            1 + 2 + blocks * 7 + trans + 5 + 1,
+            "{points:?}"
+        );
         for name in [
             "input",
             "conv_layers.0",

@@ -15,8 +15,8 @@ mod common;
 use ascrepro::compress::int8::engine::Value;
 use ascrepro::compress::int8::{AtenCapability, Isa, QTensor};
 use ascrepro::compress::observer::ObserverKind;
+use ascrepro::compress::observer::QParams;
 use ascrepro::compress::ptq::{quantize_int8, PtqConfig, QuantizedModel, QuantizedWeight};
-use ascrepro::compress::quantize::QParams;
 use ascrepro::models::blocks::Vb;
 use ascrepro::models::graph::Op;
 use ascrepro::models::{build_net, tfsepnet64, ModelConfig};
@@ -40,7 +40,10 @@ fn config() -> ModelConfig {
 /// The ATen capability of the venv's PyTorch, which decides the add kernel's loop split.
 fn capability() -> AtenCapability {
     let out = std::process::Command::new(common::python())
-        .args(["-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"])
+        .args([
+            "-c",
+            "import torch; print(torch.backends.cpu.get_cpu_capability())",
+        ])
         .output()
         .unwrap();
     let name = String::from_utf8_lossy(&out.stdout);
@@ -121,7 +124,10 @@ fn bytes(t: &Tensor) -> Vec<u8> {
 }
 
 /// PyTorch's grids, by point.
-fn pytorch_grids(model: &QuantizedModel, dump: &HashMap<String, Tensor>) -> BTreeMap<String, QParams> {
+fn pytorch_grids(
+    model: &QuantizedModel,
+    dump: &HashMap<String, Tensor>,
+) -> BTreeMap<String, QParams> {
     model
         .points()
         .into_iter()
@@ -243,26 +249,43 @@ fn agrees_with_pytorch(observer: ObserverKind, name: &str) {
                     want.len()
                 );
             } else {
-                assert_eq!(n, 0, "{key}: {n} of {} int8 values differ (by up to {max})", want.len());
+                assert_eq!(
+                    n,
+                    0,
+                    "{key}: {n} of {} int8 values differ (by up to {max})",
+                    want.len()
+                );
             }
             report.push(format!("{key}: {n}/{}", want.len()));
             Value::Q(QTensor::new(want, q.shape(), q.affine(), q.format()).unwrap())
         })
         .unwrap();
     let compared = report.len();
-    println!("{name}: {compared} steps compared; off by one: {:?}", report.iter().filter(|r| !r.contains(": 0/")).collect::<Vec<_>>());
+    println!(
+        "{name}: {compared} steps compared; off by one: {:?}",
+        report
+            .iter()
+            .filter(|r| !r.contains(": 0/"))
+            .collect::<Vec<_>>()
+    );
     assert!(compared >= 76, "{compared} steps compared");
     let step = scalar(&c.dump, "scale/classifier");
     let want = c.dump["logits_q"].flatten(0, -1);
     let got = Tensor::from_slice(&logits.to_float().data);
     let d = (&got - &want).abs().max().double_value(&[]);
-    assert!(d <= step * 1.0001, "logits on PyTorch's inputs differ by {d} (one step: {step})");
+    assert!(
+        d <= step * 1.0001,
+        "logits on PyTorch's inputs differ by {d} (one step: {step})"
+    );
 
     // 4. End to end on our own values.
     let ours = Tensor::from_slice(&program.run(&x, &shape).unwrap());
     let d = (&ours - &want).abs().max().double_value(&[]);
     println!("{name}: end-to-end logits within {d} of PyTorch's (one step {step})");
-    assert!(d <= step * 1.0001, "end-to-end logits differ by {d} (one step: {step})");
+    assert!(
+        d <= step * 1.0001,
+        "end-to-end logits differ by {d} (one step: {step})"
+    );
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Models: shapes, train/eval semantics, PyTorch parity, weight files, BatchNorm folding, INT8.
 
-use ascrepro::compress::quantize::quantize_int8;
+use ascrepro::compress::int8::{AtenCapability, Isa};
+use ascrepro::compress::ptq::{quantize_int8, PtqConfig};
 use ascrepro::models::blocks::{NormKind, Vb};
 use ascrepro::models::{
-    build, build_net, load_weights, save_weights, tfsepnet23, AscModel, ModelConfig, Net,
+    build, build_net, load_weights, save_weights, tfsepnet23, ModelConfig, Net,
 };
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
@@ -305,17 +306,24 @@ fn int8_model_stays_close_to_fp32_and_weights_sit_on_the_int8_grid() {
         opt.backward_step(&loss);
     }
     let calibration: Vec<Tensor> = (0..4).map(|i| toy_batch(32, 1000 + i).0).collect();
-    let q = quantize_int8(&vs, &config, &calibration).unwrap();
+    let q = quantize_int8(&vs, &config, &calibration, &PtqConfig::default()).unwrap();
 
     let (xs, ys) = toy_batch(200, 5000);
     let fp = tch::no_grad(|| model.forward_t(&xs, false));
-    let qi = q.forward_t(&xs, false);
-    let agree = fp
-        .argmax(1, false)
-        .eq_tensor(&qi.argmax(1, false))
-        .to_kind(Kind::Float)
-        .mean(Kind::Float);
-    let agree = agree.double_value(&[]);
+    // The integer engine's logits, and the simulated model's.
+    let program = q.program(Isa::detect(), AtenCapability::Avx2).unwrap();
+    let shape: Vec<usize> = xs.size().iter().map(|&d| d as usize).collect();
+    let values = Vec::<f32>::try_from(xs.flatten(0, -1)).unwrap();
+    let qi = Tensor::from_slice(&program.run(&values, &shape).unwrap()).reshape([200, -1]);
+    let sim = q.simulate(&xs);
+    let argmax_agree = |a: &Tensor, b: &Tensor| {
+        a.argmax(1, false)
+            .eq_tensor(&b.argmax(1, false))
+            .to_kind(Kind::Float)
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
+    let agree = argmax_agree(&fp, &qi);
     let acc = |l: &Tensor| {
         l.argmax(1, false)
             .eq_tensor(&ys)
@@ -334,32 +342,39 @@ fn int8_model_stays_close_to_fp32_and_weights_sit_on_the_int8_grid() {
     assert!(agree >= 0.9, "argmax agreement {agree}");
     assert!(rel < 0.1, "relative logit error {rel}");
     assert!(rel > 0.0, "quantization had no effect");
+    assert!(
+        argmax_agree(&qi, &sim) >= 0.99,
+        "engine and simulation disagree"
+    );
+    let sim_rel = (&sim - &qi).abs().max().double_value(&[]);
+    assert!(
+        sim_rel < 0.1 * fp.abs().max().double_value(&[]),
+        "engine vs simulated {sim_rel}"
+    );
 
     // 1 stem + 9 blocks (4 of them with a projection) * 4 + 4 projections + head.
-    assert_eq!(q.weights().len(), 1 + 9 * 4 + 4 + 1);
-    for w in q.weights() {
-        assert_eq!(w.int8.kind(), Kind::Int8, "{}", w.name);
-        let out = w.int8.size()[0];
-        let scale = w.scale.reshape([out, 1, 1, 1]);
-        let back = &w.dequantized / &scale;
-        let off_grid = (&back - back.round()).abs().max().double_value(&[]);
-        assert!(
-            off_grid < 1e-3,
-            "{} is off its int8 grid by {off_grid}",
-            w.name
-        );
-        assert!(back.min().double_value(&[]) >= -128.5 && back.max().double_value(&[]) <= 127.5);
-        let d = max_abs_diff(&w.dequantized, &(w.int8.to_kind(Kind::Float) * &scale));
-        assert_eq!(d, 0.0, "{}", w.name);
-    }
-    for (point, qp) in q.activation_qparams() {
+    assert_eq!(q.int8_layers(), 1 + 9 * 4 + 4 + 1);
+    for p in q.points() {
+        let qp = p.qparams;
         assert!(
             (0..=127).contains(&qp.zero_point) && qp.scale > 0.0,
-            "{point}: {qp:?}"
+            "{}: {qp:?}",
+            p.name
         );
+        if let Some(w) = q.weight(&p.name) {
+            assert_eq!(w.scales.len(), w.shape[0], "{}", p.name);
+            assert!(w.scales.iter().all(|&s| s > 0.0), "{}", p.name);
+            // Symmetric per channel: every channel reaches its extreme.
+            let per = w.int8.len() / w.shape[0];
+            for c in w.int8.chunks_exact(per) {
+                let m = c.iter().map(|&v| (v as i32).abs()).max().unwrap();
+                assert!(m >= 127, "{}: a channel's largest |q| is {m}", p.name);
+            }
+        }
     }
-    assert!(q.activation_qparams().contains_key("input"));
-    assert!(q.activation_qparams().contains_key("stage4.block2.cat"));
+    let names: Vec<String> = q.points().into_iter().map(|p| p.name).collect();
+    assert!(names.contains(&"input".to_string()));
+    assert!(names.contains(&"stage4.block2.cat".to_string()));
     // The original VarStore is untouched (BatchNorms still there, weights not quantized).
     assert!(vs.variables().contains_key("head.conv.weight"));
 }
@@ -369,8 +384,8 @@ fn quantize_rejects_bad_input() {
     tch::set_num_threads(1);
     let vs = nn::VarStore::new(Device::Cpu);
     let _m = build(&vs.root(), &c12()).unwrap();
-    assert!(quantize_int8(&vs, &c12(), &[]).is_err());
+    assert!(quantize_int8(&vs, &c12(), &[], &PtqConfig::default()).is_err());
     let other = cfg(20, NormKind::AdaResNorm, 0.0, None);
     let x = Tensor::zeros([1, 1, 128, 44], (Kind::Float, Device::Cpu));
-    assert!(quantize_int8(&vs, &other, &[x]).is_err());
+    assert!(quantize_int8(&vs, &other, &[x], &PtqConfig::default()).is_err());
 }

@@ -2,10 +2,10 @@
 //! published figures, PyTorch parity, BatchNorm folding, options and quantization.
 
 use ascrepro::compress::complexity::{count, CountOptions};
-use ascrepro::compress::quantize::quantize_int8;
+use ascrepro::compress::ptq::{quantize_int8, PtqConfig};
 use ascrepro::models::bcresnet::Config;
 use ascrepro::models::blocks::{Ctx, NormKind, Vb};
-use ascrepro::models::{build, build_net, AscModel, ModelConfig, ModelSpec, Net};
+use ascrepro::models::{build, build_net, ModelConfig, ModelSpec, Net};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -278,28 +278,18 @@ fn folded_count_keeps_subspectralnorm() {
 }
 
 #[test]
-fn int8_quantization_runs_with_subspectralnorm_as_a_float_op() {
-    tch::set_num_threads(1);
-    tch::manual_seed(2);
+fn int8_quantization_refuses_bc_resnet_which_has_no_engine_lowering() {
+    // BC-ResNet is a comparison baseline in Cai et al. 2023, never deployed at INT8: it has no
+    // operator-graph lowering, and quantizing it says so instead of simulating it.
     let config = bcresnet(8, RESNORM);
     let vs = nn::VarStore::new(Device::Cpu);
-    let model = build(&vs.root(), &config).unwrap();
-    let calibration = vec![Tensor::randn([8, 1, 128, 44], (Kind::Float, Device::Cpu))];
-    let q = quantize_int8(&vs, &config, &calibration).unwrap();
-    // Stem + 9 blocks * 3 convs + 4 transitions + head.
-    assert_eq!(q.weights().len(), 1 + 9 * 3 + 4 + 1);
-    for point in [
-        "input",
-        "stage1.block0.ssn",
-        "stage1.block0.swish",
-        "stage4.block2.add",
-    ] {
-        assert!(q.activation_qparams().contains_key(point), "{point}");
-    }
-    let xs = Tensor::randn([4, 1, 128, 44], (Kind::Float, Device::Cpu));
-    let fp = tch::no_grad(|| model.forward_t(&xs, false));
-    let qi = q.forward_t(&xs, false);
-    let rel = (&fp - &qi).abs().mean(Kind::Float).double_value(&[])
-        / fp.abs().mean(Kind::Float).double_value(&[]);
-    assert!(rel > 0.0 && rel < 0.2, "relative logit error {rel}");
+    let _model = build(&vs.root(), &config).unwrap();
+    let calibration = vec![Tensor::randn([2, 1, 128, 44], (Kind::Float, Device::Cpu))];
+    let err = quantize_int8(&vs, &config, &calibration, &PtqConfig::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bcresnet") && err.contains("no operator-graph lowering"),
+        "{err}"
+    );
 }

@@ -19,10 +19,18 @@
 //! and asking for the qparams of an observer that saw no values is an error rather than
 //! PyTorch's warning and `(1.0, 0)`.
 
-use super::quantize::QParams;
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
+
+/// Per-tensor affine quantization parameters of one activation point.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QParams {
+    pub scale: f64,
+    pub zero_point: i64,
+    pub quant_min: i64,
+    pub quant_max: i64,
+}
 
 /// An activation observer: sees every calibration batch at one activation point, then gives
 /// that point's quantization parameters.

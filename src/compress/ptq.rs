@@ -17,8 +17,7 @@
 use super::int8::engine::{Kernel, Program, Step};
 use super::int8::float::{FloatConv, FloatLinear, FloatNorm};
 use super::int8::{Affine, AtenCapability, Conv2dConfig, Fused, Isa, QWeight};
-use super::observer::{Observer, ObserverKind};
-use super::quantize::QParams;
+use super::observer::{Observer, ObserverKind, QParams};
 use crate::error::{Error, Result};
 use crate::models::blocks::{NormKind, Vb};
 use crate::models::graph::{eval_op, Graph, Op};
@@ -103,7 +102,10 @@ pub fn quantize_int8(
     let mut observers: Vec<Option<Box<dyn Observer>>> = graph
         .nodes()
         .iter()
-        .map(|n| n.op.is_point().then(|| ptq.observer.build(ptq.reduce_range)))
+        .map(|n| {
+            n.op.is_point()
+                .then(|| ptq.observer.build(ptq.reduce_range))
+        })
         .collect();
     let mut failure = None;
     for batch in calibration {
@@ -195,7 +197,8 @@ fn quantize_weight(weight: &Tensor, bias: Option<&Tensor>) -> QuantizedWeight {
         );
         scales.push(scale);
     }
-    let bias = bias.map(|b| Vec::<f32>::try_from(b.to_device(Device::Cpu).to_kind(Kind::Float)))
+    let bias = bias
+        .map(|b| Vec::<f32>::try_from(b.to_device(Device::Cpu).to_kind(Kind::Float)))
         .and_then(|b| b.ok());
     QuantizedWeight {
         shape,
@@ -347,12 +350,17 @@ impl QuantizedModel {
             let float = self.fallback.contains(&i);
             let params = match (&node.op, &self.weights[i]) {
                 (_, Some(w)) => w.params() as u64,
-                (Op::Norm(n), _) => n.ada.as_ref().map_or(0, |(r, g, b)| {
-                    (r.numel() + g.numel() + b.numel()) as u64
-                }),
+                (Op::Norm(n), _) => n
+                    .ada
+                    .as_ref()
+                    .map_or(0, |(r, g, b)| (r.numel() + g.numel() + b.numel()) as u64),
                 _ => 0,
             };
-            let per = if float || matches!(node.op, Op::Norm(_)) { 4 } else { 1 };
+            let per = if float || matches!(node.op, Op::Norm(_)) {
+                4
+            } else {
+                1
+            };
             bytes += params * per;
         }
         bytes
@@ -394,7 +402,9 @@ impl QuantizedModel {
                     }
                 }
                 Op::Linear(l) => {
-                    let w = self.weights[i].as_ref().expect("linear layers have weights");
+                    let w = self.weights[i]
+                        .as_ref()
+                        .expect("linear layers have weights");
                     if quantized {
                         Kernel::QLinear {
                             weight: w.qweight()?,

@@ -101,11 +101,8 @@ pub fn tune(
     } else {
         rank(model)?
     };
-    let ops: BTreeMap<String, String> = model
-        .points()
-        .into_iter()
-        .map(|p| (p.name, p.op))
-        .collect();
+    let ops: BTreeMap<String, String> =
+        model.points().into_iter().map(|p| (p.name, p.op)).collect();
     for s in &ranking {
         if within(current) {
             break;

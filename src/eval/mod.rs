@@ -9,10 +9,10 @@ pub mod published;
 use crate::compress::int8::engine::Program;
 use crate::error::{Error, Result};
 use crate::labels::{DeviceList, CLASSES};
-use rayon::prelude::*;
 use crate::models::AscModel;
 use crate::results::{DeviceScore, Evaluation};
 use crate::train::FeatureSet;
+use rayon::prelude::*;
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 

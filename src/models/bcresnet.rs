@@ -221,8 +221,7 @@ impl SubSpectralNorm {
             let p = 2 * (c * s) as u64;
             (p, p)
         });
-        // Not foldable, so not fused: its output is a quantization point of its own.
-        ctx.act(&self.name, ys)
+        ys
     }
 }
 
@@ -242,8 +241,6 @@ pub struct BroadcastBlock {
     pub temp_dw_conv: ConvBn,
     pub pw_conv: ConvBn,
     pub dropout: f64,
-    swish: String,
-    add: String,
 }
 
 impl BroadcastBlock {
@@ -277,8 +274,6 @@ impl BroadcastBlock {
             ),
             pw_conv: bare("pw_conv", &ConvSpec::new(c, c, [1, 1])),
             dropout,
-            swish: vb.child_name("swish"),
-            add: vb.child_name("add"),
         }
     }
 
@@ -288,13 +283,9 @@ impl BroadcastBlock {
             None => xs.shallow_clone(),
         };
         let aux = self.ssn.forward(&self.freq_dw_conv.forward(&x, ctx), ctx);
-        let y = ctx.same_grid(
-            &self.ssn.name,
-            aux.mean_dim([2i64].as_slice(), true, None::<Kind>),
-        );
+        let y = aux.mean_dim([2i64].as_slice(), true, None::<Kind>);
         let y = self.temp_dw_conv.forward(&y, ctx);
-        // SiLU has no quantized kernel: it runs in float and its output is requantized.
-        let y = ctx.act(&self.swish, y.silu());
+        let y = y.silu();
         let y = self
             .pw_conv
             .forward(&y, ctx)
@@ -303,8 +294,7 @@ impl BroadcastBlock {
             Some(_) => aux + y,
             None => xs + aux + y,
         };
-        // ReLU keeps its input's quantization grid.
-        ctx.act(&self.add, sum).relu()
+        sum.relu()
     }
 
     /// Every conv unit of the block, in forward order.

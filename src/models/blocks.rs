@@ -2,10 +2,9 @@
 //! [`Vb`] (where a block's variables live and how they start) and [`Ctx`] (how a forward pass
 //! runs: train or eval, and an optional [`Probe`] that observes it).
 //!
-//! The probe is what lets one forward implementation serve training, complexity counting
-//! (a probe that records every layer) and post-training quantization (a probe that observes,
-//! then fake-quantizes, every point PyTorch's eager quantization would quantize). A model
-//! therefore describes its structure exactly once, in its `forward`.
+//! The probe is what lets one forward implementation serve training and complexity counting (a
+//! probe that records every layer). Blocks also lower themselves to an operator graph
+//! (`lower`, see [`super::graph`]), for the INT8 engine and post-training quantization.
 
 use super::graph::{ConvOp, Graph, NormOp, Op, ValueId};
 use crate::error::{Error, Result};
@@ -102,17 +101,6 @@ pub struct LayerRecord<'a> {
 pub trait Probe {
     /// A layer ran.
     fn layer(&self, _layer: &LayerRecord<'_>) {}
-    /// `xs` is a tensor PyTorch's eager static quantization would quantize (the output of a
-    /// fused conv, of a float-only op such as a norm, of a quantized add or cat, or the input).
-    /// Returns the tensor the forward pass continues with.
-    fn activation(&self, _point: &str, xs: Tensor) -> Tensor {
-        xs
-    }
-    /// `xs` comes from an op that keeps its input's quantization parameters (quantized `mean`
-    /// reuses them), the input being activation point `source`.
-    fn same_grid(&self, _source: &str, xs: Tensor) -> Tensor {
-        xs
-    }
 }
 
 /// How a forward pass runs.
@@ -163,20 +151,6 @@ impl<'a> Ctx<'a> {
                 params,
                 macs,
             });
-        }
-    }
-
-    pub fn act(&self, point: &str, xs: Tensor) -> Tensor {
-        match self.probe {
-            Some(p) => p.activation(point, xs),
-            None => xs,
-        }
-    }
-
-    pub fn same_grid(&self, source: &str, xs: Tensor) -> Tensor {
-        match self.probe {
-            Some(p) => p.same_grid(source, xs),
-            None => xs,
         }
     }
 }
@@ -416,7 +390,7 @@ impl ConvBn {
         if self.relu {
             ys = ys.relu();
         }
-        ctx.act(&self.name, ys)
+        ys
     }
 
     /// The unit as one conv node, its BatchNorm folded in (eval mode).
@@ -547,8 +521,7 @@ impl Norm {
                 .unwrap_or(0);
             (params, 0)
         });
-        // Not a quantized op in PyTorch: dequantize, run in float, quantize the result.
-        ctx.act(&self.name, ys)
+        ys
     }
 
     fn normalize(&self, xs: &Tensor, ada: Option<&(Tensor, Tensor, Tensor)>) -> Tensor {
@@ -605,12 +578,17 @@ impl MaxPool2d {
         let k = self.kernel;
         let ys = xs.max_pool2d([k, k], [k, k], [0, 0], [1, 1], false);
         ctx.record(&self.name, "MaxPool2d", xs, &ys, || (0, 0));
-        // The max of values on a quantization grid stays on that grid: no requantization.
         ys
     }
 
     pub fn lower(&self, g: &mut Graph, x: ValueId) -> ValueId {
-        g.push(&self.name, Op::MaxPool { kernel: self.kernel }, &[x])
+        g.push(
+            &self.name,
+            Op::MaxPool {
+                kernel: self.kernel,
+            },
+            &[x],
+        )
     }
 }
 
@@ -625,11 +603,10 @@ impl GlobalAvgPool {
         GlobalAvgPool { name }
     }
 
-    /// `source` names the activation point `xs` was quantized at (quantized mean keeps it).
-    pub fn forward(&self, xs: &Tensor, source: &str, ctx: &Ctx) -> Tensor {
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let ys = xs.mean_dim([2i64, 3].as_slice(), false, None::<Kind>);
         ctx.record(&self.name, "AdaptiveAvgPool2d", xs, &ys, || (0, 0));
-        ctx.same_grid(source, ys)
+        ys
     }
 
     pub fn lower(&self, g: &mut Graph, x: ValueId) -> ValueId {
@@ -666,6 +643,12 @@ impl ChannelShuffle {
     }
 
     pub fn lower(&self, g: &mut Graph, x: ValueId) -> ValueId {
-        g.push(&self.name, Op::ChannelShuffle { groups: self.groups }, &[x])
+        g.push(
+            &self.name,
+            Op::ChannelShuffle {
+                groups: self.groups,
+            },
+            &[x],
+        )
     }
 }

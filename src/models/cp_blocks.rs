@@ -360,9 +360,8 @@ impl StemBranch {
 /// The stem: `in_c` (3x3, 3x3), or for separable members `in_c` (3x1, 1x3) + `in_c2` (1x3, 3x1).
 #[derive(Debug)]
 pub struct Stem {
+    /// One branch, or two summed (separable members).
     branches: Vec<StemBranch>,
-    /// Activation point of the sum of the two branches (separable members).
-    add: Option<String>,
 }
 
 impl Stem {
@@ -375,14 +374,12 @@ impl Stem {
                     hidden,
                     out,
                 )],
-                add: None,
             },
             DepthwiseKind::Separable => Stem {
                 branches: vec![
                     StemBranch::new(&vb.sub("in_c"), [[3, 1], [1, 3]], hidden, out),
                     StemBranch::new(&vb.sub("in_c2"), [[1, 3], [3, 1]], hidden, out),
                 ],
-                add: Some(vb.child_name("stem_add")),
             },
         }
     }
@@ -390,19 +387,7 @@ impl Stem {
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let mut ys = self.branches.iter().map(|b| b.forward(xs, ctx));
         let first = ys.next().unwrap_or_else(|| xs.shallow_clone());
-        match &self.add {
-            Some(add) => ctx.act(add, ys.fold(first, |acc, y| acc + y)),
-            None => first,
-        }
-    }
-
-    /// The activation point the stem's output was quantized at.
-    pub fn output_point(&self) -> &str {
-        match (&self.add, self.branches.first()) {
-            (Some(add), _) => add,
-            (None, Some(b)) => &b.second.name,
-            (None, None) => "input",
-        }
+        ys.fold(first, |acc, y| acc + y)
     }
 
     pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
@@ -446,8 +431,7 @@ impl Grn {
         };
         // torchinfo counts MACs only for `weight`/`bias` tensors: gamma and beta are params only.
         ctx.record(&self.name, "GRN", xs, &ys, || (2, 0));
-        // Not a quantized op: dequantize, run in float, quantize the result.
-        ctx.act(&self.name, ys)
+        ys
     }
 
     fn normalize(&self, xs: &Tensor) -> Tensor {
@@ -458,18 +442,18 @@ impl Grn {
 }
 
 /// The depthwise part of a block: one unit, or (SSCP-Mobile) a (3x1) and a (1x3) unit in
-/// parallel whose sum is quantized at `sum`.
+/// parallel, summed.
 #[derive(Debug)]
 struct Depthwise {
     first: ConvBn,
-    parallel: Option<(ConvBn, String)>,
+    parallel: Option<ConvBn>,
 }
 
 impl Depthwise {
     fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let y = self.first.forward(xs, ctx);
         match &self.parallel {
-            Some((second, sum)) => ctx.act(sum, y + second.forward(xs, ctx)),
+            Some(second) => y + second.forward(xs, ctx),
             None => y,
         }
     }
@@ -495,13 +479,10 @@ pub struct CpMobileBlock {
     proj: ConvBn,
     shortcut: Option<Shortcut>,
     grn: Option<Grn>,
-    /// Activation point of the block's input (a strided shortcut's average keeps its grid).
-    input_point: String,
-    add: String,
 }
 
 impl CpMobileBlock {
-    pub fn new(vb: &Vb, family: &Family, plan: &BlockPlan, input_point: &str) -> Self {
+    pub fn new(vb: &Vb, family: &Family, plan: &BlockPlan) -> Self {
         let BlockPlan {
             in_ch,
             exp_ch,
@@ -531,10 +512,7 @@ impl CpMobileBlock {
                 conv_bn(&vb.sub("exp_conv"), expand, true),
                 Depthwise {
                     first: conv_bn(&vb.sub("depth_conv"), dw([3, 1]), true),
-                    parallel: Some((
-                        conv_bn(&vb.sub("depth_conv2"), dw([1, 3]), true),
-                        vb.child_name("depth_add"),
-                    )),
+                    parallel: Some(conv_bn(&vb.sub("depth_conv2"), dw([1, 3]), true)),
                 },
                 conv_bn(&vb.sub("proj_conv"), project, false),
             ),
@@ -556,23 +534,12 @@ impl CpMobileBlock {
             proj,
             shortcut,
             grn: family.grn.then(|| Grn::new(&vb.sub("after_block_norm"))),
-            input_point: input_point.to_string(),
-            add: vb.child_name("add"),
         }
     }
 
     /// Whether the block has a residual add.
     pub fn has_shortcut(&self) -> bool {
         self.shortcut.is_some()
-    }
-
-    /// The activation point the block's output was quantized at (ReLU keeps the grid).
-    pub fn output_point(&self) -> &str {
-        match (&self.grn, &self.shortcut) {
-            (Some(grn), _) => &grn.name,
-            (None, Some(_)) => &self.add,
-            (None, None) => &self.proj.name,
-        }
     }
 
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
@@ -585,11 +552,10 @@ impl CpMobileBlock {
                 Shortcut::AvgPool { name, stride } => {
                     let pooled = xs.avg_pool2d([3, 3], *stride, [1, 1], false, true, None);
                     ctx.record(name, "AvgPool2d", xs, &pooled, || (0, 0));
-                    // A quantized average pool keeps its input's quantization parameters.
-                    ctx.same_grid(&self.input_point, pooled)
+                    pooled
                 }
             };
-            y = ctx.act(&self.add, y + residual);
+            y = y + residual;
         }
         if let Some(grn) = &self.grn {
             y = grn.forward(&y, ctx);
@@ -601,7 +567,7 @@ impl CpMobileBlock {
     pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
         f(&mut self.exp);
         f(&mut self.depthwise.first);
-        if let Some((second, _)) = &mut self.depthwise.parallel {
+        if let Some(second) = &mut self.depthwise.parallel {
             f(second);
         }
         f(&mut self.proj);
@@ -625,7 +591,7 @@ impl Classifier {
 
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let ys = self.unit.forward(xs, ctx);
-        self.pool.forward(&ys, &self.unit.name, ctx)
+        self.pool.forward(&ys, ctx)
     }
 }
 
@@ -645,7 +611,6 @@ impl CpMobileNet {
         let plan = family.plan(channels);
         let stem = Stem::new(vb, family.depthwise, plan.stem_hidden, plan.stem_out);
         let stages = vb.sub("stages");
-        let mut point = stem.output_point().to_string();
         let mut blocks = Vec::with_capacity(plan.blocks.len());
         let stage_of = N_BLOCKS
             .iter()
@@ -653,9 +618,7 @@ impl CpMobileNet {
             .flat_map(|(s, &n)| std::iter::repeat_n(s + 1, n));
         for (i, (block, stage)) in plan.blocks.iter().zip(stage_of).enumerate() {
             let bvb = stages.sub(&format!("s{stage}")).sub(&format!("b{}", i + 1));
-            let b = CpMobileBlock::new(&bvb, family, block, &point);
-            point = b.output_point().to_string();
-            blocks.push(b);
+            blocks.push(CpMobileBlock::new(&bvb, family, block));
         }
         let last = plan.blocks.last().map_or(plan.stem_out, |b| b.out_ch);
         CpMobileNet {
@@ -675,7 +638,7 @@ impl CpMobileNet {
 
 impl Net for CpMobileNet {
     fn forward_ctx(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
-        let mut x = ctx.act("input", xs.shallow_clone());
+        let mut x = xs.shallow_clone();
         x = self.stem.forward(&x, ctx);
         for block in &self.blocks {
             x = block.forward(&x, ctx);

@@ -197,7 +197,7 @@ impl ResidualNormalization {
         ctx.record(&self.name, "ResidualNorm", xs, &ys, || {
             (self.lambda.numel() as u64, 0)
         });
-        ctx.act(&self.name, ys)
+        ys
     }
 }
 
@@ -213,9 +213,7 @@ pub struct LearnablePooling {
     bn_attn: ResidualNormalization,
     attn_score: ConvBn,
     global_avg_pool: GlobalAvgPool,
-    attn_act: String,
     attention: String,
-    cat: String,
 }
 
 impl LearnablePooling {
@@ -234,29 +232,23 @@ impl LearnablePooling {
                 &ConvSpec::new(hidden, channels, [1, 1]),
             ),
             global_avg_pool: GlobalAvgPool::new(vb.child_name("global_avg_pool")),
-            attn_act: vb.child_name("attn_act"),
             attention: vb.child_name("attention"),
-            cat: vb.child_name("cat"),
         }
     }
 
-    /// `xs` is the output of activation point `source`.
-    pub fn forward(&self, xs: &Tensor, source: &str, ctx: &Ctx) -> Tensor {
+    pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let x_norm = self.bn_input.forward(xs, ctx);
         let a = self.attn_conv.forward(&x_norm, ctx);
-        let a = ctx.act(
-            &self.attn_act,
-            leaky_relu(&self.bn_attn.forward(&a, ctx), 0.1),
-        );
+        let a = leaky_relu(&self.bn_attn.forward(&a, ctx), 0.1);
         let scores = self.attn_score.forward(&a, ctx);
         let weights = scores.flatten(2, 3).softmax(-1, Kind::Float).view_as(xs);
         let attn_pooled = (xs * weights).sum_dim_intlist([2i64, 3].as_slice(), false, Kind::Float);
         ctx.record(&self.attention, "AttentionPool", xs, &attn_pooled, || {
             (0, 0)
         });
-        let attn_pooled = ctx.act(&self.attention, attn_pooled);
-        let gap = self.global_avg_pool.forward(xs, source, ctx);
-        ctx.act(&self.cat, Tensor::cat(&[attn_pooled, gap], 1))
+        let attn_pooled = attn_pooled;
+        let gap = self.global_avg_pool.forward(xs, ctx);
+        Tensor::cat(&[attn_pooled, gap], 1)
     }
 
     pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
@@ -280,7 +272,6 @@ pub struct DsFlexiNetBlock {
     expand_norm: BatchNorm2d,
     spatial_conv: RepConv2d,
     spatial_norm: BatchNorm2d,
-    add: String,
 }
 
 impl DsFlexiNetBlock {
@@ -302,26 +293,22 @@ impl DsFlexiNetBlock {
             expand_norm,
             spatial_conv,
             spatial_norm,
-            add: vb.child_name("add"),
         }
     }
 
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let residual = self.input_scaling.forward(xs, ctx);
-        let out = ctx.act(&self.input_norm.name, self.input_norm.forward(xs, ctx));
+        let out = self.input_norm.forward(xs, ctx);
         let out = self.expand_conv.conv.forward(&out, ctx);
-        let out = ctx.act(&self.expand_conv.name, leaky_relu(&out, 0.01));
+        let out = leaky_relu(&out, 0.01);
         // The released forward skips `expand_norm`; torchinfo still counts its parameters.
         ctx.record(&self.expand_norm.name, "BN (unused)", &out, &out, || {
             (2 * self.expand_norm.weight.numel() as u64, 0)
         });
-        let out = ctx.act(
-            &self.spatial_norm.name,
-            self.spatial_norm.forward(&out, ctx),
-        );
+        let out = self.spatial_norm.forward(&out, ctx);
         let out = self.spatial_conv.forward(&out, ctx);
-        let out = ctx.act(&self.spatial_conv.name, leaky_relu(&out, 0.01));
-        ctx.act(&self.add, out + residual)
+        let out = leaky_relu(&out, 0.01);
+        out + residual
     }
 
     pub fn visit_convs(&mut self, f: &mut dyn FnMut(&mut ConvBn)) {
@@ -371,7 +358,6 @@ struct Stage {
     /// A skip around the whole stage (stages 1 and 2).
     skip: bool,
     norm: ResidualNormalization,
-    add: String,
 }
 
 #[derive(Debug)]
@@ -417,7 +403,6 @@ impl DsFlexiNet {
                 blocks,
                 skip: *skip,
                 norm: ResidualNormalization::new(&vb.sub(&format!("{name}_norm")), out_ch),
-                add: vb.child_name(&format!("{name}_add")),
             });
             in_ch = out_ch;
         }
@@ -437,25 +422,23 @@ impl DsFlexiNet {
 
 impl Net for DsFlexiNet {
     fn forward_ctx(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
-        let x = ctx.act("input", xs.shallow_clone());
-        let x = ctx.act(&self.input_norm.name, self.input_norm.forward(&x, ctx));
-        let x = ctx.act(&self.conv1.name, self.conv1.forward(&x, ctx).relu());
-        let x = ctx.act(&self.norm1.name, self.norm1.forward(&x, ctx));
-        let mut x = ctx.act(&self.conv2.name, self.conv2.forward(&x, ctx).relu());
-        let mut source = self.conv2.name.as_str();
+        let x = xs.shallow_clone();
+        let x = self.input_norm.forward(&x, ctx);
+        let x = self.conv1.forward(&x, ctx).relu();
+        let x = self.norm1.forward(&x, ctx);
+        let mut x = self.conv2.forward(&x, ctx).relu();
         for stage in &self.stages {
             let mut y = x.shallow_clone();
             for block in &stage.blocks {
                 y = block.forward(&y, ctx);
             }
             if stage.skip {
-                y = ctx.act(&stage.add, y + &x);
+                y = y + &x;
             }
             x = stage.norm.forward(&y, ctx);
-            source = stage.norm.name.as_str();
         }
-        let x = self.pooling.forward(&x, source, ctx);
-        let x = ctx.act(&self.head_norm.name, self.head_norm.forward(&x, ctx));
+        let x = self.pooling.forward(&x, ctx);
+        let x = self.head_norm.forward(&x, ctx);
         let x = x.dropout(self.config.dropout, ctx.train);
         self.classifier.forward(&x, ctx)
     }

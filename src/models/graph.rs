@@ -51,17 +51,29 @@ pub enum Op {
     Linear(LinearOp),
     Norm(NormOp),
     /// Elementwise sum of two values (a residual connection), optionally followed by ReLU.
-    Add { relu: bool },
+    Add {
+        relu: bool,
+    },
     /// Concatenation along channels.
     Cat,
     /// Channels `start .. start + len`.
-    Slice { start: i64, len: i64 },
+    Slice {
+        start: i64,
+        len: i64,
+    },
     /// ShuffleNet channel shuffle with `groups` groups.
-    ChannelShuffle { groups: i64 },
+    ChannelShuffle {
+        groups: i64,
+    },
     /// `MaxPool2d(kernel)`: stride `kernel`, no padding.
-    MaxPool { kernel: i64 },
+    MaxPool {
+        kernel: i64,
+    },
     /// Mean over `dims` (of `[B, C, F, T]`).
-    Mean { dims: Vec<i64>, keepdim: bool },
+    Mean {
+        dims: Vec<i64>,
+        keepdim: bool,
+    },
 }
 
 impl Op {
@@ -234,7 +246,9 @@ impl Graph {
                     }
                 }
             }
-            values[self.output()].take().expect("the output is computed")
+            values[self.output()]
+                .take()
+                .expect("the output is computed")
         })
     }
 }

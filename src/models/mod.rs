@@ -2,9 +2,9 @@
 //! shared in [`blocks`], and the safetensors weight format every run stage reads and writes.
 //!
 //! Every model implements [`Net`]: a forward pass driven by a [`blocks::Ctx`] (train/eval plus an
-//! optional probe) and a visitor over its conv units. Complexity counting, BatchNorm folding and
-//! quantization (in `crate::compress`) work through those two methods only, so a new model is
-//! counted, folded and quantized without model-specific code there.
+//! optional probe), a visitor over its conv units and, where it runs at INT8, a lowering to an
+//! operator graph ([`graph`]). Complexity counting, BatchNorm folding and quantization (in
+//! `crate::compress`) work through those methods only, without model-specific code there.
 
 pub mod bcresnet;
 pub mod blocks;
@@ -208,7 +208,9 @@ impl<T: Net> AscModel for T {
 /// why not. Builds the network with placeholder weights on the CPU.
 pub fn lowers(cfg: &ModelConfig) -> Result<()> {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
-    build_net(&Vb::constant(&vs.root()), cfg)?.lower().map(|_| ())
+    build_net(&Vb::constant(&vs.root()), cfg)?
+        .lower()
+        .map(|_| ())
 }
 
 /// Builds the network for `cfg` with variables under `vb`; fails if `cfg` is invalid.

@@ -24,6 +24,7 @@ pub struct TfSepConv {
     pub temp_pw_conv: ConvBn,
     pub dropout: f64,
     halves: [i64; 2],
+    /// Activation points of the lowered graph: the two residual adds and the concat.
     freq_add: String,
     time_add: String,
     cat: String,
@@ -76,27 +77,15 @@ impl TfSepConv {
         };
         let x = self.shuffle.forward(&x, ctx);
         let parts = x.split_with_sizes(self.halves, 1);
-        let branch = |id: &Tensor, dw: &ConvBn, pw: &ConvBn, dim: i64, add: &str| {
+        let branch = |id: &Tensor, dw: &ConvBn, pw: &ConvBn, dim: i64| {
             let y = dw.forward(id, ctx);
-            let y = ctx.same_grid(&dw.name, y.mean_dim([dim].as_slice(), true, None::<Kind>));
+            let y = y.mean_dim([dim].as_slice(), true, None::<Kind>);
             let y = pw.forward(&y, ctx).dropout(self.dropout, ctx.train);
-            ctx.act(add, y + id)
+            y + id
         };
-        let f = branch(
-            &parts[0],
-            &self.freq_dw_conv,
-            &self.freq_pw_conv,
-            2,
-            &self.freq_add,
-        );
-        let t = branch(
-            &parts[1],
-            &self.temp_dw_conv,
-            &self.temp_pw_conv,
-            3,
-            &self.time_add,
-        );
-        ctx.act(&self.cat, Tensor::cat(&[f, t], 1))
+        let f = branch(&parts[0], &self.freq_dw_conv, &self.freq_pw_conv, 2);
+        let t = branch(&parts[1], &self.temp_dw_conv, &self.temp_pw_conv, 3);
+        Tensor::cat(&[f, t], 1)
     }
 
     /// The block as graph nodes, mirroring [`TfSepConv::forward`] in eval mode.
@@ -108,7 +97,11 @@ impl TfSepConv {
         let x = self.shuffle.lower(g, x);
         let [h1, h2] = self.halves;
         let branch = |g: &mut Graph, start: i64, len: i64, dw: &ConvBn, pw: &ConvBn, dim, add| {
-            let part = g.push(format!("{}.split{start}", self.name), Op::Slice { start, len }, &[x]);
+            let part = g.push(
+                format!("{}.split{start}", self.name),
+                Op::Slice { start, len },
+                &[x],
+            );
             let y = dw.lower(g, part);
             let mean = Op::Mean {
                 dims: vec![dim],
@@ -118,8 +111,24 @@ impl TfSepConv {
             let y = pw.lower(g, y);
             g.push(add, Op::Add { relu: false }, &[y, part])
         };
-        let f = branch(g, 0, h1, &self.freq_dw_conv, &self.freq_pw_conv, 2, &self.freq_add);
-        let t = branch(g, h1, h2, &self.temp_dw_conv, &self.temp_pw_conv, 3, &self.time_add);
+        let f = branch(
+            g,
+            0,
+            h1,
+            &self.freq_dw_conv,
+            &self.freq_pw_conv,
+            2,
+            &self.freq_add,
+        );
+        let t = branch(
+            g,
+            h1,
+            h2,
+            &self.temp_dw_conv,
+            &self.temp_pw_conv,
+            3,
+            &self.time_add,
+        );
         g.push(&self.cat, Op::Cat, &[f, t])
     }
 

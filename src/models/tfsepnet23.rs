@@ -4,15 +4,13 @@
 //! TF-SepConv blocks at widths C, 1.5C, 2C, 2.5C (2, 2, 2, 3 blocks), each followed by the norm,
 //! the first two by a 2x2 max-pool. Head: 1x1 conv (with bias) to the classes, global average.
 
-use super::blocks::{
-    ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, Vb,
-};
+use super::blocks::{ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, Vb};
 use super::graph::{unsupported, Graph, ValueId};
-use super::tfsepconv::TfSepConv;
 use super::spec::{check_dropout, check_max_width, check_norm, check_num_classes};
+use super::tfsepconv::TfSepConv;
 use super::{Architecture, FieldError, ModelSpec, Net};
-use serde::{Deserialize, Serialize};
 use crate::error::Result;
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 /// Stage layout: (width multiplier of C, blocks, max-pool after the stage).
@@ -218,7 +216,7 @@ pub(crate) struct Staged<B> {
 
 impl<B: StageBlock> Staged<B> {
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
-        let mut x = ctx.act("input", xs.shallow_clone());
+        let mut x = xs.shallow_clone();
         x = self.stem.forward(&x, ctx);
         x = self.stem_norm.forward(&x, ctx);
         for stage in &self.stages {
@@ -231,7 +229,7 @@ impl<B: StageBlock> Staged<B> {
             }
         }
         x = self.head.forward(&x, ctx);
-        self.pool.forward(&x, &self.head.name, ctx)
+        self.pool.forward(&x, ctx)
     }
 
     /// Mirrors [`Staged::forward`] in eval mode.

@@ -19,11 +19,11 @@ use super::blocks::{
     ConvBn, ConvSpec, Ctx, GlobalAvgPool, MaxPool2d, Norm, NormKind, UnitNames, Vb,
 };
 use super::graph::Graph;
-use super::tfsepconv::TfSepConv;
 use super::spec::{check_dropout, check_max_width, check_num_classes, MAX_CHANNELS};
+use super::tfsepconv::TfSepConv;
 use super::{Architecture, FieldError, ModelSpec, Net};
-use serde::{Deserialize, Serialize};
 use crate::error::Result;
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 /// ResNorm's identity weight in every norm of TF-SepNet-64.
@@ -325,7 +325,7 @@ impl TfSepNet64 {
 
 impl Net for TfSepNet64 {
     fn forward_ctx(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
-        let mut x = ctx.act("input", xs.shallow_clone());
+        let mut x = xs.shallow_clone();
         for unit in &self.conv_layers {
             x = unit.forward(&x, ctx);
         }
@@ -337,7 +337,7 @@ impl Net for TfSepNet64 {
             };
         }
         x = self.classifier.forward(&x, ctx);
-        self.pool.forward(&x, &self.classifier.name, ctx)
+        self.pool.forward(&x, ctx)
     }
 
     fn lower(&self) -> Result<Graph> {

@@ -14,8 +14,8 @@ mod yaml;
 pub use locate::locate;
 pub use schema::*;
 
-use crate::error::{Error, IoContext, Result};
 use crate::compress::observer::ObserverKind;
+use crate::error::{Error, IoContext, Result};
 use crate::models::ModelConfig;
 use prune::{check_prunable, planned_model};
 use sha2::{Digest, Sha256};

@@ -170,10 +170,7 @@ pub(crate) fn systems_table(systems: &[SystemRecord]) -> Result<Table> {
             str_col("id", systems.iter().map(|s| s.id.clone()).collect()),
             str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
             str_col("model", systems.iter().map(|s| s.model.clone()).collect()),
-            str_col(
-                "precision",
-                systems.iter().map(precision).collect(),
-            ),
+            str_col("precision", systems.iter().map(precision).collect()),
             str_col(
                 "training",
                 systems.iter().map(|s| s.training.clone()).collect(),
@@ -223,10 +220,7 @@ pub(crate) fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
             str_col("system_id", systems.iter().map(|s| s.id.clone()).collect()),
             str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
             str_col("model", systems.iter().map(|s| s.model.clone()).collect()),
-            str_col(
-                "precision",
-                systems.iter().map(precision).collect(),
-            ),
+            str_col("precision", systems.iter().map(precision).collect()),
             str_col(
                 "input",
                 systems.iter().map(|s| shape(&s.complexity.input)).collect(),

@@ -16,8 +16,8 @@
 mod content;
 mod plots;
 mod pruning;
-mod quantization;
 mod published;
+mod quantization;
 mod sums;
 mod tables;
 

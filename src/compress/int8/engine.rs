@@ -294,7 +294,12 @@ impl Program {
             Kernel::Slice { start, len } => match ins[0] {
                 Value::Q(q) => {
                     let (data, shape) = slice_channels(q.data(), q.shape(), *start, *len)?;
-                    Ok(Value::Q(QTensor::new(data, &shape, q.affine(), q.format())?))
+                    Ok(Value::Q(QTensor::new(
+                        data,
+                        &shape,
+                        q.affine(),
+                        q.format(),
+                    )?))
                 }
                 Value::F(f) => {
                     let (data, shape) = slice_channels(&f.data, &f.shape, *start, *len)?;
@@ -304,7 +309,12 @@ impl Program {
             Kernel::ChannelShuffle { groups } => match ins[0] {
                 Value::Q(q) => {
                     let data = shuffle_channels(q.data(), q.shape(), *groups)?;
-                    Ok(Value::Q(QTensor::new(data, q.shape(), q.affine(), q.format())?))
+                    Ok(Value::Q(QTensor::new(
+                        data,
+                        q.shape(),
+                        q.affine(),
+                        q.format(),
+                    )?))
                 }
                 Value::F(f) => {
                     let data = shuffle_channels(&f.data, &f.shape, *groups)?;
@@ -336,7 +346,9 @@ fn nchw(shape: &[usize], op: &str) -> Result<[usize; 4]> {
 /// The shape two NCHW operands broadcast to (dims of size 1 stretch).
 fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
     if a.len() != b.len() {
-        return Err(Error::msg(format!("add: shapes {a:?} and {b:?} differ in rank")));
+        return Err(Error::msg(format!(
+            "add: shapes {a:?} and {b:?} differ in rank"
+        )));
     }
     a.iter()
         .zip(b)
@@ -344,7 +356,9 @@ fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
             _ if x == y => Ok(x),
             (1, y) => Ok(y),
             (x, 1) => Ok(x),
-            _ => Err(Error::msg(format!("add: shapes {a:?} and {b:?} do not broadcast"))),
+            _ => Err(Error::msg(format!(
+                "add: shapes {a:?} and {b:?} do not broadcast"
+            ))),
         })
         .collect()
 }

@@ -140,7 +140,9 @@ impl FloatLinear {
 /// and time with the unbiased variance and eps 1e-5 (`models::blocks::freq_in`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum FloatNorm {
-    ResNorm { lambda: f32 },
+    ResNorm {
+        lambda: f32,
+    },
     AdaResNorm {
         rho: Vec<f32>,
         gamma: Vec<f32>,

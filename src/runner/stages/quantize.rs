@@ -17,9 +17,7 @@ use crate::error::Result;
 use crate::eval;
 use crate::models;
 use crate::recipe::QuantizeStage;
-use crate::results::{
-    Evaluation, FallbackRecord, Precision, QuantizationRecord, SystemRecord,
-};
+use crate::results::{Evaluation, FallbackRecord, Precision, QuantizationRecord, SystemRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, NodeId, Outputs, Stage};
 use crate::train::FeatureSet;
