@@ -4,6 +4,8 @@
 //! ```text
 //! BENCH train-step-tfsepnet64 ours=<samples/s> peer=<samples/s> ratio=<ours/peer>
 //! BENCH infer-tfsepnet64 ours=<clips/s> peer=<clips/s> ratio=<ours/peer>
+//! BENCH infer-int8-tfsepnet64 ours=<clips/s> peer=<clips/s> ratio=<ours/peer>
+//! BENCH infer-int8-vs-fp32 ours=<clips/s> peer=<clips/s> ratio=<ours/peer>
 //! ```
 //!
 //! * `train-step-tfsepnet64`: one full training step of TF-SepNet-64 (depth 17, dropout 0.1) at
@@ -13,6 +15,12 @@
 //!   `F.cross_entropy` and `torch.optim.Adam`, run by the project's venv Python
 //!   (`tests/python/bench_tfsepnet64.py`).
 //! * `infer-tfsepnet64`: batch-1 eval-mode forward without autograd.
+//! * `infer-int8-tfsepnet64`: batch-1 INT8 inference. Ours: the model quantized by
+//!   `compress::ptq` (histogram observer, calibrated on 32 random clips) run on the integer
+//!   engine. Peer: PyTorch's eager-mode quantized TF-SepNet-64 on fbgemm
+//!   (`tests/python/quantized_tfsepnet.py --bench int8`, same calibration).
+//! * `infer-int8-vs-fp32`: the same integer engine against our own fp32 path (the tch forward of
+//!   `infer-tfsepnet64`), both in this process.
 //!
 //! Both sides run on one thread (`tch::set_num_threads(1)`, `torch.set_num_threads(1)` and
 //! OMP_NUM_THREADS=1). Warm-up iterations are not timed. Time is each process's CPU time
@@ -22,6 +30,8 @@
 //! of load (cache and memory-bandwidth contention) neither decides the result nor favours one
 //! side.
 
+use ascrepro::compress::int8::{AtenCapability, Isa};
+use ascrepro::compress::ptq::{quantize_int8, PtqConfig};
 use ascrepro::models::{build, tfsepnet64, AscModel, ModelConfig};
 use ascrepro::train::loss::cross_entropy_per_sample;
 use ascrepro::train::{Adam, WeightDecay};
@@ -92,12 +102,14 @@ struct Peer {
 }
 
 impl Peer {
-    fn start(python: &Path, mode: &str) -> Peer {
-        let script =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/bench_tfsepnet64.py");
+    /// `tests/python/<script>` with `args`.
+    fn start(python: &Path, script: &str, args: &[&str]) -> Peer {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/python")
+            .join(script);
         let mut child = Command::new(python)
             .arg(&script)
-            .arg(mode)
+            .args(args)
             .env("OMP_NUM_THREADS", "1")
             .env("MKL_NUM_THREADS", "1")
             .stdin(Stdio::piped())
@@ -175,6 +187,29 @@ fn measure(items: i64, plan: &Plan, mut peer: Peer, mut work: impl FnMut()) -> (
     (ours, theirs)
 }
 
+/// [`measure`] with both sides in this process: rounds alternate between `ours` and `peer`.
+fn measure_here(plan: &Plan, mut ours: impl FnMut(), mut peer: impl FnMut()) -> (f64, f64) {
+    for _ in 0..plan.warmup {
+        ours();
+        peer();
+    }
+    let round = |work: &mut dyn FnMut()| {
+        let t0 = cpu_seconds();
+        let mut calls = 0i64;
+        while calls == 0 || cpu_seconds() - t0 < plan.round.as_secs_f64() {
+            work();
+            calls += 1;
+        }
+        calls as f64 / (cpu_seconds() - t0)
+    };
+    let (mut a, mut b) = (0f64, 0f64);
+    for _ in 0..plan.rounds {
+        a = a.max(round(&mut ours));
+        b = b.max(round(&mut peer));
+    }
+    (a, b)
+}
+
 fn report(name: &str, (ours, peer): (f64, f64)) {
     println!(
         "BENCH {name} ours={ours:.2} peer={peer:.2} ratio={:.3}",
@@ -204,7 +239,7 @@ fn main() {
     let x = Tensor::randn([BATCH, INPUT[0], INPUT[1], INPUT[2]], opts);
     let y = Tensor::randint(10, [BATCH], (Kind::Int64, Device::Cpu));
     let mut adam = Adam::new(&vs, (0.9, 0.999), WeightDecay::L2(0.0));
-    let train = measure(BATCH, &TRAIN, Peer::start(&python, "train"), || {
+    let train = measure(BATCH, &TRAIN, Peer::start(&python, "bench_tfsepnet64.py", &["train"]), || {
         let loss = cross_entropy_per_sample(&net.forward_t(&x, true), &y).mean(Kind::Float);
         adam.zero_grad();
         loss.backward();
@@ -213,8 +248,34 @@ fn main() {
     report("train-step-tfsepnet64", train);
 
     let x1 = Tensor::randn([1, INPUT[0], INPUT[1], INPUT[2]], opts);
-    let infer = measure(1, &INFER, Peer::start(&python, "infer"), || {
+    let infer = measure(1, &INFER, Peer::start(&python, "bench_tfsepnet64.py", &["infer"]), || {
         let _ = tch::no_grad(|| net.forward_t(&x1, false));
     });
     report("infer-tfsepnet64", infer);
+
+    let calibration = vec![Tensor::randn([32, INPUT[0], INPUT[1], INPUT[2]], opts)];
+    let quantized = quantize_int8(&vs, &cfg, &calibration, &PtqConfig::default())
+        .unwrap_or_else(|e| fail(format!("quantizing: {e}")));
+    let program = quantized
+        .program(Isa::detect(), AtenCapability::Avx2)
+        .unwrap_or_else(|e| fail(format!("compiling for the engine: {e}")));
+    let shape: Vec<usize> = x1.size().iter().map(|&d| d as usize).collect();
+    let values = Vec::<f32>::try_from(x1.flatten(0, -1)).expect("float input");
+    let mut engine = || {
+        program
+            .run(&values, &shape)
+            .unwrap_or_else(|e| fail(format!("engine: {e}")));
+    };
+    let (f, t) = (INPUT[1].to_string(), INPUT[2].to_string());
+    let peer = Peer::start(
+        &python,
+        "quantized_tfsepnet.py",
+        &["--bench", "int8", "--freq", &f, "--time", &t],
+    );
+    println!("# integer engine on {:?}", Isa::detect());
+    report("infer-int8-tfsepnet64", measure(1, &INFER, peer, &mut engine));
+    let fp32 = || {
+        let _ = tch::no_grad(|| net.forward_t(&x1, false));
+    };
+    report("infer-int8-vs-fp32", measure_here(&INFER, engine, fp32));
 }
