@@ -239,18 +239,28 @@ fn main() {
     let x = Tensor::randn([BATCH, INPUT[0], INPUT[1], INPUT[2]], opts);
     let y = Tensor::randint(10, [BATCH], (Kind::Int64, Device::Cpu));
     let mut adam = Adam::new(&vs, (0.9, 0.999), WeightDecay::L2(0.0));
-    let train = measure(BATCH, &TRAIN, Peer::start(&python, "bench_tfsepnet64.py", &["train"]), || {
-        let loss = cross_entropy_per_sample(&net.forward_t(&x, true), &y).mean(Kind::Float);
-        adam.zero_grad();
-        loss.backward();
-        adam.step(1e-3);
-    });
+    let train = measure(
+        BATCH,
+        &TRAIN,
+        Peer::start(&python, "bench_tfsepnet64.py", &["train"]),
+        || {
+            let loss = cross_entropy_per_sample(&net.forward_t(&x, true), &y).mean(Kind::Float);
+            adam.zero_grad();
+            loss.backward();
+            adam.step(1e-3);
+        },
+    );
     report("train-step-tfsepnet64", train);
 
     let x1 = Tensor::randn([1, INPUT[0], INPUT[1], INPUT[2]], opts);
-    let infer = measure(1, &INFER, Peer::start(&python, "bench_tfsepnet64.py", &["infer"]), || {
-        let _ = tch::no_grad(|| net.forward_t(&x1, false));
-    });
+    let infer = measure(
+        1,
+        &INFER,
+        Peer::start(&python, "bench_tfsepnet64.py", &["infer"]),
+        || {
+            let _ = tch::no_grad(|| net.forward_t(&x1, false));
+        },
+    );
     report("infer-tfsepnet64", infer);
 
     let calibration = vec![Tensor::randn([32, INPUT[0], INPUT[1], INPUT[2]], opts)];
@@ -273,7 +283,10 @@ fn main() {
         &["--bench", "int8", "--freq", &f, "--time", &t],
     );
     println!("# integer engine on {:?}", Isa::detect());
-    report("infer-int8-tfsepnet64", measure(1, &INFER, peer, &mut engine));
+    report(
+        "infer-int8-tfsepnet64",
+        measure(1, &INFER, peer, &mut engine),
+    );
     let fp32 = || {
         let _ = tch::no_grad(|| net.forward_t(&x1, false));
     };

@@ -52,7 +52,7 @@ fn tuning_falls_back_the_layer_the_ranking_names_and_the_record_lists_it() {
         }
         let w = vars[&format!("{FRAGILE}.conv.weight")].shallow_clone();
         let big = w.abs().amax([1i64, 2, 3].as_slice(), true) * 1000.0;
-        let _ = w.narrow(1, 0, 1).copy_(&big);
+        w.narrow(1, 0, 1).copy_(&big);
     });
 
     // Labels: the fp32 model's own decisions, on the clips it decides with a wide margin (so
@@ -77,7 +77,11 @@ fn tuning_falls_back_the_layer_the_ranking_names_and_the_record_lists_it() {
     };
     let fp32_logits = fp32.index_select(0, &keep);
     let tuning = tune(&mut model, 1.0, 0.01, &mut engine_accuracy, |m| {
-        rank(m, &[tuning_x.shallow_clone()], &[fp32_logits.shallow_clone()])
+        rank(
+            m,
+            &[tuning_x.shallow_clone()],
+            &[fp32_logits.shallow_clone()],
+        )
     })
     .unwrap();
     println!(
@@ -92,7 +96,12 @@ fn tuning_falls_back_the_layer_the_ranking_names_and_the_record_lists_it() {
         "the fragile layer should cost more than 1 %: {}",
         tuning.int8_accuracy
     );
-    assert_eq!(tuning.ranking[0].point, FRAGILE, "{:?}", &tuning.ranking[..3]);
+    assert_eq!(
+        tuning.ranking[0].point,
+        FRAGILE,
+        "{:?}",
+        &tuning.ranking[..3]
+    );
     assert_eq!(tuning.fallbacks.len(), 1, "{:?}", tuning.fallbacks);
     assert_eq!(tuning.fallbacks[0].point, FRAGILE);
     assert!(tuning.accepted && tuning.final_accuracy >= 0.99);

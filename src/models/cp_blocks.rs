@@ -545,18 +545,16 @@ impl CpMobileBlock {
     pub fn forward(&self, xs: &Tensor, ctx: &Ctx) -> Tensor {
         let y = self.exp.forward(xs, ctx);
         let y = self.depthwise.forward(&y, ctx);
-        let mut y = self.proj.forward(&y, ctx);
-        if let Some(shortcut) = &self.shortcut {
-            let residual = match shortcut {
-                Shortcut::Identity => xs.shallow_clone(),
-                Shortcut::AvgPool { name, stride } => {
-                    let pooled = xs.avg_pool2d([3, 3], *stride, [1, 1], false, true, None);
-                    ctx.record(name, "AvgPool2d", xs, &pooled, || (0, 0));
-                    pooled
-                }
-            };
-            y = y + residual;
-        }
+        let y = self.proj.forward(&y, ctx);
+        let mut y = match &self.shortcut {
+            None => y,
+            Some(Shortcut::Identity) => y + xs,
+            Some(Shortcut::AvgPool { name, stride }) => {
+                let pooled = xs.avg_pool2d([3, 3], *stride, [1, 1], false, true, None);
+                ctx.record(name, "AvgPool2d", xs, &pooled, || (0, 0));
+                y + pooled
+            }
+        };
         if let Some(grn) = &self.grn {
             y = grn.forward(&y, ctx);
         }

@@ -432,9 +432,7 @@ impl Net for DsFlexiNet {
             for block in &stage.blocks {
                 y = block.forward(&y, ctx);
             }
-            if stage.skip {
-                y = y + &x;
-            }
+            let y = if stage.skip { y + &x } else { y };
             x = stage.norm.forward(&y, ctx);
         }
         let x = self.pooling.forward(&x, ctx);
