@@ -453,3 +453,34 @@ fn bad_published_columns_name_file_line_and_field() {
         "{e}"
     );
 }
+
+/// A quantize stage whose source architecture cannot run on the INT8 engine is refused before
+/// anything trains, naming the file, line and field and why.
+#[test]
+fn a_quantize_stage_of_an_architecture_without_lowering_is_refused_at_planning() {
+    let d = tempfile::tempdir().unwrap();
+    let text = TINY
+        .replacen(
+            "models:\n",
+            "models:\n  cp:\n    arch: cp_mobile\n    width: 8\n",
+            1,
+        )
+        .replacen(
+            "\npublished:\n",
+            "  - id: cp_base\n    kind: train\n    label: \"cp\"\n    model: cp\n  - id: cp_int8\n    kind: quantize\n    label: \"cp int8\"\n    from: cp_base\n\npublished:\n",
+            1,
+        );
+    let line = text
+        .lines()
+        .position(|l| l.contains("from: cp_base"))
+        .unwrap()
+        + 1;
+    let e = run_recipe(d.path(), &text);
+    assert!(
+        e.contains(&format!("r.yaml:{line}"))
+            && e.contains("stages.4.from")
+            && e.contains("no operator-graph lowering"),
+        "expected line {line}: {e}"
+    );
+    assert!(!e.contains("computed"), "nothing runs before the plan is refused: {e}");
+}

@@ -299,3 +299,26 @@ fn engine_matches_pytorch_quantized_tfsepnet64_histogram() {
     tch::set_num_threads(1);
     agrees_with_pytorch(ObserverKind::Histogram, "histogram");
 }
+
+/// The committed demo report (regenerated bit for bit from the code by `make check-reports`):
+/// its INT8 system was evaluated on the integer engine, whose predictions equal the simulated
+/// model's on at least 99.9 % of the demo test clips.
+#[test]
+fn demo_int8_predictions_equal_the_simulated_model_on_the_test_set() {
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("reports/cai2023_tfsepnet/results.json");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let systems = record["systems"].as_array().unwrap();
+    let int8 = systems
+        .iter()
+        .find(|s| s["precision"] == "int8")
+        .expect("the demo has an INT8 system");
+    let q = &int8["quantization"];
+    let agreement = q["simulated_agreement"].as_f64().unwrap();
+    assert!(agreement >= 0.999, "engine = simulated on {agreement} of the test clips");
+    assert_eq!(
+        q["final_accuracy"].as_f64().unwrap(),
+        int8["evaluation"]["macro_accuracy"].as_f64().unwrap()
+    );
+}

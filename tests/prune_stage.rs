@@ -152,7 +152,8 @@ fn prune_with_kd_then_fine_tune_chain_and_deploy() {
         "finetuned",
         "pruned_fp32",
         "pruned_fp16",
-        "pruned_int8",
+        "tf_pruned",
+        "tf_pruned_int8",
     ] {
         let e = &system(&sys, id)["evaluation"];
         assert!(as_u64(&e["clips"]) > 0, "{id}: {e}");
@@ -188,7 +189,21 @@ fn prune_with_kd_then_fine_tune_chain_and_deploy() {
     let half = system(&sys, "pruned_fp16");
     assert_eq!(half["model"], s1().describe());
     assert_eq!(half["precision"], "fp16");
-    assert_eq!(system(&sys, "pruned_int8")["model"], s1().describe());
+
+    // INT8 of a pruned model, on the integer engine: its pruned architecture, every INT8 figure
+    // the engine's.
+    let int8 = system(&sys, "tf_pruned_int8");
+    assert_eq!(int8["model"], system(&sys, "tf_pruned")["model"]);
+    assert_eq!(int8["precision"], "int8");
+    let q = &int8["quantization"];
+    assert_eq!(q["from"], "tf_pruned");
+    assert_eq!(q["observer"], "min_max");
+    assert_eq!(
+        q["final_accuracy"].as_f64().unwrap(),
+        int8["evaluation"]["macro_accuracy"].as_f64().unwrap()
+    );
+    assert!(q["simulated_agreement"].as_f64().unwrap() >= 0.9, "{q}");
+    assert!(html.contains("id=\"t-quantization\""));
 }
 
 #[test]
@@ -203,7 +218,7 @@ fn killed_prune_stage_resumes_to_the_uninterrupted_model() {
             "    prune_epochs: 3\n    training: {epochs: 5}",
         )
         .replace(
-            "stages: [base, pruned, finetuned, pruned_fp32, pruned_fp16, pruned_int8]",
+            "stages: [base, pruned, finetuned, pruned_fp32, pruned_fp16, tf_base, tf_pruned, tf_pruned_int8]",
             "stages: [base, pruned]",
         );
     assert!(recipe.contains("training: {epochs: 5}") && recipe.contains("stages: [base, pruned]"));

@@ -534,11 +534,19 @@ impl QuantizedModel {
                         }
                         op => {
                             let (_, on, g) = ins[0];
-                            let ys = eval_op(op, &refs);
-                            // Quantized mean requantizes onto its input's grid.
                             let ys = match (op, on, g) {
-                                (Op::Mean { .. }, true, Some(g)) => fq(&ys, g),
-                                _ => ys,
+                                // Quantized mean: PyTorch dequantizes the channels-last conv
+                                // output and takes a float mean, requantized onto its input's
+                                // grid. The same layout gives ATen's summation order, so exact
+                                // ties between two steps round as the engine's do.
+                                (Op::Mean { .. }, true, Some(g)) => {
+                                    let nhwc = refs[0]
+                                        .permute([0, 2, 3, 1])
+                                        .contiguous()
+                                        .permute([0, 3, 1, 2]);
+                                    fq(&eval_op(op, &[&nhwc]), g)
+                                }
+                                _ => eval_op(op, &refs),
                             };
                             (ys, *on, *g)
                         }
