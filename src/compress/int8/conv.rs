@@ -51,6 +51,20 @@ pub fn conv2d_with(
     output: Affine,
     fused: Fused,
 ) -> Result<QTensor> {
+    conv2d_generic_with(isa, x, w, cfg, output, fused)
+}
+
+/// The im2col + GEMM path of [`conv2d_with`], for any geometry. [`conv2d_with`] sends the shapes
+/// it has direct kernels for elsewhere; this stays public so tests and benchmarks can check
+/// those kernels against it.
+pub fn conv2d_generic_with(
+    isa: Isa,
+    x: &QTensor,
+    w: &QWeight,
+    cfg: &Conv2dConfig,
+    output: Affine,
+    fused: Fused,
+) -> Result<QTensor> {
     let geo = Geometry::new(x, w, cfg)?;
     let [n, c, h, wd] = geo.input;
     let [o, cg, kh, kw] = w.shape();

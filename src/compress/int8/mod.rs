@@ -23,7 +23,7 @@ mod gemm;
 mod pool;
 mod requant;
 
-pub use conv::{conv2d, conv2d_with, linear, linear_with, Conv2dConfig};
+pub use conv::{conv2d, conv2d_generic_with, conv2d_with, linear, linear_with, Conv2dConfig};
 pub use elementwise::{add, quantize, relu};
 pub use gemm::Isa;
 pub use pool::{adaptive_avg_pool2d_1x1, avg_pool2d, max_pool2d, Pool2dConfig};
