@@ -18,10 +18,13 @@
 //! qconfig's `reduce_range` activations (0..127) this cannot happen, and then the results agree.
 
 mod conv;
+mod depthwise;
 mod elementwise;
 mod gemm;
+mod pointwise;
 mod pool;
 mod requant;
+mod taps;
 
 pub use conv::{conv2d, conv2d_generic_with, conv2d_with, linear, linear_with, Conv2dConfig};
 pub use elementwise::{add, quantize, relu};
