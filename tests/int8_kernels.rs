@@ -3,9 +3,9 @@
 //! identical. Also: every instruction set gives the same outputs as the portable path.
 
 use ascrepro::compress::int8::{
-    adaptive_avg_pool2d_1x1, add, avg_pool2d, conv2d_with, linear_with, max_pool2d, mean, quantize,
-    relu, Affine, AtenCapability, Conv2dConfig, Fused, Isa, MemoryFormat, Pool2dConfig, QTensor,
-    QWeight,
+    adaptive_avg_pool2d_1x1, add, avg_pool2d, conv2d_generic_with, conv2d_with, linear_with,
+    max_pool2d, mean, quantize, relu, Affine, AtenCapability, Conv2dConfig, Fused, Isa,
+    MemoryFormat, Pool2dConfig, QTensor, QWeight,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -355,5 +355,136 @@ fn int8_simd_paths_agree_with_portable() {
                 "{isa:?}"
             );
         }
+    }
+}
+
+/// Random `[n, c, h, w]` activations (all 0 or 255 when `extreme`) on a random grid.
+fn random_input(rng: &mut ChaCha8Rng, shape: [usize; 4], extreme: bool) -> QTensor {
+    let xs = (0..shape.iter().product::<usize>())
+        .map(|_| {
+            if extreme {
+                [0, 255][rng.random_range(0..2)]
+            } else {
+                rng.random()
+            }
+        })
+        .collect();
+    let zp = [0, 255, rng.random()][rng.random_range(0..3)];
+    QTensor::new(
+        xs,
+        &shape,
+        Affine::new(0.03, zp),
+        MemoryFormat::ChannelsLast,
+    )
+    .unwrap()
+}
+
+/// Random `[o, cg, kh, kw]` weights (all -128 or 127 when `extreme`), with a bias half the time.
+fn random_weight(rng: &mut ChaCha8Rng, shape: [usize; 4], extreme: bool) -> QWeight {
+    let ws = (0..shape.iter().product::<usize>())
+        .map(|_| {
+            if extreme {
+                [-128, 127][rng.random_range(0..2)]
+            } else {
+                rng.random()
+            }
+        })
+        .collect();
+    let o = shape[0];
+    let scales = (0..o).map(|_| rng.random_range(0.0005..0.02)).collect();
+    let bias = rng
+        .random_bool(0.5)
+        .then(|| (0..o).map(|_| rng.random_range(-2.0..2.0)).collect());
+    QWeight::new(ws, &shape, scales, bias).unwrap()
+}
+
+/// `conv2d_with` on every instruction set gives the generic im2col + GEMM path's bytes.
+fn check_against_generic(rng: &mut ChaCha8Rng, x: &QTensor, w: &QWeight, cfg: &Conv2dConfig) {
+    let out = Affine::new(rng.random_range(0.02..1.0), rng.random());
+    let fused = [Fused::None, Fused::Relu][rng.random_range(0..2)];
+    let expect = conv2d_generic_with(Isa::Portable, x, w, cfg, out, fused).unwrap();
+    for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni] {
+        if isa.is_available() {
+            let got = conv2d_with(isa, x, w, cfg, out, fused).unwrap();
+            assert_eq!(
+                mismatch(&got, &expect),
+                None,
+                "{isa:?}: input {:?}, weight {:?}, {cfg:?}",
+                x.shape(),
+                w.shape()
+            );
+        }
+    }
+}
+
+/// The direct kernels for convs with one input channel per output channel (depthwise, with a
+/// channel multiplier, one-channel input) and the 1x1 path, on random geometries, against the
+/// generic path: the same bytes, on every instruction set.
+#[test]
+fn int8_direct_conv_paths_match_the_generic_path() {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let conv = |stride: [usize; 2], padding: [usize; 2], groups: usize| Conv2dConfig {
+        stride,
+        padding,
+        groups,
+    };
+    // TF-SepNet-64's own shapes (C = 64, stem at a quarter of the input height).
+    let fixed: [([usize; 4], [usize; 4], Conv2dConfig); 8] = [
+        ([1, 1, 128, 64], [32, 1, 3, 3], conv([2, 2], [1, 1], 1)),
+        ([1, 32, 64, 32], [128, 1, 3, 3], conv([2, 2], [1, 1], 32)),
+        ([1, 32, 128, 16], [32, 1, 3, 1], conv([1, 1], [1, 0], 32)),
+        ([1, 48, 64, 8], [48, 1, 1, 3], conv([1, 1], [0, 1], 48)),
+        ([1, 80, 16, 2], [80, 1, 1, 3], conv([1, 1], [0, 1], 80)),
+        ([1, 128, 128, 16], [64, 128, 1, 1], conv([1, 1], [0, 0], 1)),
+        ([1, 80, 1, 2], [80, 80, 1, 1], conv([1, 1], [0, 0], 1)),
+        ([1, 160, 16, 2], [10, 160, 1, 1], conv([1, 1], [0, 0], 1)),
+    ];
+    for (shape, wshape, cfg) in fixed {
+        let x = random_input(&mut rng, shape, false);
+        let w = random_weight(&mut rng, wshape, false);
+        check_against_generic(&mut rng, &x, &w, &cfg);
+    }
+    for round in 0..150 {
+        let extreme = round % 5 == 0;
+        let n = rng.random_range(1..3);
+        let (kh, kw): (usize, usize) = (rng.random_range(1..6), rng.random_range(1..6));
+        let stride = [rng.random_range(1..4), rng.random_range(1..4)];
+        // "Same" padding (the TF-SepNet depthwise layout) a third of the time.
+        let padding = if round % 3 == 0 {
+            [kh / 2, kw / 2]
+        } else {
+            [rng.random_range(0..=kh / 2), rng.random_range(0..=kw / 2)]
+        };
+        let h = rng.random_range(kh.saturating_sub(2 * padding[0]).max(1)..kh + 25);
+        let w = rng.random_range(kw.saturating_sub(2 * padding[1]).max(1)..kw + 40);
+        let (c, o) = match round % 3 {
+            0 => {
+                let c = rng.random_range(1..20);
+                (c, c)
+            }
+            1 => {
+                let c = rng.random_range(1..8);
+                (c, c * [2, 3, 4][rng.random_range(0..3)])
+            }
+            _ => (1, rng.random_range(1..40)),
+        };
+        let x = random_input(&mut rng, [n, c, h, w], extreme);
+        let wt = random_weight(&mut rng, [o, 1, kh, kw], extreme);
+        check_against_generic(&mut rng, &x, &wt, &conv(stride, padding, c));
+    }
+    for round in 0..60 {
+        let extreme = round % 5 == 0;
+        let groups = [1, 1, 2, 3][rng.random_range(0..4)];
+        let cg = rng.random_range(1..70);
+        let o = groups * rng.random_range(1..40);
+        let shape = [
+            rng.random_range(1..3),
+            cg * groups,
+            rng.random_range(1..24),
+            rng.random_range(1..24),
+        ];
+        let x = random_input(&mut rng, shape, extreme);
+        let wt = random_weight(&mut rng, [o, cg, 1, 1], extreme);
+        check_against_generic(&mut rng, &x, &wt, &conv([1, 1], [0, 0], groups));
     }
 }

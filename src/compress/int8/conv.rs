@@ -5,6 +5,7 @@
 
 use super::gemm::{gemm, Isa, PackedWeights, PANEL};
 use super::requant::ChannelRequant;
+use super::{depthwise, pointwise};
 use super::{Affine, Fused, MemoryFormat, QTensor, QWeight};
 use crate::error::{Error, Result};
 
@@ -44,6 +45,27 @@ pub fn conv2d(
 
 /// [`conv2d`] on a chosen instruction set (which must be available; see [`Isa::is_available`]).
 pub fn conv2d_with(
+    isa: Isa,
+    x: &QTensor,
+    w: &QWeight,
+    cfg: &Conv2dConfig,
+    output: Affine,
+    fused: Fused,
+) -> Result<QTensor> {
+    let geo = Geometry::new(x, w, cfg)?;
+    if depthwise::applies(w) {
+        depthwise::conv(isa, x, w, &geo, output, fused)
+    } else if pointwise::applies(w, &geo) {
+        pointwise::conv(isa, x, w, &geo, cfg.groups, output, fused)
+    } else {
+        conv2d_generic_with(isa, x, w, cfg, output, fused)
+    }
+}
+
+/// The im2col + GEMM path of [`conv2d_with`], for any geometry. [`conv2d_with`] sends the shapes
+/// it has direct kernels for elsewhere; this stays public so tests and benchmarks can check
+/// those kernels against it.
+pub fn conv2d_generic_with(
     isa: Isa,
     x: &QTensor,
     w: &QWeight,
@@ -92,9 +114,7 @@ pub fn conv2d_with(
                 for oi in 0..og {
                     let oc = g * og + oi;
                     let dst = &mut out[((b * o + oc) * oh + row0) * ow..][..count];
-                    for (d, &s) in dst.iter_mut().zip(&acc[oi * positions..][..count]) {
-                        *d = requant[oc].apply(s);
-                    }
+                    requant[oc].apply_row(isa, &acc[oi * positions..][..count], dst);
                 }
             }
         }
@@ -103,15 +123,17 @@ pub fn conv2d_with(
 }
 
 /// Validated conv shapes.
-struct Geometry {
-    input: [usize; 4],
-    output: [usize; 2],
-    stride: [usize; 2],
-    padding: [usize; 2],
+pub(super) struct Geometry {
+    /// `[N, C, H, W]`.
+    pub(super) input: [usize; 4],
+    /// `[OH, OW]`.
+    pub(super) output: [usize; 2],
+    pub(super) stride: [usize; 2],
+    pub(super) padding: [usize; 2],
 }
 
 impl Geometry {
-    fn new(x: &QTensor, w: &QWeight, cfg: &Conv2dConfig) -> Result<Self> {
+    pub(super) fn new(x: &QTensor, w: &QWeight, cfg: &Conv2dConfig) -> Result<Self> {
         let input = x.nchw("conv2d")?;
         let [o, cg, kh, kw] = w.shape();
         let err = |m: String| Error::Msg(format!("int8 conv2d: {m}"));

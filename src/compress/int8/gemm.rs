@@ -32,6 +32,15 @@ impl Isa {
             .unwrap_or(Isa::Portable)
     }
 
+    /// `i32` lanes of the vectors of the direct kernels (depthwise, requantization).
+    pub(crate) fn lanes(self) -> usize {
+        match self {
+            Isa::Portable => 1,
+            Isa::Avx2 => 8,
+            Isa::Avx512Vnni => 16,
+        }
+    }
+
     /// Whether this CPU can run `self`.
     pub fn is_available(self) -> bool {
         match self {

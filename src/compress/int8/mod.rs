@@ -22,15 +22,18 @@
 //! qconfig's `reduce_range` activations (0..127) this cannot happen, and then the results agree.
 
 mod conv;
+mod depthwise;
 mod elementwise;
 pub mod engine;
 pub mod float;
 mod gemm;
+mod pointwise;
 mod pool;
 mod reduce;
 mod requant;
+mod taps;
 
-pub use conv::{conv2d, conv2d_with, linear, linear_with, Conv2dConfig};
+pub use conv::{conv2d, conv2d_generic_with, conv2d_with, linear, linear_with, Conv2dConfig};
 pub use elementwise::{add, quantize, relu};
 pub use gemm::Isa;
 pub use pool::{adaptive_avg_pool2d_1x1, avg_pool2d, max_pool2d, Pool2dConfig};

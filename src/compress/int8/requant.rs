@@ -2,6 +2,10 @@
 //! round-half-to-even through `cvtps2dq`). PyTorch's fbgemm path requantizes with an f32
 //! multiplier, never with fbgemm's fixed-point `RequantizeFixedPoint`, so neither do we.
 
+use super::gemm::Isa;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
 /// `_mm256_cvtps_epi32`: round half to even; NaN and out-of-range values give `i32::MIN`.
 pub(crate) fn cvtps_epi32(x: f32) -> i32 {
     let r = x.round_ties_even();
@@ -82,6 +86,177 @@ impl ChannelRequant {
     }
 }
 
+impl ChannelRequant {
+    /// `out[i] = self.apply(acc[i])` on `isa`'s vectors; every instruction set gives the same
+    /// bytes (the vector code does the scalar code's f32 operations, one for one).
+    pub(crate) fn apply_row(&self, isa: Isa, acc: &[i32], out: &mut [u8]) {
+        assert_eq!(acc.len(), out.len());
+        assert!(isa.is_available(), "{isa:?} is not available on this CPU");
+        let done = match isa {
+            Isa::Portable => 0,
+            // SAFETY: the CPU has the instruction sets these functions enable (asserted above).
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { self.apply_row_avx2(acc, out) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => unsafe { self.apply_row_avx512(acc, out) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!(),
+        };
+        for (d, &a) in out[done..].iter_mut().zip(&acc[done..]) {
+            *d = self.apply(a);
+        }
+    }
+
+    /// The leading multiple of 8 of `acc`, requantized into `out`; returns how many.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn apply_row_avx2(&self, acc: &[i32], out: &mut [u8]) -> usize {
+        let r = Requant8::new(self);
+        // i32 lanes (a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7) after the two packs, back in order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let mut i = 0;
+        while i + 32 <= acc.len() {
+            // SAFETY: `acc[i..i + 32]` is in bounds; AVX2 is enabled.
+            let v: [__m256i; 4] = std::array::from_fn(|j| unsafe {
+                r.apply(_mm256_loadu_si256(acc.as_ptr().add(i + 8 * j).cast()))
+            });
+            // Lanes already lie in 0..=255: the saturating packs only narrow them.
+            let ab = _mm256_packs_epi32(v[0], v[1]);
+            let cd = _mm256_packs_epi32(v[2], v[3]);
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
+            // SAFETY: `out[i..i + 32]` is in bounds; AVX2 is enabled.
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().add(i).cast(), bytes) };
+            i += 32;
+        }
+        while i + 8 <= acc.len() {
+            // SAFETY: `acc[i..i + 8]` and `out[i..i + 8]` are in bounds; AVX2 is enabled.
+            unsafe {
+                let v = r.apply(_mm256_loadu_si256(acc.as_ptr().add(i).cast()));
+                _mm_storel_epi64(out.as_mut_ptr().add(i).cast(), bytes8(v));
+            }
+            i += 8;
+        }
+        i
+    }
+
+    /// The leading multiple of 16 of `acc`, requantized into `out`; returns how many.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn apply_row_avx512(&self, acc: &[i32], out: &mut [u8]) -> usize {
+        let r = Requant16::new(self);
+        let mut i = 0;
+        while i + 16 <= acc.len() {
+            // SAFETY: `acc[i..i + 16]` and `out[i..i + 16]` are in bounds; AVX-512 F is enabled.
+            unsafe {
+                let v = r.apply(_mm512_loadu_si512(acc.as_ptr().add(i).cast()));
+                _mm_storeu_si128(out.as_mut_ptr().add(i).cast(), v);
+            }
+            i += 16;
+        }
+        i
+    }
+}
+
+/// [`ChannelRequant`] on 8 `i32` lanes (AVX2).
+///
+/// The scalar `clamp(q + zp, low, 255)` is computed as `clamp(q, low - zp, 255 - zp) + zp`, which
+/// cannot overflow `i32`. Without a bias the vector code adds `+0.0`, which changes no value:
+/// `raw as f32` is never `-0.0`.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Requant8 {
+    offset: __m256i,
+    bias: __m256,
+    multiplier: __m256,
+    low: __m256i,
+    high: __m256i,
+    zero_point: __m256i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Requant8 {
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn new(r: &ChannelRequant) -> Self {
+        Requant8 {
+            offset: _mm256_set1_epi32(r.offset),
+            bias: _mm256_set1_ps(r.bias.unwrap_or(0.0)),
+            multiplier: _mm256_set1_ps(r.multiplier),
+            low: _mm256_set1_epi32(r.low - r.zero_point),
+            high: _mm256_set1_epi32(255 - r.zero_point),
+            zero_point: _mm256_set1_epi32(r.zero_point),
+        }
+    }
+
+    /// `ChannelRequant::apply` per lane, as `i32` in `0..=255`.
+    #[target_feature(enable = "avx2")]
+    pub(crate) fn apply(&self, acc: __m256i) -> __m256i {
+        let raw = _mm256_sub_epi32(acc, self.offset);
+        let x = _mm256_add_ps(_mm256_cvtepi32_ps(raw), self.bias);
+        let q = _mm256_cvtps_epi32(_mm256_mul_ps(x, self.multiplier));
+        let q = _mm256_min_epi32(_mm256_max_epi32(q, self.low), self.high);
+        _mm256_add_epi32(q, self.zero_point)
+    }
+}
+
+/// The low bytes of 8 `i32` lanes, in the low 8 bytes.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) fn bytes8(v: __m256i) -> __m128i {
+    let low_bytes = _mm256_setr_epi8(
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, //
+        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let v = _mm256_shuffle_epi8(v, low_bytes);
+    _mm256_castsi256_si128(_mm256_permutevar8x32_epi32(
+        v,
+        _mm256_setr_epi32(0, 4, 0, 0, 0, 0, 0, 0),
+    ))
+}
+
+/// [`ChannelRequant`] on 16 `i32` lanes (AVX-512 F); the same arithmetic as [`Requant8`].
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) struct Requant16 {
+    offset: __m512i,
+    bias: __m512,
+    multiplier: __m512,
+    low: __m512i,
+    high: __m512i,
+    zero_point: __m512i,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Requant16 {
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn new(r: &ChannelRequant) -> Self {
+        Requant16 {
+            offset: _mm512_set1_epi32(r.offset),
+            bias: _mm512_set1_ps(r.bias.unwrap_or(0.0)),
+            multiplier: _mm512_set1_ps(r.multiplier),
+            low: _mm512_set1_epi32(r.low - r.zero_point),
+            high: _mm512_set1_epi32(255 - r.zero_point),
+            zero_point: _mm512_set1_epi32(r.zero_point),
+        }
+    }
+
+    /// `ChannelRequant::apply` per lane, as 16 bytes.
+    #[target_feature(enable = "avx512f")]
+    pub(crate) fn apply(&self, acc: __m512i) -> __m128i {
+        let raw = _mm512_sub_epi32(acc, self.offset);
+        let x = _mm512_add_ps(_mm512_cvtepi32_ps(raw), self.bias);
+        // Round half to even (the default MXCSR mode), as `cvtps_epi32`.
+        let q = _mm512_cvtps_epi32(_mm512_mul_ps(x, self.multiplier));
+        let q = _mm512_min_epi32(_mm512_max_epi32(q, self.low), self.high);
+        _mm512_cvtepi32_epi8(_mm512_add_epi32(q, self.zero_point))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::{Affine, Fused};
@@ -141,5 +316,36 @@ mod tests {
         // A large positive accumulator saturates at 255, a negative one at 0.
         assert_eq!(r.apply(1 << 20), 255);
         assert_eq!(r.apply(-(1 << 20)), 0);
+    }
+
+    #[test]
+    fn int8_requant_rows_agree_on_every_isa() {
+        let input = Affine::new(0.03, 17);
+        let mut accs: Vec<i32> = vec![i32::MIN, i32::MAX, 0, -1, 1, 17, -17, 1 << 30, -(1 << 30)];
+        // A deterministic spread around the interesting range, 77 values (no multiple of 8).
+        let mut s = 12345u32;
+        while accs.len() < 77 {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            accs.push((s as i32) >> (s % 24));
+        }
+        let configs = [
+            (0.01, None, Affine::new(0.2, 60), Fused::Relu),
+            (0.01, Some(-0.7), Affine::new(0.2, 0), Fused::None),
+            (2.5, Some(1e30), Affine::new(1e-6, 255), Fused::None),
+            (0.5, None, Affine::new(0.0005, 128), Fused::Relu),
+        ];
+        for (w_scale, bias, output, fused) in configs {
+            let r = ChannelRequant::new(-4321, input, w_scale, bias, output, fused);
+            let expect: Vec<u8> = accs.iter().map(|&a| r.apply(a)).collect();
+            for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512Vnni] {
+                if isa.is_available() {
+                    for len in [accs.len(), 40, 33, 16, 8, 3, 0] {
+                        let mut got = vec![0u8; len];
+                        r.apply_row(isa, &accs[..len], &mut got);
+                        assert_eq!(got, expect[..len], "{isa:?}, {len}, {r:?}");
+                    }
+                }
+            }
+        }
     }
 }
