@@ -482,5 +482,8 @@ fn a_quantize_stage_of_an_architecture_without_lowering_is_refused_at_planning()
             && e.contains("no operator-graph lowering"),
         "expected line {line}: {e}"
     );
-    assert!(!e.contains("computed"), "nothing runs before the plan is refused: {e}");
+    assert!(
+        !e.contains("computed"),
+        "nothing runs before the plan is refused: {e}"
+    );
 }

@@ -307,8 +307,7 @@ fn engine_matches_pytorch_quantized_tfsepnet64_histogram() {
 fn demo_int8_predictions_equal_the_simulated_model_on_the_test_set() {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("reports/cai2023_tfsepnet/results.json");
-    let record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let systems = record["systems"].as_array().unwrap();
     let int8 = systems
         .iter()
@@ -316,7 +315,10 @@ fn demo_int8_predictions_equal_the_simulated_model_on_the_test_set() {
         .expect("the demo has an INT8 system");
     let q = &int8["quantization"];
     let agreement = q["simulated_agreement"].as_f64().unwrap();
-    assert!(agreement >= 0.999, "engine = simulated on {agreement} of the test clips");
+    assert!(
+        agreement >= 0.999,
+        "engine = simulated on {agreement} of the test clips"
+    );
     assert_eq!(
         q["final_accuracy"].as_f64().unwrap(),
         int8["evaluation"]["macro_accuracy"].as_f64().unwrap()

@@ -55,30 +55,51 @@ pub fn add(
     } else {
         0
     };
-    let memory_index = memory_order(a.shape(), a.format());
-    let (sa, za) = (a.affine().scale, a.affine().zero_point as f32);
-    let (sb, zb) = (b.affine().scale, b.affine().zero_point as f32);
-    let (premul_a, premul_b) = (sa * -za, sb * -zb);
-    let inverse = 1.0 / output.scale;
-    let data = a
-        .data()
-        .iter()
-        .zip(b.data())
-        .enumerate()
-        .map(|(i, (&qa, &qb))| {
-            let (qa, qb) = (qa as f32, qb as f32);
-            let sum = if memory_index(i) < vectorised {
-                sa.mul_add(qa, premul_a) + sb.mul_add(qb, premul_b)
+    // Dequantization depends on the value alone: tables of the 256 values replace the
+    // per-element arithmetic, with the very same f32 operations.
+    let table = |affine: Affine, fma: bool| -> [f32; 256] {
+        let (s, z) = (affine.scale, affine.zero_point as f32);
+        let premul = s * -z;
+        std::array::from_fn(|q| {
+            if fma {
+                s.mul_add(q as f32, premul)
             } else {
-                sa * (qa - za) + sb * (qb - zb)
-            };
-            let sum = match fused {
-                Fused::None => sum,
-                Fused::Relu => sum.max(0.0),
-            };
-            quantize_with_inverse(sum, inverse, output.zero_point)
+                s * (q as f32 - z)
+            }
         })
-        .collect();
+    };
+    let (scalar_a, scalar_b) = (table(a.affine(), false), table(b.affine(), false));
+    let inverse = 1.0 / output.scale;
+    let finish = |sum: f32| {
+        let sum = match fused {
+            Fused::None => sum,
+            Fused::Relu => sum.max(0.0),
+        };
+        quantize_with_inverse(sum, inverse, output.zero_point)
+    };
+    let data: Vec<u8> = if vectorised == 0 {
+        a.data()
+            .iter()
+            .zip(b.data())
+            .map(|(&qa, &qb)| finish(scalar_a[qa as usize] + scalar_b[qb as usize]))
+            .collect()
+    } else {
+        let (vector_a, vector_b) = (table(a.affine(), true), table(b.affine(), true));
+        let memory_index = memory_order(a.shape(), a.format());
+        a.data()
+            .iter()
+            .zip(b.data())
+            .enumerate()
+            .map(|(i, (&qa, &qb))| {
+                let (qa, qb) = (qa as usize, qb as usize);
+                if memory_index(i) < vectorised {
+                    finish(vector_a[qa] + vector_b[qb])
+                } else {
+                    finish(scalar_a[qa] + scalar_b[qb])
+                }
+            })
+            .collect()
+    };
     QTensor::new(data, a.shape(), output, a.format())
 }
 

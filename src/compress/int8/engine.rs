@@ -14,6 +14,7 @@ use super::{
     Fused, Isa, MemoryFormat, Pool2dConfig, QTensor, QWeight,
 };
 use crate::error::{Error, Result};
+use std::borrow::Cow;
 
 /// What one step computes.
 #[derive(Debug, Clone)]
@@ -210,11 +211,15 @@ impl Program {
             .ok_or_else(|| Error::msg("int8 engine: no output"))
     }
 
-    /// The input `j` of step `i` quantized (on its own grid if it is float).
-    fn q(&self, step: &Step, ins: &[&Value], k: usize) -> Result<QTensor> {
+    /// Input `k` of `step` quantized (on its own grid if it is float).
+    fn q<'v>(&self, step: &Step, ins: &[&'v Value], k: usize) -> Result<Cow<'v, QTensor>> {
         match ins[k] {
-            Value::Q(q) => Ok(q.clone()),
-            Value::F(f) => quantize(&f.data, &f.shape, self.grids[step.inputs[k]]),
+            Value::Q(q) => Ok(Cow::Borrowed(q)),
+            Value::F(f) => Ok(Cow::Owned(quantize(
+                &f.data,
+                &f.shape,
+                self.grids[step.inputs[k]],
+            )?)),
         }
     }
 
@@ -257,21 +262,8 @@ impl Program {
             Kernel::Add { relu } if step.quantized => {
                 let (a, b) = (self.q(step, ins, 0)?, self.q(step, ins, 1)?);
                 let shape = broadcast_shape(a.shape(), b.shape())?;
-                // A broadcast operand is a strided view in ATen: its add runs the scalar loop,
-                // which mixed formats select here too.
-                let expand = |q: QTensor, other: MemoryFormat| -> Result<QTensor> {
-                    if q.shape() == shape.as_slice() {
-                        return Ok(q);
-                    }
-                    let data = broadcast(q.data(), q.shape(), &shape)?;
-                    let format = match other {
-                        MemoryFormat::Contiguous => MemoryFormat::ChannelsLast,
-                        MemoryFormat::ChannelsLast => MemoryFormat::Contiguous,
-                    };
-                    QTensor::new(data, &shape, q.affine(), format)
-                };
                 let (fa, fb) = (a.format(), b.format());
-                let (a, b) = (expand(a, fb)?, expand(b, fa)?);
+                let (a, b) = (expand(a, &shape, fb)?, expand(b, &shape, fa)?);
                 Ok(Value::Q(add(&a, &b, grid, fused(*relu), self.capability)?))
             }
             Kernel::Add { relu } => {
@@ -282,14 +274,34 @@ impl Program {
                 Ok(Value::F(float::add(&a, &b, *relu)?))
             }
             Kernel::Cat if step.quantized => {
-                // Quantized cat: each input requantized onto the output grid.
-                let parts: Vec<FTensor> = ins.iter().map(|v| v.to_float()).collect();
-                let f = cat(&parts)?;
-                Ok(Value::Q(quantize(&f.data, &f.shape, grid)?))
+                // Quantized cat: each input dequantized and quantized onto the output grid, a
+                // function of the byte alone, so one 256-entry table per input.
+                let parts = (0..ins.len())
+                    .map(|k| {
+                        let q = self.q(step, ins, k)?;
+                        let table = requantize_table(q.affine(), grid);
+                        let data: Vec<u8> = q.data().iter().map(|&v| table[v as usize]).collect();
+                        Ok((data, q.shape().to_vec()))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let (data, shape) = cat(&parts)?;
+                Ok(Value::Q(QTensor::new(
+                    data,
+                    &shape,
+                    grid,
+                    MemoryFormat::Contiguous,
+                )?))
             }
             Kernel::Cat => {
-                let parts: Vec<FTensor> = ins.iter().map(|v| v.to_float()).collect();
-                Ok(Value::F(cat(&parts)?))
+                let parts: Vec<(Vec<f32>, Vec<usize>)> = ins
+                    .iter()
+                    .map(|v| {
+                        let f = v.to_float();
+                        (f.data, f.shape)
+                    })
+                    .collect();
+                let (data, shape) = cat(&parts)?;
+                Ok(Value::F(FTensor::new(data, &shape)?))
             }
             Kernel::Slice { start, len } => match ins[0] {
                 Value::Q(q) => {
@@ -363,33 +375,57 @@ fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
         .collect()
 }
 
-/// `data` of row-major `shape` repeated along its size-1 dims to `target` (same rank).
+/// `data` of NCHW `shape` repeated along its size-1 dims to `target`.
 fn broadcast<T: Copy>(data: &[T], shape: &[usize], target: &[usize]) -> Result<Vec<T>> {
     if shape == target {
         return Ok(data.to_vec());
     }
-    let rank = target.len();
-    let mut strides = vec![0usize; rank];
-    let mut acc = 1;
-    for d in (0..rank).rev() {
-        strides[d] = if shape[d] == 1 { 0 } else { acc };
-        acc *= shape[d];
-    }
-    let total: usize = target.iter().product();
-    let mut out = Vec::with_capacity(total);
-    let mut index = vec![0usize; rank];
-    for _ in 0..total {
-        let at: usize = index.iter().zip(&strides).map(|(i, s)| i * s).sum();
-        out.push(data[at]);
-        for d in (0..rank).rev() {
-            index[d] += 1;
-            if index[d] < target[d] {
-                break;
+    let ([n, c, h, w], [tn, tc, th, tw]) = (nchw(shape, "add")?, nchw(target, "add")?);
+    let pick = |size: usize, i: usize| if size == 1 { 0 } else { i };
+    let mut out = Vec::with_capacity(tn * tc * th * tw);
+    for b in 0..tn {
+        for ch in 0..tc {
+            let plane = &data[(pick(n, b) * c + pick(c, ch)) * h * w..][..h * w];
+            for y in 0..th {
+                let row = &plane[pick(h, y) * w..][..w];
+                if w == tw {
+                    out.extend_from_slice(row);
+                } else {
+                    out.extend(std::iter::repeat_n(row[0], tw));
+                }
             }
-            index[d] = 0;
         }
     }
     Ok(out)
+}
+
+/// `q` broadcast to `shape`. A broadcast operand is a strided view in ATen, so its add runs
+/// the scalar loop: the expanded tensor gets the other operand's opposite format, which selects
+/// that loop in [`add`].
+fn expand<'v>(
+    q: Cow<'v, QTensor>,
+    shape: &[usize],
+    other: MemoryFormat,
+) -> Result<Cow<'v, QTensor>> {
+    if q.shape() == shape {
+        return Ok(q);
+    }
+    let data = broadcast(q.data(), q.shape(), shape)?;
+    let format = match other {
+        MemoryFormat::Contiguous => MemoryFormat::ChannelsLast,
+        MemoryFormat::ChannelsLast => MemoryFormat::Contiguous,
+    };
+    Ok(Cow::Owned(QTensor::new(data, shape, q.affine(), format)?))
+}
+
+/// Output byte of every input byte when a tensor on `from` is requantized onto `to`
+/// (`dequantize` then `quantize`, as [`QTensor::dequantize`] and [`quantize`] compute them).
+fn requantize_table(from: Affine, to: Affine) -> [u8; 256] {
+    let inverse = 1.0 / to.scale;
+    std::array::from_fn(|q| {
+        let x = from.scale * (q as i32 - from.zero_point as i32) as f32;
+        super::requant::quantize_with_inverse(x, inverse, to.zero_point)
+    })
 }
 
 fn slice_channels<T: Copy>(
@@ -435,25 +471,26 @@ fn shuffle_channels<T: Copy>(data: &[T], shape: &[usize], groups: usize) -> Resu
     Ok(out)
 }
 
-fn cat(parts: &[FTensor]) -> Result<FTensor> {
-    let [n, _, h, w] = nchw(&parts[0].shape, "cat")?;
+/// Concatenation along channels of NCHW parts (values and shapes).
+fn cat<T: Copy>(parts: &[(Vec<T>, Vec<usize>)]) -> Result<(Vec<T>, Vec<usize>)> {
+    let [n, _, h, w] = nchw(&parts[0].1, "cat")?;
     let mut channels = 0;
-    for p in parts {
-        let [pn, pc, ph, pw] = nchw(&p.shape, "cat")?;
+    for (_, shape) in parts {
+        let [pn, pc, ph, pw] = nchw(shape, "cat")?;
         if (pn, ph, pw) != (n, h, w) {
             return Err(Error::msg(format!(
-                "cat: shapes {:?} and {:?} differ outside channels",
-                parts[0].shape, p.shape
+                "cat: shapes {:?} and {shape:?} differ outside channels",
+                parts[0].1
             )));
         }
         channels += pc;
     }
     let mut out = Vec::with_capacity(n * channels * h * w);
     for b in 0..n {
-        for p in parts {
-            let size = p.shape[1] * h * w;
-            out.extend_from_slice(&p.data[b * size..(b + 1) * size]);
+        for (data, shape) in parts {
+            let size = shape[1] * h * w;
+            out.extend_from_slice(&data[b * size..(b + 1) * size]);
         }
     }
-    FTensor::new(out, &[n, channels, h, w])
+    Ok((out, vec![n, channels, h, w]))
 }
