@@ -469,6 +469,11 @@ fn a_quantize_stage_of_an_architecture_without_lowering_is_refused_at_planning()
             "\npublished:\n",
             "  - id: cp_base\n    kind: train\n    label: \"cp\"\n    model: cp\n  - id: cp_int8\n    kind: quantize\n    label: \"cp int8\"\n    from: cp_base\n\npublished:\n",
             1,
+        )
+        .replacen(
+            "stages: [teacher, student, student_int8]",
+            "stages: [teacher, student, student_int8, cp_base, cp_int8]",
+            1,
         );
     let line = text
         .lines()

@@ -137,9 +137,11 @@ fn prune_with_kd_then_fine_tune_chain_and_deploy() {
     assert_eq!(as_u64(&pruned["pruning"]["macs_after"]), s1_count.macs);
     let csv = std::fs::read_to_string(d.join("out/results/pruning.csv")).unwrap();
     let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 2, "{csv}");
+    assert_eq!(rows.len(), 3, "{csv}");
     assert!(
-        rows[0].starts_with("pruned,") && rows[1].starts_with("pruned_fp32,"),
+        rows[0].starts_with("pruned,")
+            && rows[1].starts_with("pruned_fp32,")
+            && rows[2].starts_with("tf_pruned,"),
         "{csv}"
     );
     let html = std::fs::read_to_string(d.join("out/index.html")).unwrap();

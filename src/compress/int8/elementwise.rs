@@ -103,6 +103,77 @@ pub fn add(
     QTensor::new(data, a.shape(), output, a.format())
 }
 
+/// [`add`] of NCHW operands of which at least one is broadcast (a size-1 dim stretched to the
+/// other's size): a broadcast operand is a strided view in ATen, so every element takes the
+/// scalar loop. The output, `[N, C, H, W]` of the larger sizes, is in `format`.
+pub fn add_broadcast(
+    a: &QTensor,
+    b: &QTensor,
+    output: Affine,
+    fused: Fused,
+    format: MemoryFormat,
+) -> Result<QTensor> {
+    let ([an, ac, ah, aw], [bn, bc, bh, bw]) = (a.nchw("add")?, b.nchw("add")?);
+    let size = |x: usize, y: usize| match (x, y) {
+        _ if x == y => Ok(x),
+        (1, y) => Ok(y),
+        (x, 1) => Ok(x),
+        _ => Err(Error::Msg(format!(
+            "int8 add: shapes {:?} and {:?} do not broadcast",
+            a.shape(),
+            b.shape()
+        ))),
+    };
+    let [n, c, h, w] = [size(an, bn)?, size(ac, bc)?, size(ah, bh)?, size(aw, bw)?];
+    let table = |affine: Affine| -> [f32; 256] {
+        let (s, z) = (affine.scale, affine.zero_point as f32);
+        std::array::from_fn(|q| s * (q as f32 - z))
+    };
+    let (ta, tb) = (table(a.affine()), table(b.affine()));
+    let inverse = 1.0 / output.scale;
+    let finish = |sum: f32| {
+        let sum = match fused {
+            Fused::None => sum,
+            Fused::Relu => sum.max(0.0),
+        };
+        quantize_with_inverse(sum, inverse, output.zero_point)
+    };
+    // Start of the row (item, channel, row) of an operand of size `dims`.
+    let row = |[dn, dc, dh, dw]: [usize; 4], i: usize, ch: usize, y: usize| {
+        let pick = |size: usize, k: usize| if size == 1 { 0 } else { k };
+        ((pick(dn, i) * dc + pick(dc, ch)) * dh + pick(dh, y)) * dw
+    };
+    let mut data = Vec::with_capacity(n * c * h * w);
+    for i in 0..n {
+        for ch in 0..c {
+            for y in 0..h {
+                let ra = &a.data()[row([an, ac, ah, aw], i, ch, y)..][..aw];
+                let rb = &b.data()[row([bn, bc, bh, bw], i, ch, y)..][..bw];
+                match (aw == w, bw == w) {
+                    (true, true) => data.extend(
+                        ra.iter()
+                            .zip(rb)
+                            .map(|(&qa, &qb)| finish(ta[qa as usize] + tb[qb as usize])),
+                    ),
+                    (true, false) => {
+                        let vb = tb[rb[0] as usize];
+                        data.extend(ra.iter().map(|&qa| finish(ta[qa as usize] + vb)));
+                    }
+                    (false, true) => {
+                        let va = ta[ra[0] as usize];
+                        data.extend(rb.iter().map(|&qb| finish(va + tb[qb as usize])));
+                    }
+                    (false, false) => {
+                        let v = finish(ta[ra[0] as usize] + tb[rb[0] as usize]);
+                        data.extend(std::iter::repeat_n(v, w));
+                    }
+                }
+            }
+        }
+    }
+    QTensor::new(data, &[n, c, h, w], output, format)
+}
+
 /// Maps a logical (NCHW / row-major) index to its position in PyTorch's memory for `format`.
 pub(crate) fn memory_order(shape: &[usize], format: MemoryFormat) -> impl Fn(usize) -> usize {
     let dims = match (format, shape) {

@@ -10,8 +10,8 @@
 
 use super::float::{self, FTensor, FloatConv, FloatLinear, FloatNorm};
 use super::{
-    add, conv2d_with, linear_with, max_pool2d, quantize, Affine, AtenCapability, Conv2dConfig,
-    Fused, Isa, MemoryFormat, Pool2dConfig, QTensor, QWeight,
+    add, add_broadcast, conv2d_with, linear_with, max_pool2d, quantize, Affine, AtenCapability,
+    Conv2dConfig, Fused, Isa, MemoryFormat, Pool2dConfig, QTensor, QWeight,
 };
 use crate::error::{Error, Result};
 use std::borrow::Cow;
@@ -261,10 +261,22 @@ impl Program {
             Kernel::Norm(norm) => finish(norm.forward(&ins[0].to_float())?),
             Kernel::Add { relu } if step.quantized => {
                 let (a, b) = (self.q(step, ins, 0)?, self.q(step, ins, 1)?);
+                if a.shape() == b.shape() {
+                    return Ok(Value::Q(add(&a, &b, grid, fused(*relu), self.capability)?));
+                }
+                // The output takes `a`'s format, or, when `a` is the broadcast one, the
+                // format opposite `b`'s (the strided view ATen's scalar loop walks).
+                let flip = |f: MemoryFormat| match f {
+                    MemoryFormat::Contiguous => MemoryFormat::ChannelsLast,
+                    MemoryFormat::ChannelsLast => MemoryFormat::Contiguous,
+                };
                 let shape = broadcast_shape(a.shape(), b.shape())?;
-                let (fa, fb) = (a.format(), b.format());
-                let (a, b) = (expand(a, &shape, fb)?, expand(b, &shape, fa)?);
-                Ok(Value::Q(add(&a, &b, grid, fused(*relu), self.capability)?))
+                let format = if a.shape() == shape.as_slice() {
+                    a.format()
+                } else {
+                    flip(b.format())
+                };
+                Ok(Value::Q(add_broadcast(&a, &b, grid, fused(*relu), format)?))
             }
             Kernel::Add { relu } => {
                 let (a, b) = (ins[0].to_float(), ins[1].to_float());
@@ -397,25 +409,6 @@ fn broadcast<T: Copy>(data: &[T], shape: &[usize], target: &[usize]) -> Result<V
         }
     }
     Ok(out)
-}
-
-/// `q` broadcast to `shape`. A broadcast operand is a strided view in ATen, so its add runs
-/// the scalar loop: the expanded tensor gets the other operand's opposite format, which selects
-/// that loop in [`add`].
-fn expand<'v>(
-    q: Cow<'v, QTensor>,
-    shape: &[usize],
-    other: MemoryFormat,
-) -> Result<Cow<'v, QTensor>> {
-    if q.shape() == shape {
-        return Ok(q);
-    }
-    let data = broadcast(q.data(), q.shape(), shape)?;
-    let format = match other {
-        MemoryFormat::Contiguous => MemoryFormat::ChannelsLast,
-        MemoryFormat::ChannelsLast => MemoryFormat::Contiguous,
-    };
-    Ok(Cow::Owned(QTensor::new(data, shape, q.affine(), format)?))
 }
 
 /// Output byte of every input byte when a tensor on `from` is requantized onto `to`

@@ -180,14 +180,20 @@ impl FloatNorm {
                 let inv = 1.0 / (var + 1e-5).sqrt();
                 for ch in 0..c {
                     let i = at(b, ch, bin);
-                    for (o, &v) in out[i..i + t].iter_mut().zip(&x.data[i..i + t]) {
-                        let normed = ((v as f64 - mean) * inv) as f32;
-                        *o = match self {
-                            FloatNorm::ResNorm { lambda } => v * lambda + normed,
-                            FloatNorm::AdaResNorm { rho, gamma, beta } => {
-                                (rho[ch] * v + (1.0 - rho[ch]) * normed) * gamma[ch] + beta[ch]
+                    let pairs = out[i..i + t].iter_mut().zip(&x.data[i..i + t]);
+                    let normed = |v: f32| ((v as f64 - mean) * inv) as f32;
+                    match self {
+                        FloatNorm::ResNorm { lambda } => {
+                            for (o, &v) in pairs {
+                                *o = v * lambda + normed(v);
                             }
-                        };
+                        }
+                        FloatNorm::AdaResNorm { rho, gamma, beta } => {
+                            let (r, g, be) = (rho[ch], gamma[ch], beta[ch]);
+                            for (o, &v) in pairs {
+                                *o = (r * v + (1.0 - r) * normed(v)) * g + be;
+                            }
+                        }
                     }
                 }
             }

@@ -34,7 +34,7 @@ mod requant;
 mod taps;
 
 pub use conv::{conv2d, conv2d_generic_with, conv2d_with, linear, linear_with, Conv2dConfig};
-pub use elementwise::{add, quantize, relu};
+pub use elementwise::{add, add_broadcast, quantize, relu};
 pub use gemm::Isa;
 pub use pool::{adaptive_avg_pool2d_1x1, avg_pool2d, max_pool2d, Pool2dConfig};
 pub use reduce::mean;
@@ -178,10 +178,10 @@ impl QTensor {
     /// PyTorch's `dequantize()` (fbgemm `Dequantize`): `scale * (q - zero_point)` in f32.
     pub fn dequantize(&self) -> Vec<f32> {
         let Affine { scale, zero_point } = self.affine;
-        self.data
-            .iter()
-            .map(|&q| scale * (q as i32 - zero_point as i32) as f32)
-            .collect()
+        // The value of each of the 256 bytes, computed once.
+        let table: [f32; 256] =
+            std::array::from_fn(|q| scale * (q as i32 - zero_point as i32) as f32);
+        self.data.iter().map(|&q| table[q as usize]).collect()
     }
 }
 

@@ -102,8 +102,27 @@ pub fn mean(x: &QTensor, dims: &[isize], keepdim: bool) -> Result<QTensor> {
     // tensor's suggested format), sum as ATen's CPU kernel does, divide, requantize.
     let in_strides = strides_of(shape, q_format);
     let mut memory = vec![0.0f32; x.data().len()];
-    for (i, v) in x.dequantize().into_iter().enumerate() {
-        memory[offset_of(i, shape, &in_strides)] = v;
+    // `dequantize()`'s value of each byte: `scale * (q - zero_point)` in f32.
+    let table: [f32; 256] =
+        std::array::from_fn(|q| affine.scale * (q as i32 - affine.zero_point as i32) as f32);
+    match (q_format, shape) {
+        // The layout every conv output has: a transpose, without per-element index arithmetic.
+        (MemoryFormat::ChannelsLast, &[n, c, h, w]) => {
+            let plane = h * w;
+            for (i, chunk) in x.data().chunks_exact(plane).enumerate() {
+                let (b, ch) = (i / c, i % c);
+                let base = b * plane * c + ch;
+                for (p, &v) in chunk.iter().enumerate() {
+                    memory[base + p * c] = table[v as usize];
+                }
+            }
+            debug_assert_eq!(n * c * plane, memory.len());
+        }
+        _ => {
+            for (i, &v) in x.data().iter().enumerate() {
+                memory[offset_of(i, shape, &in_strides)] = table[v as usize];
+            }
+        }
     }
     // The result is NCHW; its reduced dims have stride 0 where the iterator broadcasts them
     // (any reduced dim without `keepdim`, a reduced dim longer than 1 with it).
