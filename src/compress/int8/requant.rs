@@ -8,11 +8,19 @@ use std::arch::x86_64::*;
 
 /// `_mm256_cvtps_epi32`: round half to even; NaN and out-of-range values give `i32::MIN`.
 pub(crate) fn cvtps_epi32(x: f32) -> i32 {
-    let r = x.round_ties_even();
-    if (-2_147_483_648.0..2_147_483_648.0).contains(&r) {
-        r as i32
-    } else {
-        i32::MIN
+    // The same instruction on one lane (SSE is part of x86_64; the default MXCSR rounding is
+    // half to even). `round_ties_even` below compiles to a libm call without SSE4.1.
+    // SAFETY: SSE is part of x86_64.
+    #[cfg(target_arch = "x86_64")]
+    return unsafe { _mm_cvtss_si32(_mm_set_ss(x)) };
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let r = x.round_ties_even();
+        if (-2_147_483_648.0..2_147_483_648.0).contains(&r) {
+            r as i32
+        } else {
+            i32::MIN
+        }
     }
 }
 
