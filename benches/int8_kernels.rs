@@ -12,7 +12,7 @@
 //! compared before timing. Times are the thread's CPU time per call, the best of several rounds
 //! that alternate between ours and the peer, so other processes on a shared machine do not
 //! decide the result. `cargo bench --bench int8_kernels -- s1-` runs the layers whose name
-//! contains `s1-`.
+//! contains `s1-`; `-- avx2` (or `portable`) runs both sides on that instruction set.
 
 use ascrepro::compress::int8::{
     conv2d_generic_with, conv2d_with, Affine, Conv2dConfig, Fused, Isa, MemoryFormat, QTensor,
@@ -145,17 +145,27 @@ fn times(
     best
 }
 
-/// `cargo bench --bench int8_kernels [-- FILTER]`.
+/// `cargo bench --bench int8_kernels [-- [FILTER] [avx2|portable]]`: the instruction set
+/// defaults to the fastest this CPU has.
 fn main() {
-    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
-    let isa = Isa::detect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let named = |name: &str| args.iter().any(|a| a == name);
+    let isa = match () {
+        _ if named("portable") => Isa::Portable,
+        _ if named("avx2") => Isa::Avx2,
+        _ => Isa::detect(),
+    };
+    assert!(isa.is_available(), "{isa:?} is not available on this CPU");
+    let filter = args
+        .iter()
+        .find(|a| !a.starts_with("--") && !["portable", "avx2"].contains(&a.as_str()));
     let t0 = Instant::now();
     println!("int8 conv2d, TF-SepNet-64 layer shapes, batch 1, one thread, {isa:?}");
     let mut bytes = Bytes(0x1234_5678_9ABC_DEF1);
     let mut total = [0f64; 2];
     let mut all = true;
     for l in layers() {
-        if filter.as_deref().is_some_and(|f| !l.name.contains(f)) {
+        if filter.is_some_and(|f| !l.name.contains(f.as_str())) {
             all = false;
             continue;
         }

@@ -251,5 +251,20 @@ for i in range(int(os.environ.get("INT8_KERNELS_MEAN_SWEEP", "32"))):
     dims = [(2,), (3,), (2, 3), (-1, -2)][r(0, 3)]
     mean_case(f"mean_sweep_{i}", shape, dims, bool(r(0, 1)), bool(r(0, 1)), q=(0.01 + 0.1 * r(0, 9) / 9, r(0, 255)))
 
+# Drawn after every other case, so that their inputs stay as they were.
+# The shapes of TF-SepNet-64 (smaller planes), which the direct kernels take: a one-channel
+# input to 32 channels and the grouped stem conv (4 outputs per input channel), stride 2; "same"
+# 1x3 depthwise convs on rows of 16 and of 2; a channel multiplier of 2 with "same" padding; a
+# 5x5 depthwise conv; a 1x1 conv with neither the channels a multiple of 4 nor the positions
+# of 16.
+conv_case("stem_one_channel_to_32", 1, 1, 40, 64, 32, (3, 3), (2, 2), (1, 1), 1, False, True)
+conv_case("stem_grouped_4_per_channel", 1, 8, 20, 32, 32, (3, 3), (2, 2), (1, 1), 8, False, True)
+conv_case("depthwise_1x3_rows_of_16", 1, 16, 12, 16, 16, (1, 3), (1, 1), (0, 1), 16, False, True)
+conv_case("depthwise_1x3_rows_of_2", 2, 16, 9, 2, 16, (1, 3), (1, 1), (0, 1), 16, True, False)
+conv_case("depthwise_3x1_rows_of_8", 1, 24, 16, 8, 24, (3, 1), (1, 1), (1, 0), 24, False, True)
+conv_case("multiplier_2_3x3_same", 1, 6, 9, 20, 12, (3, 3), (1, 1), (1, 1), 6, True, True)
+conv_case("depthwise_5x5_stride_2", 1, 8, 13, 11, 8, (5, 5), (2, 2), (2, 2), 8, True, False)
+conv_case("pointwise_1x1_odd_sizes", 1, 37, 5, 7, 21, (1, 1), (1, 1), (0, 0), 1, True, True)
+
 json.dump({"capability": torch.backends.cpu.get_cpu_capability(), "cases": cases},
           open(sys.argv[1] + "/cases.json", "w"))

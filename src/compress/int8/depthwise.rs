@@ -132,20 +132,21 @@ impl Layout {
             // starts `pw` before the first padded row, so that the read is never negative.
             let offsets = (0..kh * kw).map(|t| (t / kw) * w + t % kw).collect();
             // Taps left or right of the centre column read the zero point where they leave the
-            // row: 0xFF marks the positions where they read the buffer.
+            // row: 0xFF marks the positions where they read the buffer (the same every row).
             let masks = (0..kh * kw)
                 .map(|t| {
                     let kx = t % kw;
                     (kx != pw).then(|| {
-                        (0..oh * ow)
-                            .map(|p| {
-                                if (pw..w + pw).contains(&(p % w + kx)) {
+                        let row: Vec<u8> = (0..w)
+                            .map(|x| {
+                                if (pw..w + pw).contains(&(x + kx)) {
                                     0xFF
                                 } else {
                                     0
                                 }
                             })
-                            .collect()
+                            .collect();
+                        row.repeat(oh)
                     })
                 })
                 .collect();

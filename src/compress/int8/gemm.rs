@@ -63,7 +63,8 @@ impl Isa {
 pub(crate) struct PackedWeights {
     n: usize,
     quads: usize,
-    /// `[n][quads]`: four `i8` per `i32`, byte `j` = term `4q + j` (zero past `k`).
+    /// `[n][quads]`: four `i8` per `i32`, byte `j` = term `4q + j` (zero past `k`, and zero rows
+    /// up to a multiple of 4 channels).
     bytes: Vec<i32>,
     /// `[n][quads]`: terms `(4q, 4q + 2)` and `(4q + 1, 4q + 3)` as `i16` pairs, for AVX2.
     even: Vec<i32>,
@@ -76,25 +77,43 @@ impl PackedWeights {
     /// `rows` holds `n` rows of `k` weights each.
     pub(crate) fn new(rows: &[i8], n: usize, k: usize) -> Self {
         let quads = k.div_ceil(4);
-        let mut w = PackedWeights {
+        // Zero rows up to a whole block of channels, so the VNNI tile needs no remainder case.
+        let mut bytes = vec![0i32; n.next_multiple_of(BLOCK) * quads];
+        let mut sums = Vec::with_capacity(n);
+        for (row, dst) in rows
+            .chunks_exact(k)
+            .take(n)
+            .zip(bytes.chunks_exact_mut(quads))
+        {
+            let mut full = row.chunks_exact(4);
+            for (d, t) in dst.iter_mut().zip(&mut full) {
+                *d = i32::from_le_bytes([t[0] as u8, t[1] as u8, t[2] as u8, t[3] as u8]);
+            }
+            let mut last = [0u8; 4];
+            for (b, &v) in last.iter_mut().zip(full.remainder()) {
+                *b = v as u8;
+            }
+            if !full.remainder().is_empty() {
+                dst[quads - 1] = i32::from_le_bytes(last);
+            }
+            sums.push(row.iter().map(|&v| v as i32).sum());
+        }
+        // Sign-extended i16 pairs of the quad's bytes 0 and 2, 1 and 3.
+        let pair = |q: i32, shift: u32| {
+            let lo = (q << (24 - shift)) >> 24;
+            let hi = (q << (8 - shift)) >> 24;
+            (lo & 0xFFFF) | (hi << 16)
+        };
+        let even = bytes.iter().map(|&q| pair(q, 0)).collect();
+        let odd = bytes.iter().map(|&q| pair(q, 8)).collect();
+        PackedWeights {
             n,
             quads,
-            bytes: Vec::with_capacity(n * quads),
-            even: Vec::with_capacity(n * quads),
-            odd: Vec::with_capacity(n * quads),
-            sums: Vec::with_capacity(n),
-        };
-        let pair = |a: i8, b: i8| (a as i16 as u16 as u32 | (b as i16 as u16 as u32) << 16) as i32;
-        for row in rows.chunks_exact(k).take(n) {
-            for q in 0..quads {
-                let t: [i8; 4] = std::array::from_fn(|j| row.get(4 * q + j).copied().unwrap_or(0));
-                w.bytes.push(i32::from_le_bytes(t.map(|v| v as u8)));
-                w.even.push(pair(t[0], t[2]));
-                w.odd.push(pair(t[1], t[3]));
-            }
-            w.sums.push(row.iter().map(|&v| v as i32).sum());
+            bytes,
+            even,
+            odd,
+            sums,
         }
-        w
     }
 
     pub(crate) fn quads(&self) -> usize {
@@ -150,7 +169,6 @@ fn gemm_portable(a: &[u8], positions: usize, w: &PackedWeights, acc: &mut [i32])
 }
 
 /// Output channels computed together, so each activation load serves several of them.
-#[cfg(target_arch = "x86_64")]
 const BLOCK: usize = 4;
 
 /// # Safety
@@ -205,30 +223,59 @@ unsafe fn gemm_avx2(a: &[u8], positions: usize, w: &PackedWeights, acc: &mut [i3
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn gemm_vnni(a: &[u8], positions: usize, w: &PackedWeights, acc: &mut [i32]) {
-    let panel_len = w.quads * PANEL * 4;
-    for (panel, xs) in a
-        .chunks_exact(panel_len)
-        .take(positions / PANEL)
-        .enumerate()
-    {
+    let panels = positions / PANEL;
+    let mut panel = 0;
+    while panel < panels {
+        // Four panels at a time while there are four: each weight broadcast serves all four,
+        // and the sixteen sums hide `vpdpbusd`'s latency.
+        let count = if panels - panel >= 4 { 4 } else { 1 };
         let mut o = 0;
         while o < w.n {
-            let block = BLOCK.min(w.n - o);
-            let mut sums = [_mm512_setzero_si512(); BLOCK];
-            for (q, quad) in xs.chunks_exact(PANEL * 4).enumerate() {
-                // SAFETY: `quad` holds 64 readable bytes; AVX-512 F is enabled.
-                let v = unsafe { _mm512_loadu_si512(quad.as_ptr().cast()) };
-                for (i, s) in sums.iter_mut().enumerate().take(block) {
-                    let t = _mm512_set1_epi32(w.bytes[(o + i) * w.quads + q]);
-                    *s = _mm512_dpbusd_epi32(*s, v, t);
-                }
+            if count == 4 {
+                vnni_tile::<4>(a, panel, o, positions, w, acc);
+            } else {
+                vnni_tile::<1>(a, panel, o, positions, w, acc);
             }
-            for (i, s) in sums.iter().enumerate().take(block) {
-                let out = &mut acc[(o + i) * positions + panel * PANEL..][..PANEL];
-                // SAFETY: `out` holds 16 writable i32; AVX-512 F is enabled.
-                unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), *s) };
+            o += BLOCK;
+        }
+        panel += count;
+    }
+}
+
+/// Output channels `o .. o + BLOCK` (those below `w.n`) for panels `panel .. panel + P`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+fn vnni_tile<const P: usize>(
+    a: &[u8],
+    panel: usize,
+    o: usize,
+    positions: usize,
+    w: &PackedWeights,
+    acc: &mut [i32],
+) {
+    let panel_len = w.quads * PANEL * 4;
+    let xs: [&[u8]; P] = std::array::from_fn(|i| &a[(panel + i) * panel_len..][..panel_len]);
+    // `bytes` has zero rows up to a multiple of BLOCK channels.
+    let ws = &w.bytes[o * w.quads..][..BLOCK * w.quads];
+    let mut sums = [[_mm512_setzero_si512(); P]; BLOCK];
+    for q in 0..w.quads {
+        // SAFETY: `xs[i]` holds `quads * 64` bytes, so `q * 64 + 64` are readable; AVX-512 F
+        // is enabled.
+        let v: [__m512i; P] = std::array::from_fn(|i| unsafe {
+            _mm512_loadu_si512(xs[i].as_ptr().add(q * 64).cast())
+        });
+        for (j, row) in sums.iter_mut().enumerate() {
+            let t = _mm512_set1_epi32(ws[j * w.quads + q]);
+            for (s, &x) in row.iter_mut().zip(&v) {
+                *s = _mm512_dpbusd_epi32(*s, x, t);
             }
-            o += block;
+        }
+    }
+    for (j, row) in sums.iter().enumerate().take(w.n - o) {
+        for (i, s) in row.iter().enumerate() {
+            let out = &mut acc[(o + j) * positions + (panel + i) * PANEL..][..PANEL];
+            // SAFETY: `out` holds 16 writable i32; AVX-512 F is enabled.
+            unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), *s) };
         }
     }
 }
@@ -242,7 +289,8 @@ mod tests {
         // Full-range activations against extreme weights: every pair sum would saturate i16.
         let k = 13;
         let n = 6;
-        let positions = 2 * PANEL;
+        // One block of four panels and two single ones.
+        let positions = 6 * PANEL;
         let rows: Vec<i8> = (0..n * k)
             .map(|i| if i % 3 == 0 { -128 } else { 127 })
             .collect();

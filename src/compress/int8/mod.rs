@@ -21,6 +21,11 @@
 //! saturates when two large activations meet two large same-sign weights; with the fbgemm
 //! qconfig's `reduce_range` activations (0..127) this cannot happen, and then the results agree.
 
+// Every unsafe operation in its own `unsafe` block with its safety condition, in the SIMD
+// kernels' `unsafe fn`s too; and an intrinsic the enabled target features do not cover does not
+// compile silently there.
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod conv;
 mod depthwise;
 mod elementwise;

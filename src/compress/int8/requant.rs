@@ -8,11 +8,19 @@ use std::arch::x86_64::*;
 
 /// `_mm256_cvtps_epi32`: round half to even; NaN and out-of-range values give `i32::MIN`.
 pub(crate) fn cvtps_epi32(x: f32) -> i32 {
-    let r = x.round_ties_even();
-    if (-2_147_483_648.0..2_147_483_648.0).contains(&r) {
-        r as i32
-    } else {
-        i32::MIN
+    // The same instruction on one lane (SSE is part of x86_64; the default MXCSR rounding is
+    // half to even). `round_ties_even` below compiles to a libm call without SSE4.1.
+    // SAFETY: SSE is part of x86_64.
+    #[cfg(target_arch = "x86_64")]
+    return unsafe { _mm_cvtss_si32(_mm_set_ss(x)) };
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let r = x.round_ties_even();
+        if (-2_147_483_648.0..2_147_483_648.0).contains(&r) {
+            r as i32
+        } else {
+            i32::MIN
+        }
     }
 }
 
@@ -48,6 +56,11 @@ pub(crate) struct ChannelRequant {
     multiplier: f32,
     zero_point: i32,
     low: i32,
+    /// What the vector code broadcasts (see [`Requant8`]): the bias or `+0.0`, and the output
+    /// bounds less the zero point, `low - zp` and `255 - zp`.
+    lane_bias: f32,
+    lane_min: i32,
+    lane_max: i32,
 }
 
 impl ChannelRequant {
@@ -62,15 +75,21 @@ impl ChannelRequant {
         fused: super::Fused,
     ) -> Self {
         let act_times_w_scale = input.scale * w_scale;
+        let bias = bias.map(|b| b / act_times_w_scale);
+        let zero_point = output.zero_point as i32;
+        let low = match fused {
+            super::Fused::None => 0,
+            super::Fused::Relu => zero_point,
+        };
         ChannelRequant {
             offset: input.zero_point as i32 * weight_sum,
-            bias: bias.map(|b| b / act_times_w_scale),
+            bias,
             multiplier: act_times_w_scale / output.scale,
-            zero_point: output.zero_point as i32,
-            low: match fused {
-                super::Fused::None => 0,
-                super::Fused::Relu => output.zero_point as i32,
-            },
+            zero_point,
+            low,
+            lane_bias: bias.unwrap_or(0.0),
+            lane_min: low - zero_point,
+            lane_max: 255 - zero_point,
         }
     }
 
@@ -185,10 +204,10 @@ impl Requant8 {
     pub(crate) fn new(r: &ChannelRequant) -> Self {
         Requant8 {
             offset: _mm256_set1_epi32(r.offset),
-            bias: _mm256_set1_ps(r.bias.unwrap_or(0.0)),
+            bias: _mm256_set1_ps(r.lane_bias),
             multiplier: _mm256_set1_ps(r.multiplier),
-            low: _mm256_set1_epi32(r.low - r.zero_point),
-            high: _mm256_set1_epi32(255 - r.zero_point),
+            low: _mm256_set1_epi32(r.lane_min),
+            high: _mm256_set1_epi32(r.lane_max),
             zero_point: _mm256_set1_epi32(r.zero_point),
         }
     }
@@ -237,10 +256,10 @@ impl Requant16 {
     pub(crate) fn new(r: &ChannelRequant) -> Self {
         Requant16 {
             offset: _mm512_set1_epi32(r.offset),
-            bias: _mm512_set1_ps(r.bias.unwrap_or(0.0)),
+            bias: _mm512_set1_ps(r.lane_bias),
             multiplier: _mm512_set1_ps(r.multiplier),
-            low: _mm512_set1_epi32(r.low - r.zero_point),
-            high: _mm512_set1_epi32(255 - r.zero_point),
+            low: _mm512_set1_epi32(r.lane_min),
+            high: _mm512_set1_epi32(r.lane_max),
             zero_point: _mm512_set1_epi32(r.zero_point),
         }
     }
