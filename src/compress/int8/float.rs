@@ -167,7 +167,7 @@ impl FloatNorm {
         let at = |b: usize, ch: usize, bin: usize| ((b * c + ch) * f + bin) * t;
         for b in 0..n {
             for bin in 0..f {
-                // f64 statistics: the f32 results then agree with ATen's to rounding.
+                // f64 statistics, so the f32 results agree with ATen's to rounding.
                 let (mut sum, mut sq) = (0f64, 0f64);
                 for ch in 0..c {
                     for &v in &x.data[at(b, ch, bin)..][..t] {
@@ -181,7 +181,9 @@ impl FloatNorm {
                 for ch in 0..c {
                     let i = at(b, ch, bin);
                     let pairs = out[i..i + t].iter_mut().zip(&x.data[i..i + t]);
-                    let normed = |v: f32| ((v as f64 - mean) * inv) as f32;
+                    // f32 from here, as ATen computes: the loops vectorise.
+                    let (mean, inv) = (mean as f32, inv as f32);
+                    let normed = |v: f32| (v - mean) * inv;
                     match self {
                         FloatNorm::ResNorm { lambda } => {
                             for (o, &v) in pairs {
