@@ -20,7 +20,7 @@ use super::int8::{Affine, AtenCapability, Conv2dConfig, Fused, Isa, QWeight};
 use super::observer::{Observer, ObserverKind, QParams};
 use crate::error::{Error, Result};
 use crate::models::blocks::{NormKind, Vb};
-use crate::models::graph::{eval_op, Graph, Op};
+use crate::models::graph::{eval_op, ConvOp, Graph, LinearOp, Op};
 use crate::models::{build_net, ModelConfig};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -501,29 +501,23 @@ impl QuantizedModel {
                             }
                         }
                         op if op.is_point() => {
+                            // INT8 layers compute with their dequantized weights.
                             let ys = match (op, &self.weights[i], integer) {
                                 (Op::Conv(c), Some(w), true) => {
-                                    let ys = refs[0].conv2d(
-                                        &w.dequantized(),
-                                        c.bias.as_ref(),
-                                        c.stride,
-                                        c.padding,
-                                        [1, 1],
-                                        c.groups,
-                                    );
-                                    if c.relu {
-                                        ys.relu()
-                                    } else {
-                                        ys
-                                    }
+                                    let dequantized = Op::Conv(ConvOp {
+                                        weight: w.dequantized(),
+                                        bias: c.bias.as_ref().map(Tensor::shallow_clone),
+                                        ..*c
+                                    });
+                                    eval_op(&dequantized, &refs)
                                 }
                                 (Op::Linear(l), Some(w), true) => {
-                                    let ys = refs[0].linear(&w.dequantized(), l.bias.as_ref());
-                                    if l.relu {
-                                        ys.relu()
-                                    } else {
-                                        ys
-                                    }
+                                    let dequantized = Op::Linear(LinearOp {
+                                        weight: w.dequantized(),
+                                        bias: l.bias.as_ref().map(Tensor::shallow_clone),
+                                        relu: l.relu,
+                                    });
+                                    eval_op(&dequantized, &refs)
                                 }
                                 _ => eval_op(op, &refs),
                             };
