@@ -4,7 +4,7 @@ use crate::compress::complexity::{count, CountOptions};
 use crate::data::{manifest::Manifest, synth};
 use crate::error::{Error, Result};
 use crate::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
-use crate::runner::{self, platform, RunOptions};
+use crate::runner::{self, platform, DeviceChoice, ExecutorKind, RunOptions};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -35,21 +35,53 @@ enum Command {
         /// Report directory [default: reports/<recipe id>].
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Stage cache [default: .cache/ascrepro].
+        /// Stage cache [default: .cache/ascrepro]. With Slurm, on a filesystem the nodes share.
         #[arg(long)]
         cache: Option<PathBuf>,
         /// Root of the real datasets [default: data].
         #[arg(long)]
         data_root: Option<PathBuf>,
-        /// libtorch intra-op threads; part of the platform identity (results are bit-identical only
-        /// for equal counts). One is fastest for these small models: their tensors are too small
-        /// for a second thread to pay for its synchronisation.
+        /// libtorch intra-op threads per stage; part of the platform identity of the numeric
+        /// stages on the CPU (libtorch splits reductions by thread, so results are bit-identical
+        /// only for equal counts). One is fastest for these small models.
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Where tensors live: auto (the GPU when one is visible), cpu, or cuda. Part of the
+        /// platform identity: a GPU run is a different platform.
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
+        /// Who computes the stages: local (this machine) or slurm (one batch job per stage).
+        #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+        executor: ExecutorKind,
+        /// Local executor: stages computed at once [default: the cores divided by --threads].
+        /// Scheduling only: the report is byte-identical for every value.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Slurm executor: submit the jobs and return; follow them with `ascrepro status`, and
+        /// run the same command again to write the report once they are done.
+        #[arg(long)]
+        detach: bool,
+        /// Slurm executor: the cache is on a filesystem every node shares, though this machine
+        /// does not recognise it as a network filesystem.
+        #[arg(long)]
+        shared_fs: bool,
         /// No progress output.
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Computes one stage of a run plan (`<cache>/runs/<run>/plan.json`, written by `run`)
+    /// into the cache; refuses if its inputs are not there. What every executor's jobs run.
+    Stage {
+        /// The plan file or its run directory.
+        plan: PathBuf,
+        /// The stage, as `kind:id` (e.g. `train:teacher`) or its index in the plan.
+        #[arg(long)]
+        node: String,
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// The state of a run's stage jobs (cache and Slurm), by its run directory or plan file.
+    Status { run: PathBuf },
     /// Validates a recipe's profile and prints its stage graph (each stage's kind, inputs,
     /// identity, and whether it is cached) without computing anything.
     Plan {
@@ -65,6 +97,9 @@ enum Command {
         /// Root of the real datasets [default: data].
         #[arg(long)]
         data_root: Option<PathBuf>,
+        /// The device the identities are computed for (see `run --device`).
+        #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+        device: DeviceChoice,
         /// Show what would be recomputed after editing this source file (repeatable), e.g.
         /// `--edited templates/index.html`.
         #[arg(long, value_name = "PATH")]
@@ -196,17 +231,57 @@ fn execute(cmd: Command) -> Result<()> {
             cache,
             data_root,
             threads,
+            device,
+            executor,
+            jobs,
+            detach,
+            shared_fs,
             quiet,
         } => {
             check_threads(threads)?;
-            runner::run(&RunOptions {
+            if jobs == Some(0) {
+                return Err(Error::msg("--jobs must be at least 1"));
+            }
+            if executor != ExecutorKind::Slurm && (detach || shared_fs) {
+                return Err(Error::msg(
+                    "--detach and --shared-fs are for --executor slurm",
+                ));
+            }
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let opts = RunOptions {
                 out,
                 cache,
                 data_root,
                 threads,
+                device,
+                executor,
+                jobs: jobs.unwrap_or((cores / threads).max(1)),
+                detach,
+                shared_fs,
                 quiet,
                 ..RunOptions::new(recipe, &profile)
-            })?;
+            };
+            if detach {
+                let s = runner::submit(&opts)?;
+                println!(
+                    "{} job(s) queued; follow them with `ascrepro status {}`",
+                    s.jobs.len(),
+                    s.run_dir.display()
+                );
+                for (label, id) in &s.jobs {
+                    println!("  {label}: job {id}");
+                }
+            } else {
+                runner::run(&opts)?;
+            }
+            Ok(())
+        }
+        Command::Stage { plan, node, quiet } => {
+            runner::compute_stage(&plan, &node, quiet)?;
+            Ok(())
+        }
+        Command::Status { run } => {
+            print!("{}", runner::status(&run)?);
             Ok(())
         }
         Command::Logits {
@@ -242,20 +317,30 @@ fn execute(cmd: Command) -> Result<()> {
             out,
             cache,
             data_root,
+            device,
             edited,
         } => {
             let mut code = runner::CodeIndex::embedded();
             for path in &edited {
                 code = code.edited(path)?;
             }
-            let nodes = runner::plan(&RunOptions {
+            let opts = RunOptions {
                 out,
                 cache,
                 data_root,
+                device,
                 code,
                 ..RunOptions::new(recipe, &profile)
-            })?;
+            };
+            let nodes = runner::plan(&opts)?;
             print!("{}", runner::executor::format_plan(&nodes));
+            if edited.is_empty() {
+                // Best effort: listing works on a read-only cache too.
+                match runner::write_plan(&opts) {
+                    Ok(file) => println!("run plan: {}", file.display()),
+                    Err(e) => eprintln!("note: the run plan was not written: {e}"),
+                }
+            }
             Ok(())
         }
         Command::Manifest {
@@ -343,7 +428,7 @@ fn execute(cmd: Command) -> Result<()> {
             reparam,
             json,
         } => {
-            platform::pin(1);
+            platform::pin(1, platform::DeviceChoice::Cpu)?;
             let mut spec = options.spec(&model);
             if spec.norm.as_deref() == Some("resnorm") && spec.resnorm_lambda.is_none() {
                 // ResNorm's lambda does not change the count; 0.1 is the reports' value.

@@ -5,6 +5,7 @@ mod overrides;
 mod prune;
 mod published;
 mod ranges;
+pub mod resources;
 pub mod schema;
 mod stages;
 mod training;

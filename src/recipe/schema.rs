@@ -309,6 +309,10 @@ pub struct ProfileSpec {
     /// Dotted-path overrides of recipe values, e.g. `training.epochs: 20`, `models.c160.width: 32`.
     #[serde(default)]
     pub set: BTreeMap<String, Value>,
+    /// What a Slurm job of each stage kind asks for (`default`: every kind), e.g.
+    /// `train: {gpus: 1, cpus: 8, mem: 32G, time: "24:00:00"}`. Scheduling only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, super::resources::ResourceSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -176,6 +176,7 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
             }
         }
         validate_data(ctx, name, &p.data)?;
+        super::resources::validate(ctx, name, p)?;
         if let Some(d) = &p.pretrain_data {
             validate_pretrain_data(ctx, name, d)?;
         }

@@ -81,6 +81,34 @@ fn upstream(graph: &Graph, targets: &[NodeId]) -> BTreeSet<NodeId> {
     wanted
 }
 
+/// Refuses to compute `node` unless every stored node it reads is complete in the cache.
+fn check_inputs_cached(
+    graph: &Graph,
+    cx: &Context,
+    hashes: &[String],
+    node: NodeId,
+    wanted: &BTreeSet<NodeId>,
+) -> Result<()> {
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|&&n| n != node)
+        .filter(|&&n| {
+            let s = graph.stage(n);
+            s.cached() && cx.cache.get(s.kind(), &hashes[n.0]).is_none()
+        })
+        .map(|&n| label(graph, n))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::msg(format!(
+        "stage {} was not computed: its input(s) {} are not in the cache {}. A stage job runs          after the jobs of its inputs; run the whole plan with `ascrepro run` (any executor),          which computes the inputs first.",
+        label(graph, node),
+        missing.join(", "),
+        cx.cache.root().display()
+    )))
+}
+
 /// Refuses, before anything is computed, a run that must write into a cache it cannot write.
 fn check_writable(
     graph: &Graph,
@@ -111,16 +139,35 @@ fn check_writable(
     })
 }
 
-/// Runs the nodes in order, all of them or only what `targets` need; returns their artefacts
-/// and the run's log.
+/// Which nodes [`execute`] runs.
+#[derive(Clone, Copy)]
+pub enum Scope<'a> {
+    /// Every node: a whole run.
+    All,
+    /// The targets and what they read, computing whatever is missing.
+    Upstream(&'a [NodeId]),
+    /// One node, computed if missing, from inputs that must all be in the cache already
+    /// (`ascrepro stage`, what every executor's job runs).
+    Only(NodeId),
+}
+
+/// Runs the nodes of `scope` in order; returns their artefacts and how many were computed.
 pub fn execute(
     graph: &Graph,
     cx: &Context,
     code: &CodeIndex,
-    targets: Option<&[NodeId]>,
+    scope: Scope,
 ) -> Result<(Outputs, usize)> {
     let hashes = identities(graph, code, &cx.platform);
-    let wanted = targets.map(|t| upstream(graph, t));
+    let wanted = match scope {
+        Scope::All => None,
+        Scope::Upstream(targets) => Some(upstream(graph, targets)),
+        Scope::Only(node) => {
+            let wanted = upstream(graph, &[node]);
+            check_inputs_cached(graph, cx, &hashes, node, &wanted)?;
+            Some(wanted)
+        }
+    };
     check_writable(graph, cx, &hashes, wanted.as_ref())?;
     let mut outs = Outputs::default();
     let mut computed = 0;

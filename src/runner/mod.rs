@@ -5,20 +5,27 @@
 
 pub mod cache;
 pub mod code;
+pub mod dispatch;
 pub mod executor;
 pub mod graph;
 pub mod platform;
+pub mod run_plan;
 pub mod stages;
 
 pub use cache::{Cache, StageHash};
 pub use code::CodeIndex;
+pub use dispatch::ExecutorKind;
 pub use executor::NodeStatus;
+pub use platform::DeviceChoice;
 
 use crate::error::{Error, Result};
 use crate::recipe::{self, Plan};
 use crate::results::*;
+use executor::Scope;
 use graph::{Context, Graph};
-use std::path::PathBuf;
+use run_plan::{PlannedNode, RunPlan};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub struct RunOptions {
@@ -30,8 +37,22 @@ pub struct RunOptions {
     pub cache: Option<PathBuf>,
     /// Root of real datasets; default `data` under the project.
     pub data_root: Option<PathBuf>,
-    /// libtorch intra-op threads (part of the platform: results are identical only for equal counts).
+    /// libtorch intra-op threads per stage (part of the platform of numeric stages: results
+    /// are identical only for equal counts).
     pub threads: usize,
+    pub device: DeviceChoice,
+    /// Who computes the stages: this process and its children, or Slurm.
+    pub executor: ExecutorKind,
+    /// Local executor: stages computed at once (1: in this process, one after another).
+    pub jobs: usize,
+    /// Slurm executor: submit and return without waiting.
+    pub detach: bool,
+    /// Slurm executor: the user asserts the cache is on a filesystem every node shares.
+    pub shared_fs: bool,
+    /// Directory relative recipe paths are read from; default the current directory.
+    pub project: Option<PathBuf>,
+    /// The ascrepro binary that jobs run; default this executable (tests name the CLI's).
+    pub job_exe: Option<PathBuf>,
     pub quiet: bool,
     /// The code stage identities hash: this build's ([`CodeIndex::embedded`]) unless a test
     /// asks what an edit would recompute.
@@ -48,6 +69,13 @@ impl RunOptions {
             cache: None,
             data_root: None,
             threads: 1,
+            device: DeviceChoice::Auto,
+            executor: ExecutorKind::Local,
+            jobs: 1,
+            detach: false,
+            shared_fs: false,
+            project: None,
+            job_exe: None,
             quiet: false,
             code: CodeIndex::embedded(),
         }
@@ -74,9 +102,12 @@ struct Prepared {
 }
 
 fn prepare(opts: &RunOptions) -> Result<Prepared> {
-    let platform = platform::pin(opts.threads).clone();
+    let platform = platform::pin(opts.threads, opts.device)?.clone();
     let plan = recipe::load(&opts.recipe, &opts.profile)?;
-    let project = std::env::current_dir().map_err(|e| Error::io(".", e))?;
+    let project = match &opts.project {
+        Some(p) => p.clone(),
+        None => std::env::current_dir().map_err(|e| Error::io(".", e))?,
+    };
     let cache = Cache::open(
         &opts
             .cache
@@ -131,7 +162,79 @@ pub fn plan(opts: &RunOptions) -> Result<Vec<NodeStatus>> {
     Ok(executor::status(&p.graph, &p.context(true), &opts.code))
 }
 
-/// Runs the recipe's profile end to end and writes the report.
+/// Writes the run plan of the recipe's profile (what `ascrepro stage` computes nodes of)
+/// without computing anything; returns its file.
+pub fn write_plan(opts: &RunOptions) -> Result<PathBuf> {
+    let p = prepare(opts)?;
+    Ok(p.run_plan(opts)?.write()?.join(run_plan::PLAN_FILE))
+}
+
+impl Prepared {
+    /// The resolved run plan of this graph: what every executor's jobs compute from.
+    fn run_plan(&self, opts: &RunOptions) -> Result<RunPlan> {
+        let hashes = executor::identities(&self.graph, &opts.code, &self.platform);
+        let on_gpu = self.platform["device"] != "cpu";
+        let last = self.graph.nodes.len() - 1;
+        let absolute =
+            |p: &Path| -> Result<PathBuf> { std::path::absolute(p).map_err(|e| Error::io(p, e)) };
+        let nodes = self
+            .graph
+            .nodes
+            .iter()
+            .zip(hashes)
+            .enumerate()
+            .map(|(i, (s, hash))| PlannedNode {
+                kind: s.kind().into(),
+                id: s.id(),
+                hash,
+                needs: s.needs().into_iter().map(|n| n.0).collect(),
+                stored: s.cached(),
+                job: s.cached() && i != last,
+                resources: recipe::resources::resolve(
+                    &self.plan.profile_spec,
+                    s.kind(),
+                    on_gpu && s.numeric(),
+                    opts.threads as u32,
+                ),
+            })
+            .collect();
+        Ok(RunPlan {
+            format: RunPlan::FORMAT,
+            recipe: absolute(&opts.recipe)?,
+            recipe_sha256: run_plan::file_sha256(&opts.recipe)?,
+            recipe_id: self.plan.recipe.id.clone(),
+            profile: self.plan.profile.clone(),
+            project: absolute(&self.project)?,
+            cache: absolute(self.cache.root())?,
+            data_root: absolute(&self.data_root)?,
+            out: absolute(&self.out_dir)?,
+            threads: opts.threads,
+            device: opts.device,
+            code_version: platform::code_version(),
+            platform: self.platform.clone(),
+            nodes,
+        })
+    }
+}
+
+fn job_exe(opts: &RunOptions) -> Result<PathBuf> {
+    match &opts.job_exe {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe().map_err(|e| Error::io("the running executable", e)),
+    }
+}
+
+/// What [`submit`] left running.
+pub struct Submitted {
+    pub run_dir: PathBuf,
+    /// `kind:id` and Slurm job id of every stage job waited for.
+    pub jobs: Vec<(String, String)>,
+}
+
+/// Runs the recipe's profile end to end and writes the report. With the local executor and
+/// `jobs` > 1, or with Slurm, the stages are computed by `ascrepro stage` jobs first; the report
+/// is then written here from the cache, by the same code as a one-process run, so every
+/// executor gives the same bytes.
 pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let started = Instant::now();
     let p = prepare(opts)?;
@@ -139,10 +242,44 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     crate::report::check_out_dir(&p.out_dir)?;
     let cx = p.context(opts.quiet);
     cx.say(&format!(
-        "ascrepro: {} (profile {}) on {}, {} thread(s)",
+        "ascrepro: {} (profile {}) on {}, {} thread(s) per stage",
         p.plan.recipe.id, p.plan.profile, cx.platform["device"], cx.platform["threads"]
     ));
-    let (outs, computed) = executor::execute(&p.graph, &cx, &opts.code, None)?;
+    let run_plan = p.run_plan(opts)?;
+    let run_dir = run_plan.write()?;
+    let jobs_seconds = match opts.executor {
+        ExecutorKind::Local if opts.jobs <= 1 => BTreeMap::new(),
+        ExecutorKind::Local => {
+            cx.say(&format!(
+                "  {} stage(s) at once; plan and logs: {}",
+                opts.jobs,
+                run_dir.display()
+            ));
+            dispatch::local::run(
+                &run_plan,
+                &run_dir,
+                &p.cache,
+                &job_exe(opts)?,
+                opts.jobs,
+                &cx,
+            )?
+        }
+        ExecutorKind::Slurm => {
+            let slurm =
+                dispatch::slurm::Slurm::connect(&run_plan, &job_exe(opts)?, opts.shared_fs)?;
+            let submitted = slurm.submit(&run_plan, &run_dir, &p.cache, &cx)?;
+            slurm.wait(&run_plan, &run_dir, &p.cache, &submitted, &cx)?
+        }
+    };
+    let (mut outs, mut computed) = executor::execute(&p.graph, &cx, &opts.code, Scope::All)?;
+    for t in outs.timings.iter_mut() {
+        let label = format!("{}:{}", t.kind, t.id);
+        if let Some(&seconds) = jobs_seconds.get(&label) {
+            t.seconds = seconds;
+            t.cached = false;
+        }
+    }
+    computed += jobs_seconds.len();
     let report = *p.graph.all().last().expect("the report is the last node");
     let record = outs.report(report).as_ref().clone();
     crate::report::write_timings(&record, &outs.timings, &p.out_dir)?;
@@ -170,6 +307,91 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     })
 }
 
+/// Slurm with `--detach`: submits every stage job not yet computed and returns. `ascrepro
+/// status` follows them; running `ascrepro run` again writes the report once they are done.
+pub fn submit(opts: &RunOptions) -> Result<Submitted> {
+    let p = prepare(opts)?;
+    crate::report::check_out_dir(&p.out_dir)?;
+    let cx = p.context(opts.quiet);
+    let run_plan = p.run_plan(opts)?;
+    let run_dir = run_plan.write()?;
+    let slurm = dispatch::slurm::Slurm::connect(&run_plan, &job_exe(opts)?, opts.shared_fs)?;
+    let jobs = slurm.submit(&run_plan, &run_dir, &p.cache, &cx)?;
+    Ok(Submitted { run_dir, jobs })
+}
+
+/// `ascrepro stage`: computes one node of a run plan into the cache, refusing if its inputs
+/// are not there, if the recipe changed since the plan was made, or if this binary or machine
+/// would give the node another identity than the plan's. Returns whether it computed it (false:
+/// it was already cached).
+pub fn compute_stage(plan_path: &Path, node: &str, quiet: bool) -> Result<bool> {
+    let (rp, _dir) = RunPlan::load(plan_path)?;
+    let index = rp.find(node)?;
+    let recipe_now = run_plan::file_sha256(&rp.recipe)?;
+    if recipe_now != rp.recipe_sha256 {
+        return Err(Error::file(
+            &rp.recipe,
+            "the recipe changed since the run plan was made: rerun `ascrepro run` to plan it again",
+        ));
+    }
+    if rp.code_version != platform::code_version() {
+        return Err(Error::msg(format!(
+            "the run plan was made by ascrepro {} and this is {}: run the jobs with the binary              that made the plan (on a cluster, one on the shared filesystem)",
+            rp.code_version,
+            platform::code_version()
+        )));
+    }
+    let opts = RunOptions {
+        out: Some(rp.out.clone()),
+        cache: Some(rp.cache.clone()),
+        data_root: Some(rp.data_root.clone()),
+        threads: rp.threads,
+        device: rp.device,
+        project: Some(rp.project.clone()),
+        quiet,
+        ..RunOptions::new(rp.recipe.clone(), &rp.profile)
+    };
+    let p = prepare(&opts)?;
+    if p.platform != rp.platform {
+        let differs: Vec<String> = rp
+            .platform
+            .iter()
+            .filter(|(k, v)| p.platform.get(*k) != Some(v))
+            .map(|(k, v)| {
+                format!(
+                    "{k}: plan {v}, here {}",
+                    p.platform.get(k).map_or("-", String::as_str)
+                )
+            })
+            .collect();
+        return Err(Error::msg(format!(
+            "this machine's numeric platform differs from the run plan's ({}): its results \
+             would not be the planned stage's. Run the job where the plan's platform holds \
+             (e.g. ask for a GPU in the profile's resources), or plan again here.",
+            differs.join("; ")
+        )));
+    }
+    let hashes = executor::identities(&p.graph, &opts.code, &p.platform);
+    if hashes.len() != rp.nodes.len() || hashes.iter().zip(&rp.nodes).any(|(h, n)| *h != n.hash) {
+        return Err(Error::msg(
+            "the stage graph made here differs from the run plan's (a data manifest or the \
+             recipe's inputs changed): rerun `ascrepro run` to plan it again",
+        ));
+    }
+    let cx = p.context(quiet);
+    let (_, computed) =
+        executor::execute(&p.graph, &cx, &opts.code, Scope::Only(graph::NodeId(index)))?;
+    Ok(computed > 0)
+}
+
+/// `ascrepro status`: every stage job of the run in `run` (its directory or plan file), from the
+/// cache and, for Slurm jobs, the scheduler.
+pub fn status(run: &Path) -> Result<String> {
+    let (rp, dir) = RunPlan::load(run)?;
+    let cache = Cache::open(&rp.cache)?;
+    dispatch::status(&rp, &dir, &cache)
+}
+
 /// Writes the logits of recipe stage `stage`'s model on every training clip to `out` (CSV or
 /// parquet by its extension; the format a `{kind: logits}` teacher reads), computing only the
 /// stages it needs. Returns the file's SHA-256, which the recipe names.
@@ -184,7 +406,12 @@ pub fn export_logits(opts: &RunOptions, stage: &str, out: &std::path::Path) -> R
     })?;
     let (data, features) = p.graph.inputs();
     let cx = p.context(opts.quiet);
-    let (outs, _) = executor::execute(&p.graph, &cx, &opts.code, Some(&[model, features]))?;
+    let (outs, _) = executor::execute(
+        &p.graph,
+        &cx,
+        &opts.code,
+        Scope::Upstream(&[model, features]),
+    )?;
     let clips: Vec<String> = outs
         .data(data)
         .dataset
