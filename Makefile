@@ -13,7 +13,7 @@ STAMP := $(VENV)/.deps-$(shell echo '$(PY_DEPS)' | sha256sum | cut -c1-12)
 BIN := target/release/ascrepro
 RECIPE := recipes/cai2023_tfsepnet.yaml
 
-.PHONY: setup build demo test fuzz bench check-reports clean
+.PHONY: setup build demo test fuzz bench bench-demo check-reports clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -51,6 +51,11 @@ fuzz: build
 # its peer (libtorch, or PyTorch through the venv's Python) measured in the same run.
 bench: build
 	cargo bench --locked
+
+# The local executor's speed-up (not part of `bench`: two cold demo runs, about 10 minutes):
+# `--jobs 1` then `--jobs 2` back to back, both reports checked against the committed one.
+bench-demo: build
+	benches/demo_jobs.sh $(BIN) $(RECIPE)
 
 # Regenerates the committed demo report from scratch and compares its checksums bit for bit.
 check-reports: build

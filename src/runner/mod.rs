@@ -271,7 +271,9 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             slurm.wait(&run_plan, &run_dir, &p.cache, &submitted, &cx)?
         }
     };
-    let (mut outs, mut computed) = executor::execute(&p.graph, &cx, &opts.code, Scope::All)?;
+    // After jobs, every stage loads from the cache: their lines were said as they ended.
+    let final_cx = p.context(opts.quiet || !jobs_seconds.is_empty());
+    let (mut outs, mut computed) = executor::execute(&p.graph, &final_cx, &opts.code, Scope::All)?;
     for t in outs.timings.iter_mut() {
         let label = format!("{}:{}", t.kind, t.id);
         if let Some(&seconds) = jobs_seconds.get(&label) {
