@@ -161,3 +161,44 @@ fn a_stage_job_computes_its_node_from_cached_inputs_only() {
         "{err}"
     );
 }
+
+/// Only libtorch's thread count is part of a numeric stage's identity; the Rust stages split
+/// their parallel work per clip, so any rayon pool gives the same bytes (what lets `--jobs`
+/// share the cores without changing a result).
+#[test]
+fn rust_stages_give_the_same_bytes_on_any_number_of_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("tiny.yaml"), TINY).unwrap();
+    let mut manifests = Vec::new();
+    for threads in ["1", "2"] {
+        let cache = format!("c{threads}");
+        let (out, _) = ok(d, &["plan", "tiny.yaml", "--cache", &cache]);
+        let plan = out
+            .lines()
+            .find_map(|l| l.strip_prefix("run plan: "))
+            .unwrap()
+            .to_string();
+        for node in ["data:synth", "features:cpmel-128", "devsim:devsim-2x6"] {
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_ascrepro"))
+                .current_dir(d)
+                .env("RAYON_NUM_THREADS", threads)
+                .args(["stage", &plan, "--node", node, "--quiet"])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let mut entries: Vec<(String, String)> = std::fs::read_dir(d.join(&cache).join("stages"))
+            .unwrap()
+            .flatten()
+            .map(|e| {
+                let manifest = std::fs::read_to_string(e.path().join(".manifest")).unwrap();
+                (e.file_name().to_string_lossy().to_string(), manifest)
+            })
+            .collect();
+        entries.sort();
+        assert_eq!(entries.len(), 3);
+        manifests.push(entries);
+    }
+    assert_eq!(manifests[0], manifests[1]);
+}

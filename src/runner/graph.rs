@@ -33,7 +33,11 @@ pub trait Stage {
     fn needs(&self) -> Vec<NodeId>;
     /// Source files and folders (ending in `/`) its artefact depends on.
     fn code(&self) -> &'static [&'static str];
-    /// Whether the numeric platform (libtorch, threads, CPU capability) is part of its identity.
+    /// Whether the numeric platform (libtorch, its thread count, CPU capability, device) is
+    /// part of its identity: true for stages that run libtorch kernels, whose CPU reductions
+    /// are split by thread and whose GPU kernels differ from the CPU's. Stages computed in Rust
+    /// alone split their parallel loops per clip, so they give the same bytes on any number of
+    /// rayon threads, and `--jobs` is part of no identity.
     fn numeric(&self) -> bool {
         false
     }
