@@ -428,7 +428,7 @@ fn execute(cmd: Command) -> Result<()> {
             reparam,
             json,
         } => {
-            platform::pin(1, platform::DeviceChoice::Cpu)?;
+            platform::pin(1, platform::DeviceChoice::Cpu, true)?;
             let mut spec = options.spec(&model);
             if spec.norm.as_deref() == Some("resnorm") && spec.resnorm_lambda.is_none() {
                 // ResNorm's lambda does not change the count; 0.1 is the reports' value.

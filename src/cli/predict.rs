@@ -65,7 +65,7 @@ struct Loaded {
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
-    platform::pin(1, platform::DeviceChoice::Auto)?;
+    platform::pin(1, platform::DeviceChoice::Auto, true)?;
     let device = platform::device();
     let id: FrontendId = args
         .frontend

@@ -101,9 +101,45 @@ struct Prepared {
     platform: std::collections::BTreeMap<String, String>,
 }
 
-fn prepare(opts: &RunOptions) -> Result<Prepared> {
-    let platform = platform::pin(opts.threads, opts.device)?.clone();
+/// What the process preparing a run does with it.
+#[derive(Clone, Copy, PartialEq)]
+enum Role {
+    /// Computes stages here (or in child processes on this machine).
+    Compute,
+    /// Plans, submits, or writes the report from the cache: numeric stages run elsewhere.
+    Plan,
+}
+
+/// `--device` as the run plans it: with Slurm, `auto` is the GPU for full-size (real-data)
+/// profiles, whose training stages then ask for one, and the CPU for synthetic ones; elsewhere
+/// `auto` is decided by what this machine sees.
+fn planned_device(opts: &RunOptions, plan: &Plan) -> DeviceChoice {
+    match (opts.executor, opts.device) {
+        (ExecutorKind::Slurm, DeviceChoice::Auto) => {
+            if plan.profile_spec.data.kind == recipe::DataKind::Tau2022 {
+                DeviceChoice::Cuda
+            } else {
+                DeviceChoice::Cpu
+            }
+        }
+        (_, d) => d,
+    }
+}
+
+fn prepare(opts: &RunOptions, role: Role) -> Result<Prepared> {
+    // Pinned before anything can touch libtorch (reading a recipe builds model configurations);
+    // Slurm's `auto` is settled once the recipe says which data the profile runs on.
+    let slurm_auto = opts.executor == ExecutorKind::Slurm && opts.device == DeviceChoice::Auto;
+    let first = if slurm_auto {
+        DeviceChoice::Cpu
+    } else {
+        opts.device
+    };
+    let mut platform = platform::pin(opts.threads, first, role == Role::Compute)?.clone();
     let plan = recipe::load(&opts.recipe, &opts.profile)?;
+    if slurm_auto && planned_device(opts, &plan) == DeviceChoice::Cuda {
+        platform.insert("device".into(), "cuda".into());
+    }
     let project = match &opts.project {
         Some(p) => p.clone(),
         None => std::env::current_dir().map_err(|e| Error::io(".", e))?,
@@ -158,14 +194,14 @@ impl Prepared {
 /// Validates the recipe's profile and lists its stage graph (kind, inputs, identity, cached or
 /// not) without computing anything.
 pub fn plan(opts: &RunOptions) -> Result<Vec<NodeStatus>> {
-    let p = prepare(opts)?;
+    let p = prepare(opts, Role::Plan)?;
     Ok(executor::status(&p.graph, &p.context(true), &opts.code))
 }
 
 /// Writes the run plan of the recipe's profile (what `ascrepro stage` computes nodes of)
 /// without computing anything; returns its file.
 pub fn write_plan(opts: &RunOptions) -> Result<PathBuf> {
-    let p = prepare(opts)?;
+    let p = prepare(opts, Role::Plan)?;
     Ok(p.run_plan(opts)?.write()?.join(run_plan::PLAN_FILE))
 }
 
@@ -209,7 +245,7 @@ impl Prepared {
             data_root: absolute(&self.data_root)?,
             out: absolute(&self.out_dir)?,
             threads: opts.threads,
-            device: opts.device,
+            device: planned_device(opts, &self.plan),
             code_version: platform::code_version(),
             platform: self.platform.clone(),
             nodes,
@@ -237,7 +273,14 @@ pub struct Submitted {
 /// executor gives the same bytes.
 pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let started = Instant::now();
-    let p = prepare(opts)?;
+    let p = prepare(
+        opts,
+        if opts.executor == ExecutorKind::Slurm {
+            Role::Plan
+        } else {
+            Role::Compute
+        },
+    )?;
     // Refused now rather than after the training: `render` would refuse it at the end.
     crate::report::check_out_dir(&p.out_dir)?;
     let cx = p.context(opts.quiet);
@@ -246,10 +289,12 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         p.plan.recipe.id, p.plan.profile, cx.platform["device"], cx.platform["threads"]
     ));
     let run_plan = p.run_plan(opts)?;
-    let run_dir = run_plan.write()?;
     let jobs_seconds = match opts.executor {
         ExecutorKind::Local if opts.jobs <= 1 => BTreeMap::new(),
+        // All cached: nothing to hand out (and a read-only cache is enough).
+        _ if dispatch::pending(&run_plan, &p.cache).is_empty() => BTreeMap::new(),
         ExecutorKind::Local => {
+            let run_dir = run_plan.write()?;
             cx.say(&format!(
                 "  {} stage(s) at once; plan and logs: {}",
                 opts.jobs,
@@ -267,6 +312,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         ExecutorKind::Slurm => {
             let slurm =
                 dispatch::slurm::Slurm::connect(&run_plan, &job_exe(opts)?, opts.shared_fs)?;
+            let run_dir = run_plan.write()?;
             let submitted = slurm.submit(&run_plan, &run_dir, &p.cache, &cx)?;
             slurm.wait(&run_plan, &run_dir, &p.cache, &submitted, &cx)?
         }
@@ -312,7 +358,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
 /// Slurm with `--detach`: submits every stage job not yet computed and returns. `ascrepro
 /// status` follows them; running `ascrepro run` again writes the report once they are done.
 pub fn submit(opts: &RunOptions) -> Result<Submitted> {
-    let p = prepare(opts)?;
+    let p = prepare(opts, Role::Plan)?;
     crate::report::check_out_dir(&p.out_dir)?;
     let cx = p.context(opts.quiet);
     let run_plan = p.run_plan(opts)?;
@@ -353,7 +399,7 @@ pub fn compute_stage(plan_path: &Path, node: &str, quiet: bool) -> Result<bool> 
         quiet,
         ..RunOptions::new(rp.recipe.clone(), &rp.profile)
     };
-    let p = prepare(&opts)?;
+    let p = prepare(&opts, Role::Compute)?;
     if p.platform != rp.platform {
         let differs: Vec<String> = rp
             .platform
@@ -398,7 +444,7 @@ pub fn status(run: &Path) -> Result<String> {
 /// parquet by its extension; the format a `{kind: logits}` teacher reads), computing only the
 /// stages it needs. Returns the file's SHA-256, which the recipe names.
 pub fn export_logits(opts: &RunOptions, stage: &str, out: &std::path::Path) -> Result<String> {
-    let p = prepare(opts)?;
+    let p = prepare(opts, Role::Compute)?;
     let model = p.graph.model_of(stage).map_err(|_| {
         Error::msg(format!(
             "stage `{stage}` makes no model in profile `{}` (it runs: {})",

@@ -54,7 +54,15 @@ static PINNED: OnceLock<Pinned> = OnceLock::new();
 /// Pins libtorch's thread counts, CPU capability and device before any tensor work, once per
 /// process, and returns the platform record. Later calls return the first record (thread pools
 /// cannot be resized after first use, nor libtorch's CUDA backend unloaded).
-pub fn pin(threads: usize, choice: DeviceChoice) -> Result<&'static BTreeMap<String, String>> {
+///
+/// `computes`: whether this process computes numeric stages. One that only plans, submits jobs
+/// or writes a report from the cache (a cluster's login node) records `--device cuda` without
+/// a GPU of its own; the jobs that compute check theirs.
+pub fn pin(
+    threads: usize,
+    choice: DeviceChoice,
+    computes: bool,
+) -> Result<&'static BTreeMap<String, String>> {
     if let Some(p) = PINNED.get() {
         return Ok(&p.record);
     }
@@ -64,7 +72,13 @@ pub fn pin(threads: usize, choice: DeviceChoice) -> Result<&'static BTreeMap<Str
     if capability == "avx2" {
         std::env::set_var("ONEDNN_MAX_CPU_ISA", "AVX2");
     }
-    let device = resolve(choice)?;
+    let (device, name) = match choice {
+        DeviceChoice::Cuda if !computes => (Device::Cpu, "cuda".to_string()),
+        _ => {
+            let d = resolve(choice)?;
+            (d, device_name(d))
+        }
+    };
     if device.is_cuda() {
         // cuBLAS is deterministic only with a fixed workspace; set before its first handle.
         if std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
@@ -81,7 +95,7 @@ pub fn pin(threads: usize, choice: DeviceChoice) -> Result<&'static BTreeMap<Str
     p.insert("cpu_capability".into(), capability);
     p.insert("arch".into(), std::env::consts::ARCH.into());
     p.insert("os".into(), std::env::consts::OS.into());
-    p.insert("device".into(), device_name(device));
+    p.insert("device".into(), name);
     let pinned = PINNED.get_or_init(|| Pinned { record: p, device });
     Ok(&pinned.record)
 }
