@@ -202,6 +202,32 @@ impl Cache {
         Ok(())
     }
 
+    /// Verifies the stage's entry, if there is one; a damaged one is discarded (under the
+    /// stage's lock, as [`Cache::get_or_compute`] does) and the reason returned.
+    pub fn discard_if_damaged(&self, kind: &str, hash: &str) -> Result<Option<String>> {
+        if !matches!(self.lookup(kind, hash), Lookup::Damaged(_)) {
+            return Ok(None);
+        }
+        let path = self
+            .root
+            .join("locks")
+            .join(format!("{kind}-{}.lock", &hash[..24]));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        lock.lock().at(&path)?;
+        match self.lookup(kind, hash) {
+            Lookup::Damaged(why) => {
+                self.discard(&self.final_dir(kind, hash))?;
+                Ok(Some(why))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The stage's entry and whether this call computed it: a verified entry that `keep`
     /// accepts, or else computed by `produce` under the stage's lock (a damaged or rejected
     /// entry is discarded first). `notify` hears of a wait for another run holding the lock and

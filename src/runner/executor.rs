@@ -81,6 +81,23 @@ fn upstream(graph: &Graph, targets: &[NodeId]) -> BTreeSet<NodeId> {
     wanted
 }
 
+/// What a run says of a damaged entry it discards: even when quiet, as it is about the user's
+/// files, not progress.
+pub(super) fn damaged_notice(kind: &str, id: &str, why: &str) -> String {
+    format!("  cache     damaged entry of {kind} `{id}` discarded ({why}); recomputing it")
+}
+
+/// Discards every damaged entry of the graph's stored nodes (saying so), so that executors
+/// hand them out as jobs; a verified entry is left as it is.
+pub(super) fn discard_damaged(graph: &Graph, cache: &Cache, hashes: &[String]) -> Result<()> {
+    for (s, hash) in graph.nodes.iter().zip(hashes).filter(|(s, _)| s.cached()) {
+        if let Some(why) = cache.discard_if_damaged(s.kind(), hash)? {
+            eprintln!("{}", damaged_notice(s.kind(), &s.id(), &why));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses to compute `node` unless every stored node it reads is complete in the cache.
 fn check_inputs_cached(
     graph: &Graph,
@@ -102,7 +119,9 @@ fn check_inputs_cached(
         return Ok(());
     }
     Err(Error::msg(format!(
-        "stage {} was not computed: its input(s) {} are not in the cache {}. A stage job runs          after the jobs of its inputs; run the whole plan with `ascrepro run` (any executor),          which computes the inputs first.",
+        "stage {} was not computed: its input(s) {} are not in the cache {}. A stage job runs \
+         after the jobs of its inputs; run the whole plan with `ascrepro run` (any \
+         executor), which computes the inputs first.",
         label(graph, node),
         missing.join(", "),
         cx.cache.root().display()
@@ -110,7 +129,7 @@ fn check_inputs_cached(
 }
 
 /// Refuses, before anything is computed, a run that must write into a cache it cannot write.
-fn check_writable(
+pub(super) fn check_writable(
     graph: &Graph,
     cx: &Context,
     hashes: &[String],
@@ -152,11 +171,14 @@ pub enum Scope<'a> {
 }
 
 /// Runs the nodes of `scope` in order; returns their artefacts and how many were computed.
+/// `ran`: stages this run's jobs computed (by `kind:id`, with their seconds), logged and
+/// timed as computed rather than as found in the cache; their lines were said as they ended.
 pub fn execute(
     graph: &Graph,
     cx: &Context,
     code: &CodeIndex,
     scope: Scope,
+    ran: &BTreeMap<String, f64>,
 ) -> Result<(Outputs, usize)> {
     let hashes = identities(graph, code, &cx.platform);
     let wanted = match scope {
@@ -191,24 +213,25 @@ pub fn execute(
                             "  {kind:<9} {id:<22} waiting for another run computing it"
                         )),
                         // Shown even when quiet: it is about the user's files, not progress.
-                        Notice::Damaged(why) => eprintln!(
-                            "  cache     damaged entry of {kind} `{id}` discarded ({why}); \
-                             recomputing it"
-                        ),
+                        Notice::Damaged(why) => eprintln!("{}", damaged_notice(kind, &id, &why)),
                     },
                     |dir| s.reusable(cx, dir),
                     |dir| s.produce(cx, &outs, dir),
                 )
                 .map_err(|e| explain_fault(cx.cache, kind, &id, e))?;
-            let seconds = t0.elapsed().as_secs_f64();
-            cx.say(&format!(
-                "  {kind:<9} {id:<22} {}",
-                if fresh {
-                    format!("computed in {seconds:.1} s")
-                } else {
-                    "cached".to_string()
-                }
-            ));
+            let by_job = ran.get(&format!("{kind}:{id}")).copied();
+            let fresh = fresh || by_job.is_some();
+            let seconds = by_job.unwrap_or_else(|| t0.elapsed().as_secs_f64());
+            if by_job.is_none() {
+                cx.say(&format!(
+                    "  {kind:<9} {id:<22} {}",
+                    if fresh {
+                        format!("computed in {seconds:.1} s")
+                    } else {
+                        "cached".to_string()
+                    }
+                ));
+            }
             computed += usize::from(fresh);
             outs.timings.push(StageTiming {
                 kind: kind.to_string(),

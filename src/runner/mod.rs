@@ -289,10 +289,20 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         p.plan.recipe.id, p.plan.profile, cx.platform["device"], cx.platform["threads"]
     ));
     let run_plan = p.run_plan(opts)?;
+    let in_process = opts.executor == ExecutorKind::Local && opts.jobs <= 1;
+    let hashes: Vec<String> = run_plan.nodes.iter().map(|n| n.hash.clone()).collect();
+    if !in_process {
+        // Before handing out jobs: a damaged entry is a job to run, not an input to trust.
+        executor::discard_damaged(&p.graph, &p.cache, &hashes)?;
+    }
+    let pending = dispatch::pending(&run_plan, &p.cache);
+    if !pending.is_empty() && !in_process {
+        executor::check_writable(&p.graph, &cx, &hashes, None)?;
+    }
     let jobs_seconds = match opts.executor {
-        ExecutorKind::Local if opts.jobs <= 1 => BTreeMap::new(),
+        _ if in_process => BTreeMap::new(),
         // All cached: nothing to hand out (and a read-only cache is enough).
-        _ if dispatch::pending(&run_plan, &p.cache).is_empty() => BTreeMap::new(),
+        _ if pending.is_empty() => BTreeMap::new(),
         ExecutorKind::Local => {
             let run_dir = run_plan.write()?;
             cx.say(&format!(
@@ -317,17 +327,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
             slurm.wait(&run_plan, &run_dir, &p.cache, &submitted, &cx)?
         }
     };
-    // After jobs, every stage loads from the cache: their lines were said as they ended.
-    let final_cx = p.context(opts.quiet || !jobs_seconds.is_empty());
-    let (mut outs, mut computed) = executor::execute(&p.graph, &final_cx, &opts.code, Scope::All)?;
-    for t in outs.timings.iter_mut() {
-        let label = format!("{}:{}", t.kind, t.id);
-        if let Some(&seconds) = jobs_seconds.get(&label) {
-            t.seconds = seconds;
-            t.cached = false;
-        }
-    }
-    computed += jobs_seconds.len();
+    let (outs, computed) = executor::execute(&p.graph, &cx, &opts.code, Scope::All, &jobs_seconds)?;
     let report = *p.graph.all().last().expect("the report is the last node");
     let record = outs.report(report).as_ref().clone();
     crate::report::write_timings(&record, &outs.timings, &p.out_dir)?;
@@ -384,7 +384,8 @@ pub fn compute_stage(plan_path: &Path, node: &str, quiet: bool) -> Result<bool> 
     }
     if rp.code_version != platform::code_version() {
         return Err(Error::msg(format!(
-            "the run plan was made by ascrepro {} and this is {}: run the jobs with the binary              that made the plan (on a cluster, one on the shared filesystem)",
+            "the run plan was made by ascrepro {} and this is {}: run the jobs with the binary \
+             that made the plan (on a cluster, one on the shared filesystem)",
             rp.code_version,
             platform::code_version()
         )));
@@ -427,8 +428,13 @@ pub fn compute_stage(plan_path: &Path, node: &str, quiet: bool) -> Result<bool> 
         ));
     }
     let cx = p.context(quiet);
-    let (_, computed) =
-        executor::execute(&p.graph, &cx, &opts.code, Scope::Only(graph::NodeId(index)))?;
+    let (_, computed) = executor::execute(
+        &p.graph,
+        &cx,
+        &opts.code,
+        Scope::Only(graph::NodeId(index)),
+        &BTreeMap::new(),
+    )?;
     Ok(computed > 0)
 }
 
@@ -459,6 +465,7 @@ pub fn export_logits(opts: &RunOptions, stage: &str, out: &std::path::Path) -> R
         &cx,
         &opts.code,
         Scope::Upstream(&[model, features]),
+        &BTreeMap::new(),
     )?;
     let clips: Vec<String> = outs
         .data(data)

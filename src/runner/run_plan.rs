@@ -169,23 +169,20 @@ impl RunPlan {
             })
     }
 
-    /// The stored nodes whose outputs `node` reads, directly or through loaded-only nodes.
-    pub fn stored_needs(&self, node: usize) -> Vec<usize> {
-        let mut out = Vec::new();
+    /// The stored nodes upstream of `node`, directly or not: a stage's job loads every
+    /// artefact upstream of it (an input's artefact is loaded from its own inputs'), so all of
+    /// them must be in the cache first.
+    pub fn stored_ancestors(&self, node: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.nodes.len()];
         let mut stack: Vec<usize> = self.nodes[node].needs.clone();
-        let mut seen = std::collections::BTreeSet::new();
         while let Some(n) = stack.pop() {
-            if !seen.insert(n) {
-                continue;
-            }
-            if self.nodes[n].stored {
-                out.push(n);
-            } else {
+            if !std::mem::replace(&mut seen[n], true) {
                 stack.extend(&self.nodes[n].needs);
             }
         }
-        out.sort_unstable();
-        out
+        (0..self.nodes.len())
+            .filter(|&n| seen[n] && self.nodes[n].stored)
+            .collect()
     }
 
     /// How many nodes read `node`'s output, directly or not: the local executor starts the

@@ -199,13 +199,15 @@ pub fn run_recipe_ok(dir: &Path, recipe: &str, cache: &str, out: &str) -> String
     stderr
 }
 
-/// The status word of stage `kind id` in a run's log ("cached", "computed"); exactly one line.
+/// The status word of stage `kind id` in a run's log ("cached", "computed"); exactly one line
+/// (besides the local executor's `started` line of a stage it runs as a job).
 pub fn stage_status(log: &str, kind: &str, id: &str) -> String {
     let found: Vec<String> = log
         .lines()
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
-            (w.len() >= 3 && w[0] == kind && w[1] == id).then(|| w[2].to_string())
+            (w.len() >= 3 && w[0] == kind && w[1] == id && w[2] != "started")
+                .then(|| w[2].to_string())
         })
         .collect();
     assert_eq!(found.len(), 1, "expected one `{kind} {id}` line in:\n{log}");

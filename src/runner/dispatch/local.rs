@@ -3,7 +3,7 @@
 //! stages with the most work behind them first. Each child runs libtorch with the plan's
 //! thread count, so what it computes is what a one-process run computes.
 
-use super::{file_label, logs_dir, pending, tail, Job};
+use super::{file_label, job_failure, logs_dir, pending, Job};
 use crate::error::{Error, IoContext, Result};
 use crate::runner::cache::Cache;
 use crate::runner::graph::Context;
@@ -74,11 +74,10 @@ pub fn run(
                             node.kind, node.id
                         ));
                     } else {
-                        failures.push(format!(
-                            "stage {} failed ({status}); the end of its log {}:\n{}",
-                            node.label(),
-                            r.log.display(),
-                            tail(&r.log, 12)
+                        failures.push(job_failure(
+                            &node.label(),
+                            &format!("the job failed ({status})"),
+                            &r.log,
                         ));
                     }
                 }

@@ -33,8 +33,8 @@ pub fn is_cached(plan: &RunPlan, cache: &Cache, n: usize) -> bool {
     cache.get(&node.kind, &node.hash).is_some()
 }
 
-/// The job nodes not complete in the cache, in plan order, each with the pending jobs it
-/// reads.
+/// The job nodes not complete in the cache, in plan order, each with the pending jobs
+/// upstream of it.
 pub fn pending(plan: &RunPlan, cache: &Cache) -> Vec<Job> {
     let todo: Vec<bool> = (0..plan.nodes.len())
         .map(|n| plan.nodes[n].job && !is_cached(plan, cache, n))
@@ -44,7 +44,7 @@ pub fn pending(plan: &RunPlan, cache: &Cache) -> Vec<Job> {
         .map(|n| Job {
             node: n,
             after: plan
-                .stored_needs(n)
+                .stored_ancestors(n)
                 .into_iter()
                 .filter(|&d| todo[d])
                 .collect(),
@@ -90,6 +90,21 @@ pub fn tail(path: &Path, lines: usize) -> String {
                 .join("\n")
         }
         Err(e) => format!("    (no log at {}: {e})", path.display()),
+    }
+}
+
+/// Why a job failed, for the run's error: the job's own `error:` line when its log ends with
+/// one (it already names the stage, the file and what to do), else what ended it and the
+/// log's tail.
+pub fn job_failure(label: &str, how: &str, log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    match text.lines().rev().find_map(|l| l.strip_prefix("error: ")) {
+        Some(own) => format!("{own} (job log: {})", log.display()),
+        None => format!(
+            "stage {label}: {how}; the end of its log {}:\n{}",
+            log.display(),
+            tail(log, 12)
+        ),
     }
 }
 

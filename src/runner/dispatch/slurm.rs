@@ -5,7 +5,7 @@
 //! recorded in the run directory, so a rerun waits on jobs still queued rather than submitting
 //! them twice, and resubmits only what is neither cached nor queued.
 
-use super::{file_label, logs_dir, pending, tail};
+use super::{file_label, job_failure, logs_dir, pending};
 use crate::error::{Error, IoContext, Result};
 use crate::runner::cache::Cache;
 use crate::runner::graph::Context;
@@ -406,10 +406,10 @@ impl Slurm {
                             seconds.insert(label, took);
                         } else {
                             let what = state.map_or("ended".to_string(), |s| s.describe());
-                            failures.push(format!(
-                                "stage {label}: job {id} {what} without a result; the end of its log {}:\n{}",
-                                log_path(run_dir, plan, n, &id).display(),
-                                tail(&log_path(run_dir, plan, n, &id), 12)
+                            failures.push(job_failure(
+                                &label,
+                                &format!("job {id} {what} without a result"),
+                                &log_path(run_dir, plan, n, &id),
                             ));
                         }
                     }
