@@ -262,6 +262,17 @@ pub fn execute(
 /// error): the stage, the path, the OS error, that the cache is intact and how to resume.
 /// Other errors (bad input, libtorch) already say what they need to and pass unchanged.
 fn explain_fault(cache: &Cache, kind: &str, id: &str, e: Error) -> Error {
+    explain_storage_fault(
+        cache,
+        &format!("stage `{id}` ({kind})"),
+        "nothing of this one was published (its epoch checkpoints are kept)",
+        e,
+    )
+}
+
+/// [`explain_fault`] for what a run writes besides stages (the run plan): `what` failed, what
+/// was kept, and the remedy.
+pub(super) fn explain_storage_fault(cache: &Cache, what: &str, kept: &str, e: Error) -> Error {
     let Some((path, io)) = storage_fault(&e) else {
         return e;
     };
@@ -273,9 +284,9 @@ fn explain_fault(cache: &Cache, kind: &str, id: &str, e: Error) -> Error {
         _ => "check the device",
     };
     Error::msg(format!(
-        "stage `{id}` ({kind}) failed: {}: {io}. The cache {} is intact: completed stages are \
-         kept and nothing of this one was published (its epoch checkpoints are kept); {remedy} \
-         (or pass --cache with another directory) and rerun the same command to resume.",
+        "{what} failed: {}: {io}. The cache {} is intact: completed stages are kept and \
+         {kept}; {remedy} (or pass --cache with another directory) and rerun the same command \
+         to resume.",
         path.display(),
         cache.root().display()
     ))

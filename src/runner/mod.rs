@@ -253,6 +253,13 @@ impl Prepared {
     }
 }
 
+/// Writes the run plan that jobs compute from, a storage fault explained as a stage's is.
+fn write_run_plan(plan: &RunPlan, cache: &Cache) -> Result<PathBuf> {
+    plan.write().map_err(|e| {
+        executor::explain_storage_fault(cache, "writing the run plan", "no stage was started", e)
+    })
+}
+
 fn job_exe(opts: &RunOptions) -> Result<PathBuf> {
     match &opts.job_exe {
         Some(p) => Ok(p.clone()),
@@ -304,7 +311,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         // All cached: nothing to hand out (and a read-only cache is enough).
         _ if pending.is_empty() => BTreeMap::new(),
         ExecutorKind::Local => {
-            let run_dir = run_plan.write()?;
+            let run_dir = write_run_plan(&run_plan, &p.cache)?;
             cx.say(&format!(
                 "  {} stage(s) at once; plan and logs: {}",
                 opts.jobs,
@@ -322,7 +329,7 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         ExecutorKind::Slurm => {
             let slurm =
                 dispatch::slurm::Slurm::connect(&run_plan, &job_exe(opts)?, opts.shared_fs)?;
-            let run_dir = run_plan.write()?;
+            let run_dir = write_run_plan(&run_plan, &p.cache)?;
             let submitted = slurm.submit(&run_plan, &run_dir, &p.cache, &cx)?;
             slurm.wait(&run_plan, &run_dir, &p.cache, &submitted, &cx)?
         }
@@ -362,7 +369,7 @@ pub fn submit(opts: &RunOptions) -> Result<Submitted> {
     crate::report::check_out_dir(&p.out_dir)?;
     let cx = p.context(opts.quiet);
     let run_plan = p.run_plan(opts)?;
-    let run_dir = run_plan.write()?;
+    let run_dir = write_run_plan(&run_plan, &p.cache)?;
     let slurm = dispatch::slurm::Slurm::connect(&run_plan, &job_exe(opts)?, opts.shared_fs)?;
     let jobs = slurm.submit(&run_plan, &run_dir, &p.cache, &cx)?;
     Ok(Submitted { run_dir, jobs })
