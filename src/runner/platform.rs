@@ -63,6 +63,10 @@ pub fn pin(
     choice: DeviceChoice,
     computes: bool,
 ) -> Result<&'static BTreeMap<String, String>> {
+    // One pinning per process, also when threads (tests) ask at once: libtorch refuses a
+    // second thread-pool set-up.
+    static PINNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = PINNING.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(p) = PINNED.get() {
         return Ok(&p.record);
     }
