@@ -3,29 +3,13 @@
 //! GPU twice from scratch to bit-identical weights, its identity names the GPU platform and
 //! differs from the CPU's, and its evaluation runs there too.
 
+mod common;
+use common::{ascrepro_ok as ascrepro, run_plan_path};
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
 const TINY: &str = include_str!("fixtures/tiny.yaml");
-
-fn ascrepro(dir: &Path, args: &[&str]) -> (String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("spawn ascrepro");
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    );
-    assert!(
-        o.status.success(),
-        "ascrepro {} failed:\n{out}\n{err}",
-        args.join(" ")
-    );
-    (out, err)
-}
 
 /// Computes the first stage of a `--device cuda` plan: fails cleanly (saying why) where no
 /// GPU is visible, since a process that computes needs the device its plan names.
@@ -42,13 +26,6 @@ fn first_stage_on_cuda(dir: &Path, plan: &str) -> Result<(), String> {
     }
 }
 
-fn plan_file(out: &str) -> String {
-    out.lines()
-        .find_map(|l| l.strip_prefix("run plan: "))
-        .expect("plan prints its run plan")
-        .to_string()
-}
-
 #[test]
 fn a_demo_stage_trains_bit_identically_twice_on_the_gpu() {
     let tmp = tempfile::tempdir().unwrap();
@@ -61,7 +38,7 @@ fn a_demo_stage_trains_bit_identically_twice_on_the_gpu() {
             d,
             &["plan", "tiny.yaml", "--cache", cache, "--device", "cuda"],
         );
-        let plan = plan_file(&out);
+        let plan = run_plan_path(&out);
         let text = std::fs::read_to_string(&plan).unwrap();
         assert!(text.contains("\"device\": \"cuda\""), "{text}");
         // Planning for the GPU needs none (a cluster's login node has none); computing does.

@@ -3,24 +3,9 @@
 //! reads the cache.
 
 mod common;
-use common::{ascrepro, ascrepro_fails};
-use std::path::Path;
+use common::{ascrepro_fails, ascrepro_ok as ok, ascrepro_ok_env, only_run_dir, run_plan_path};
 
 const TINY: &str = include_str!("fixtures/tiny.yaml");
-
-fn ok(dir: &Path, args: &[&str]) -> (String, String) {
-    let o = ascrepro(dir, args);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    );
-    assert!(
-        o.status.success(),
-        "ascrepro {} failed:\n{err}",
-        args.join(" ")
-    );
-    (out, err)
-}
 
 #[test]
 fn two_jobs_write_the_report_of_one() {
@@ -62,12 +47,7 @@ fn two_jobs_write_the_report_of_one() {
         log.contains("train     teacher                started"),
         "{log}"
     );
-    let runs: Vec<_> = std::fs::read_dir(d.join("c2/runs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert_eq!(runs.len(), 1);
-    let logs = runs[0].path().join("logs");
+    let logs = only_run_dir(&d.join("c2")).join("logs");
     assert!(logs.join("train-teacher.local.log").exists());
     // Everything cached: a rerun with jobs computes nothing and starts no job.
     let (_, again) = ok(
@@ -93,11 +73,7 @@ fn a_stage_job_computes_its_node_from_cached_inputs_only() {
     let d = tmp.path();
     std::fs::write(d.join("tiny.yaml"), TINY).unwrap();
     let (out, _) = ok(d, &["plan", "tiny.yaml", "--cache", "c", "--out", "r"]);
-    let plan = out
-        .lines()
-        .find_map(|l| l.strip_prefix("run plan: "))
-        .expect("plan prints its run plan")
-        .to_string();
+    let plan = run_plan_path(&out);
 
     // The teacher's inputs are not computed yet: refused, nothing written.
     let err = ascrepro_fails(d, &["stage", &plan, "--node", "train:teacher"]);
@@ -174,19 +150,13 @@ fn rust_stages_give_the_same_bytes_on_any_number_of_threads() {
     for threads in ["1", "2"] {
         let cache = format!("c{threads}");
         let (out, _) = ok(d, &["plan", "tiny.yaml", "--cache", &cache]);
-        let plan = out
-            .lines()
-            .find_map(|l| l.strip_prefix("run plan: "))
-            .unwrap()
-            .to_string();
+        let plan = run_plan_path(&out);
         for node in ["data:synth", "features:cpmel-128", "devsim:devsim-2x6"] {
-            let o = std::process::Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-                .current_dir(d)
-                .env("RAYON_NUM_THREADS", threads)
-                .args(["stage", &plan, "--node", node, "--quiet"])
-                .output()
-                .unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            ascrepro_ok_env(
+                d,
+                &[("RAYON_NUM_THREADS", threads.as_ref())],
+                &["stage", &plan, "--node", node, "--quiet"],
+            );
         }
         let mut entries: Vec<(String, String)> = std::fs::read_dir(d.join(&cache).join("stages"))
             .unwrap()

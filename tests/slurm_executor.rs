@@ -7,7 +7,7 @@
 mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const TINY: &str = include_str!("fixtures/tiny.yaml");
@@ -48,27 +48,8 @@ fn start_cluster(dir: &Path) -> Option<Cluster> {
     }
 }
 
-fn ascrepro(dir: &Path, conf: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ascrepro"))
-        .current_dir(dir)
-        .env("SLURM_CONF", conf)
-        .args(args)
-        .output()
-        .expect("spawn ascrepro")
-}
-
 fn ok(dir: &Path, conf: &Path, args: &[&str]) -> (String, String) {
-    let o = ascrepro(dir, conf, args);
-    let (out, err) = (
-        String::from_utf8_lossy(&o.stdout).to_string(),
-        String::from_utf8_lossy(&o.stderr).to_string(),
-    );
-    assert!(
-        o.status.success(),
-        "ascrepro {} failed:\n{out}\n{err}",
-        args.join(" ")
-    );
-    (out, err)
+    common::ascrepro_ok_env(dir, &[("SLURM_CONF", conf.as_os_str())], args)
 }
 
 fn squeue(conf: &Path) -> String {
@@ -129,12 +110,7 @@ fn slurm_writes_the_local_report_and_resubmits_only_what_a_cancel_left_missing()
         "slurm changed the report:\n{log}"
     );
     assert_eq!(log.matches("submitted as job").count(), 8, "{log}");
-    let run_dir = std::fs::read_dir(d.join("s1/c/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run_dir = common::only_run_dir(&d.join("s1/c"));
     let jobs = std::fs::read_to_string(run_dir.join("jobs.tsv")).unwrap();
     let teacher_job = jobs
         .lines()
@@ -208,12 +184,7 @@ fn slurm_writes_the_local_report_and_resubmits_only_what_a_cancel_left_missing()
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let run2 = std::fs::read_dir(d.join("s2/c/runs"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let run2 = common::only_run_dir(&d.join("s2/c"));
     let (status, _) = ok(d, &conf, &["status", run2.to_str().unwrap()]);
     let (kind, id) = cancelled.split_once(':').unwrap();
     let line = status

@@ -205,7 +205,8 @@ impl<T: Net> AscModel for T {
 }
 
 /// Whether `cfg` lowers to an operator graph (and so runs on the INT8 engine); the error says
-/// why not. Builds the network with placeholder weights on the CPU.
+/// why not. Builds the network with constant weights on the CPU: lowering depends on its
+/// structure alone.
 pub fn lowers(cfg: &ModelConfig) -> Result<()> {
     let vs = tch::nn::VarStore::new(tch::Device::Cpu);
     build_net(&Vb::constant(&vs.root()), cfg)?

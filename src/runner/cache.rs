@@ -202,22 +202,29 @@ impl Cache {
         Ok(())
     }
 
+    /// The stage's lock file (opened, not locked) and its path.
+    fn lock_file(&self, kind: &str, hash: &str) -> Result<(std::fs::File, PathBuf)> {
+        let path = self
+            .root
+            .join("locks")
+            .join(format!("{kind}-{}.lock", &hash[..24]));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        Ok((file, path))
+    }
+
     /// Verifies the stage's entry, if there is one; a damaged one is discarded (under the
     /// stage's lock, as [`Cache::get_or_compute`] does) and the reason returned.
     pub fn discard_if_damaged(&self, kind: &str, hash: &str) -> Result<Option<String>> {
         if !matches!(self.lookup(kind, hash), Lookup::Damaged(_)) {
             return Ok(None);
         }
-        let path = self
-            .root
-            .join("locks")
-            .join(format!("{kind}-{}.lock", &hash[..24]));
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
+        let (lock, path) = self.lock_file(kind, hash)?;
+        // Released when `lock` is dropped.
         lock.lock().at(&path)?;
         match self.lookup(kind, hash) {
             Lookup::Damaged(why) => {
@@ -252,16 +259,7 @@ impl Cache {
             }
             _ => false,
         };
-        let path = self
-            .root
-            .join("locks")
-            .join(format!("{kind}-{}.lock", &hash[..24]));
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
+        let (lock, path) = self.lock_file(kind, hash)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

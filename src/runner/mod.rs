@@ -237,7 +237,7 @@ impl Prepared {
         Ok(RunPlan {
             format: RunPlan::FORMAT,
             recipe: absolute(&opts.recipe)?,
-            recipe_sha256: run_plan::file_sha256(&opts.recipe)?,
+            recipe_sha256: crate::data::manifest::hash_file(&opts.recipe)?.1,
             recipe_id: self.plan.recipe.id.clone(),
             profile: self.plan.profile.clone(),
             project: absolute(&self.project)?,
@@ -377,12 +377,12 @@ pub fn submit(opts: &RunOptions) -> Result<Submitted> {
 
 /// `ascrepro stage`: computes one node of a run plan into the cache, refusing if its inputs
 /// are not there, if the recipe changed since the plan was made, or if this binary or machine
-/// would give the node another identity than the plan's. Returns whether it computed it (false:
-/// it was already cached).
-pub fn compute_stage(plan_path: &Path, node: &str, quiet: bool) -> Result<bool> {
+/// would give the node another identity than the plan's. A node already cached is left as it
+/// is.
+pub fn compute_stage(plan_path: &Path, node: &str, quiet: bool) -> Result<()> {
     let (rp, _dir) = RunPlan::load(plan_path)?;
     let index = rp.find(node)?;
-    let recipe_now = run_plan::file_sha256(&rp.recipe)?;
+    let recipe_now = crate::data::manifest::hash_file(&rp.recipe)?.1;
     if recipe_now != rp.recipe_sha256 {
         return Err(Error::file(
             &rp.recipe,
@@ -435,14 +435,14 @@ pub fn compute_stage(plan_path: &Path, node: &str, quiet: bool) -> Result<bool> 
         ));
     }
     let cx = p.context(quiet);
-    let (_, computed) = executor::execute(
+    executor::execute(
         &p.graph,
         &cx,
         &opts.code,
         Scope::Only(graph::NodeId(index)),
         &BTreeMap::new(),
     )?;
-    Ok(computed > 0)
+    Ok(())
 }
 
 /// `ascrepro status`: every stage job of the run in `run` (its directory or plan file), from the

@@ -200,9 +200,3 @@ impl RunPlan {
         count
     }
 }
-
-/// SHA-256 of a file, hex.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).at(path)?;
-    Ok(hex::encode(Sha256::digest(bytes)))
-}

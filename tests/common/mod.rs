@@ -136,6 +136,51 @@ pub fn ascrepro(dir: &Path, args: &[&str]) -> Output {
         .expect("spawn ascrepro")
 }
 
+/// Runs the `ascrepro` binary in `dir` with `env` set, asserting it succeeds; returns its
+/// stdout and stderr.
+pub fn ascrepro_ok_env(dir: &Path, env: &[(&str, &OsStr)], args: &[&str]) -> (String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_ascrepro"))
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .args(args)
+        .output()
+        .expect("spawn ascrepro");
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    );
+    assert!(
+        o.status.success(),
+        "ascrepro {} failed:\n{out}\n{err}",
+        args.join(" ")
+    );
+    (out, err)
+}
+
+/// [`ascrepro_ok_env`] with the environment as it is.
+pub fn ascrepro_ok(dir: &Path, args: &[&str]) -> (String, String) {
+    ascrepro_ok_env(dir, &[], args)
+}
+
+/// The run plan file that `ascrepro plan` printed.
+pub fn run_plan_path(plan_stdout: &str) -> String {
+    plan_stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run plan: "))
+        .expect("plan prints its run plan")
+        .to_string()
+}
+
+/// The run directory of a cache that holds one run.
+pub fn only_run_dir(cache: &Path) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(cache.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    runs.into_iter().next().unwrap()
+}
+
 /// Runs the `ascrepro` binary in `dir`, asserting a clean failure: a non-zero exit, an
 /// `error: ` line and no panic. Returns its stderr.
 pub fn ascrepro_fails(dir: &Path, args: &[&str]) -> String {

@@ -126,25 +126,28 @@ pub fn status(plan: &RunPlan, run_dir: &Path, cache: &Cache) -> Result<String> {
     let (mut done, mut total) = (0, 0);
     for (n, node) in plan.nodes.iter().enumerate().filter(|(_, n)| n.job) {
         total += 1;
-        let label = node.label();
-        let line = if is_cached(plan, cache, n) {
-            done += 1;
-            "done (in the cache)".to_string()
-        } else {
-            match submitted.latest(&label) {
-                None => "not submitted".to_string(),
-                Some(id) => match live.get(id) {
-                    Some(state) => format!("{} (job {id})", state.describe()),
-                    None => format!("ended without a result (job {id}; state no longer known)"),
-                },
+        let job = submitted.latest(&node.label());
+        let (line, failed) = match (is_cached(plan, cache, n), job) {
+            (true, _) => {
+                done += 1;
+                ("done (in the cache)".to_string(), None)
             }
+            (false, None) => ("not submitted".to_string(), None),
+            (false, Some(id)) => match live.get(id) {
+                Some(state) => (
+                    format!("{} (job {id})", state.describe()),
+                    state.failed().then_some(id),
+                ),
+                None => (
+                    format!("ended without a result (job {id}; state no longer known)"),
+                    None,
+                ),
+            },
         };
         out += &format!("  {:<9} {:<22} {line}\n", node.kind, node.id);
-        if let (Some(id), false) = (submitted.latest(&label), is_cached(plan, cache, n)) {
-            if live.get(id).is_some_and(|s| s.failed()) {
-                out += &tail(&slurm::log_path(run_dir, plan, n, id), 10);
-                out += "\n";
-            }
+        if let Some(id) = failed {
+            out += &tail(&slurm::log_path(run_dir, plan, n, id), 10);
+            out += "\n";
         }
     }
     out += &format!("{done} of {total} stage jobs done");
