@@ -99,6 +99,9 @@ pub struct RunRecord {
     /// Published complexity figures recomputed from the architecture each row describes.
     pub complexity_checks: Vec<ComplexityCheck>,
     pub findings: Vec<Finding>,
+    /// The effect of each method the report credits, over the training seeds this run ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<EffectRecord>,
     /// The recipe exactly as read.
     pub recipe_text: String,
 }
@@ -337,6 +340,48 @@ pub struct ComplexityCheck {
     pub macs: Option<u64>,
     /// `match`, `mismatch` or `not counted: <why>`.
     pub status: String,
+}
+
+/// A method's effect: `with` minus `without` in accuracy points, paired by training seed and
+/// split (`eval::effects`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectRecord {
+    pub method: String,
+    /// Row labels of the stage with the method and the one without.
+    pub with: String,
+    pub without: String,
+    /// What the report itself claims, as the recipe transcribes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
+    pub pairs: Vec<EffectPair>,
+    /// Mean paired difference, its standard deviation (two runs or more) and the 95 %
+    /// t-interval of the mean.
+    pub mean: Option<f64>,
+    pub sd: Option<f64>,
+    pub ci95: Option<[f64; 2]>,
+    pub verdict: Verdict,
+    /// The sentence the report prints.
+    pub statement: String,
+}
+
+/// One pair of runs an effect is measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectPair {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<String>,
+    pub seed: usize,
+    /// Accuracy in % with and without the method.
+    pub with: f64,
+    pub without: f64,
+}
+
+/// What an effect's spread supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Improves,
+    Hurts,
+    NotEstablished,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -170,6 +170,26 @@ fn every_capability_chains_and_a_second_run_is_cached() {
         output(&from_file.record, "train", "kd", "model.safetensors"),
         "the student distilled from the exported logits differs from the one distilled from the stage"
     );
+    // Unpinned (no `sha256`: files only whoever runs the recipe can make), the run pins the
+    // file it reads: the same stage identity, hence the cached student.
+    let unpinned = recipe(ZERO, &sha).replace(&format!(", sha256: {sha}}}"), "}");
+    assert_ne!(unpinned, recipe(ZERO, &sha));
+    let pinned_by_run = run_profile(d, &unpinned, "from_file");
+    assert_eq!(
+        pinned_by_run.computed, 1,
+        "only the report: {:?}",
+        pinned_by_run.timings
+    );
+    // A changed file is a different teacher: the student retrains.
+    let logits_file = d.join("data/t1_logits.csv");
+    let original = std::fs::read(&logits_file).unwrap();
+    let mut changed = original.clone();
+    let at = changed.iter().rposition(u8::is_ascii_digit).unwrap();
+    changed[at] = if changed[at] == b'1' { b'2' } else { b'1' };
+    std::fs::write(&logits_file, &changed).unwrap();
+    let retrained = run_profile(d, &unpinned, "from_file");
+    assert!(retrained.computed >= 2, "{:?}", retrained.timings);
+    std::fs::write(&logits_file, &original).unwrap();
 
     // A released checkpoint (the student saved as a plain PyTorch state dict) is evaluated
     // exactly like the model it came from.

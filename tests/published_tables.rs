@@ -292,6 +292,7 @@ fn record(published: Vec<PublishedRow>) -> RunRecord {
         published,
         complexity_checks: vec![],
         findings: vec![],
+        effects: vec![],
         recipe_text: String::new(),
     }
 }

@@ -297,6 +297,7 @@ fn record() -> RunRecord {
                 text: "Demo numbers use synthetic data.".into(),
             },
         ],
+        effects: vec![],
         recipe_text: "id: cai2023_tfsepnet_dcase2023\n# <b>not markup</b> & more\nstudents:\n  - c12_kd\n".into(),
     }
 }

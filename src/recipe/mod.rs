@@ -1,5 +1,7 @@
 //! Recipes: loading, validation, and resolution of one profile into a runnable [`Plan`].
 
+mod expand;
+pub mod instance;
 mod locate;
 mod overrides;
 mod prune;
@@ -18,10 +20,8 @@ pub use schema::*;
 use crate::compress::observer::ObserverKind;
 use crate::error::{Error, IoContext, Result};
 use crate::models::ModelConfig;
-use prune::{check_prunable, planned_model};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
-use training::{merge_training, stage_training};
 use validate::validate;
 
 /// A recipe resolved for one profile: overrides applied, references checked, models built.
@@ -296,7 +296,7 @@ fn resolve(file: &Path, text: &str, recipe: &Recipe, profile: &str) -> Result<Re
         .frontend
         .parse()
         .map_err(|e: Error| ctx.err(&["frontend"], e.to_string()))?;
-    let stages = plan_stages(&ctx, &resolved, profile, &spec, frontend)?;
+    let stages = expand::plan_stages(&ctx, &resolved, profile, &spec, frontend)?;
     Ok((resolved, spec, frontend, stages))
 }
 
@@ -383,206 +383,6 @@ impl<'a> Ctx<'a> {
     fn check<T: ranges::Num>(&self, field: &[&str], v: T, range: ranges::Range) -> Result<()> {
         ranges::check(v, range).map_err(|m| self.err(field, m))
     }
-}
-
-/// The splits a train stage runs on: its `for_each` list, its one `split`, or none (the
-/// profile's whole training split).
-fn stage_splits(t: &TrainSpec) -> Vec<Option<String>> {
-    match (&t.for_each, &t.split) {
-        (Some(f), _) => f.split.iter().cloned().map(Some).collect(),
-        (None, s) => vec![s.clone()],
-    }
-}
-
-/// Fills in what a stage's training depends on beyond the recipe text, so the stage (and its
-/// hash) states it: the SpecAugment mask value of the recipe's front end.
-fn resolve_training(
-    mut t: TrainingSpec,
-    frontend: crate::audio::frontend::FrontendId,
-) -> TrainingSpec {
-    if let Some(a) = &mut t.spec_augment {
-        a.value
-            .get_or_insert(crate::audio::augment::specaugment::reference_mask_value(
-                frontend,
-            ));
-    }
-    t
-}
-
-/// Converts a recipe model entry into a typed model configuration.
-fn model_config(ctx: &Ctx, key: &str, m: &ModelSpec) -> Result<ModelConfig> {
-    ModelConfig::from_spec(m).map_err(|(field, msg)| ctx.err(&["models", key, field], msg))
-}
-
-fn plan_stages(
-    ctx: &Ctx,
-    r: &Recipe,
-    profile: &str,
-    p: &ProfileSpec,
-    frontend: crate::audio::frontend::FrontendId,
-) -> Result<Vec<PlannedStage>> {
-    let mut out: Vec<PlannedStage> = Vec::new();
-    for (j, id) in p.stages.iter().enumerate() {
-        let at_j = j.to_string();
-        let i = r
-            .stages
-            .iter()
-            .position(|s| s.id() == id)
-            .expect("validated");
-        let s = &r.stages[i];
-        for need in s.sources() {
-            if !out.iter().any(|o| o.id() == need) {
-                return Err(ctx.err(
-                    &["profiles", profile, "stages", &at_j],
-                    format!(
-                        "stage `{id}` needs `{need}`, which this profile does not run before it"
-                    ),
-                ));
-            }
-        }
-        out.push(match s {
-            StageSpec::Train(t) => {
-                let base = stage_training(ctx, r, i)?;
-                let model = model_config(ctx, &t.model, &r.models[&t.model])?;
-                for split in stage_splits(t) {
-                    let (id, training) = match (&t.for_each, &split) {
-                        (Some(f), Some(name)) => {
-                            let training = match f.training.get(name) {
-                                Some(over) => {
-                                    let at =
-                                        ["stages", &i.to_string(), "for_each", "training", name];
-                                    merge_training(ctx, &base, over, &at)?
-                                }
-                                None => base.clone(),
-                            };
-                            (format!("{}@{name}", t.id), training)
-                        }
-                        _ => (t.id.clone(), base.clone()),
-                    };
-                    out.push(PlannedStage::Train(Box::new(TrainStage {
-                        label: match &split {
-                            Some(name) if t.for_each.is_some() => format!("{} ({name})", t.label),
-                            _ => t.label.clone(),
-                        },
-                        model: model.clone(),
-                        model_of_init: t
-                            .init
-                            .as_ref()
-                            .is_some_and(|i| stage_kind(r, &i.from) == Some(StageKind::Prune)),
-                        model_key: t.model.clone(),
-                        training: resolve_training(training, frontend),
-                        distill: t.distill.clone(),
-                        init_from: t.init.as_ref().map(|i| i.from.clone()),
-                        init_classifier: t.init.as_ref().map(|i| i.classifier),
-                        select: t.select,
-                        split_csv: split.as_ref().and_then(|n| p.data.split_csv(n)),
-                        split,
-                        seed: derive_seed(r.seed, &id),
-                        id,
-                    })));
-                }
-                continue;
-            }
-            StageSpec::Pretrain(pt) => PlannedStage::Pretrain(Box::new(PretrainStage {
-                id: pt.id.clone(),
-                label: pt.label.clone(),
-                model: model_config(ctx, &pt.model, &r.models[&pt.model])?,
-                training: stage_training(ctx, r, i)?,
-                seed: derive_seed(r.seed, &pt.id),
-                data: p.pretrain_data.clone().expect("validated"),
-            })),
-            StageSpec::Released(rel) => PlannedStage::Released(ReleasedStage {
-                id: rel.id.clone(),
-                label: rel.label.clone(),
-                model: model_config(ctx, &rel.model, &r.models[&rel.model])?,
-                checkpoint: rel.checkpoint.clone(),
-                devices: rel.devices.clone(),
-            }),
-            StageSpec::FinetuneDevices(f) => {
-                let general = out
-                    .iter()
-                    .find_map(|o| match o {
-                        PlannedStage::Train(t) if t.id == f.from => Some(t),
-                        _ => None,
-                    })
-                    .expect("validated: an earlier train stage this profile runs");
-                let training = resolve_training(stage_training(ctx, r, i)?, frontend);
-                let models = f
-                    .devices
-                    .iter()
-                    .map(|device| {
-                        let id = format!("{}/{device}", f.id);
-                        DeviceModel {
-                            device: device.clone(),
-                            train: TrainStage {
-                                label: format!("{} ({device})", f.label),
-                                model_key: general.model_key.clone(),
-                                init_from: Some(f.from.clone()),
-                                init_classifier: Some(true),
-                                select: Select::Last,
-                                split: None,
-                                split_csv: None,
-                                model: general.model.clone(),
-                                model_of_init: false,
-                                training: training.clone(),
-                                distill: None,
-                                seed: derive_seed(r.seed, &id),
-                                id,
-                            },
-                        }
-                    })
-                    .collect();
-                PlannedStage::FinetuneDevices(Box::new(FinetuneDevicesStage {
-                    id: f.id.clone(),
-                    label: f.label.clone(),
-                    from: f.from.clone(),
-                    models,
-                }))
-            }
-            StageSpec::Quantize(q) => {
-                if let Some(source) = planned_model(&out, &q.from) {
-                    crate::models::lowers(&source).map_err(|e| {
-                        ctx.err(
-                            &["stages", &i.to_string(), "from"],
-                            format!("`{}` makes {}: {e}", q.from, source.describe()),
-                        )
-                    })?;
-                }
-                PlannedStage::Quantize(QuantizeStage {
-                    id: q.id.clone(),
-                    label: q.label.clone(),
-                    from: q.from.clone(),
-                    calibration_clips: q.calibration_clips,
-                    tolerance: q.tolerance,
-                    observer: q.observer,
-                    seed: derive_seed(r.seed, &q.id),
-                })
-            }
-            StageSpec::Prune(pr) => {
-                if let Some(source) = planned_model(&out, &pr.from) {
-                    check_prunable(ctx, i, pr, &source)?;
-                }
-                let training = resolve_training(stage_training(ctx, r, i)?, frontend);
-                PlannedStage::Prune(Box::new(PruneStage {
-                    id: pr.id.clone(),
-                    label: pr.label.clone(),
-                    from: pr.from.clone(),
-                    target: pr.target.clone(),
-                    importance: pr.importance,
-                    prune_epochs: pr.prune_epochs.unwrap_or(training.epochs),
-                    training,
-                    distill: pr.distill.clone(),
-                    seed: derive_seed(r.seed, &pr.id),
-                }))
-            }
-            StageSpec::Half(h) => PlannedStage::Half(HalfStage {
-                id: h.id.clone(),
-                label: h.label.clone(),
-                from: h.from.clone(),
-            }),
-        });
-    }
-    Ok(out)
 }
 
 /// The kind of the recipe's stage `id`.

@@ -173,6 +173,8 @@ pub const TEMPERATURE: Range = Range::above(0.0, 100.0);
 pub const KD_WEIGHT: Range = Range::closed(0.0, 1_000.0);
 /// `lambda * CE + (1 - lambda) * T^2 * KL`: a mixing fraction.
 pub const KD_FRACTION: Range = Range::closed(0.0, 1.0);
+/// Training seeds a profile repeats its training stages with.
+pub const SEEDS: Range = Range::closed(1.0, 100.0);
 pub const CALIBRATION_CLIPS: Range = Range::closed(1.0, 1_000_000.0);
 /// Accuracy loss accepted by quantization, as a fraction.
 pub const TOLERANCE: Range = Range::closed(0.0, 1.0);

@@ -32,7 +32,25 @@ pub struct Recipe {
     pub stages: Vec<StageSpec>,
     #[serde(default)]
     pub published: Vec<PublishedSpec>,
+    /// The methods the report credits with an effect, each as two stages that differ by it;
+    /// the report measures each effect over the training seeds the profile ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<EffectSpec>,
     pub profiles: BTreeMap<String, ProfileSpec>,
+}
+
+/// A method the report credits, measured as `with` minus `without` (paired by training seed
+/// and split).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EffectSpec {
+    pub method: crate::eval::effects::Method,
+    /// The stage with the method, and the one without it.
+    pub with: String,
+    pub without: String,
+    /// Where the report states the effect, e.g. "Table 3: 51.9 -> 53.9".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
 }
 
 pub use crate::models::ModelSpec;
@@ -313,6 +331,24 @@ pub struct ProfileSpec {
     /// `train: {gpus: 1, cpus: 8, mem: 32G, time: "24:00:00"}`. Scheduling only.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, super::resources::ResourceSpec>,
+    /// Training seeds: every training stage of the profile runs this many times, each with its
+    /// own seed, so the report can state each effect with its spread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<RepeatsSpec>,
+}
+
+/// `repeats:` of a profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepeatsSpec {
+    /// Runs of each training stage (train, prune, finetune_devices, pretrain): `<id>` (the
+    /// stage's own seed, as without repeats), `<id>#2`, ... Stages reading a repeated one run
+    /// once per run of it.
+    pub seeds: usize,
+    /// Training stages trained once all the same (a stand-in teacher: an input of the
+    /// comparison, not a compared system); their readers pair every run with the one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

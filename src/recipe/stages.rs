@@ -418,10 +418,20 @@ pub enum TeacherSpec {
     #[serde(rename = "ensemble")]
     Ensemble { stages: Vec<String> },
     /// A logits file under the data root (clip filename + 10 logits, CSV or parquet; written
-    /// by `ascrepro logits`), checked against its SHA-256: teachers that cannot run here.
+    /// by `ascrepro logits`): teachers that cannot run here. `{split}` in the path names the
+    /// file of each training split a per-split stage runs on. With `sha256` the run refuses
+    /// any other file; without (files the authors never published, made by whoever runs the
+    /// recipe), the run pins the file it finds: its hash enters the stage's identity.
     #[serde(rename = "logits")]
-    Logits { path: String, sha256: String },
+    Logits {
+        path: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+    },
 }
+
+/// What a logits teacher's path holds in place of the training split's name.
+pub const SPLIT_PLACEHOLDER: &str = "{split}";
 
 impl TeacherSpec {
     /// The train stages it reads, by id.

@@ -160,6 +160,7 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
         seen.push(s.id());
     }
     super::published::validate(ctx, r)?;
+    validate_effects(ctx, r)?;
     for (name, p) in &r.profiles {
         if p.stages.is_empty() {
             return Err(ctx.err(
@@ -176,9 +177,60 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
             }
         }
         validate_data(ctx, name, &p.data)?;
+        if let Some(rep) = &p.repeats {
+            validate_repeats(ctx, r, name, rep)?;
+        }
         super::resources::validate(ctx, name, p)?;
         if let Some(d) = &p.pretrain_data {
             validate_pretrain_data(ctx, name, d)?;
+        }
+    }
+    Ok(())
+}
+
+/// `effects`: each compares two different stages of the recipe.
+fn validate_effects(ctx: &Ctx, r: &Recipe) -> Result<()> {
+    for (i, e) in r.effects.iter().enumerate() {
+        let idx = i.to_string();
+        for (field, id) in [("with", &e.with), ("without", &e.without)] {
+            if !r.stages.iter().any(|s| s.id() == id) {
+                return Err(ctx.err(&["effects", &idx, field], format!("no stage `{id}`")));
+            }
+        }
+        if e.with == e.without {
+            return Err(ctx.err(
+                &["effects", &idx, "without"],
+                "an effect compares two different stages",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A profile's `repeats`: a sensible seed count; `except` names training stages it runs.
+fn validate_repeats(ctx: &Ctx, r: &Recipe, profile: &str, rep: &RepeatsSpec) -> Result<()> {
+    ctx.check(
+        &["profiles", profile, "repeats", "seeds"],
+        rep.seeds,
+        ranges::SEEDS,
+    )?;
+    for (k, id) in rep.except.iter().enumerate() {
+        let at = ["profiles", profile, "repeats", "except", &k.to_string()];
+        let Some(stage) = r.stages.iter().find(|s| s.id() == id) else {
+            return Err(ctx.err(&at, format!("no stage `{id}`")));
+        };
+        let profiles = r.profiles.get(profile);
+        if !profiles.is_some_and(|p| p.stages.iter().any(|s| s == id)) {
+            return Err(ctx.err(&at, format!("this profile does not run `{id}`")));
+        }
+        if matches!(
+            stage.kind(),
+            StageKind::Quantize | StageKind::Half | StageKind::Released
+        ) {
+            return Err(ctx.err(
+                &at,
+                format!("`{id}` trains nothing: it runs once per run of what it reads"),
+            ));
         }
     }
     Ok(())
@@ -197,12 +249,23 @@ pub(super) fn validate_distill(ctx: &Ctx, r: &Recipe, i: usize, d: &DistillSpec)
             return Err(ctx.err(&at, "an ensemble needs at least two stages"));
         }
         TeacherSpec::Logits { path, sha256 } => {
-            crate::data::check_relative_path(path).map_err(|m| ctx.err(&at, m))?;
-            if sha256.len() != 64 || !sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-                return Err(ctx.err(
-                    &at,
-                    "`sha256` must be the file's 64 hex digits (`ascrepro logits` prints it)",
-                ));
+            let per_split = path.contains(SPLIT_PLACEHOLDER);
+            crate::data::check_relative_path(&path.replace(SPLIT_PLACEHOLDER, "split"))
+                .map_err(|m| ctx.err(&at, m))?;
+            match sha256 {
+                Some(_) if per_split => {
+                    return Err(ctx.err(
+                        &at,
+                        "one `sha256` cannot pin a file per split (`{split}` in the path): leave it out, and the run pins each file it reads",
+                    ))
+                }
+                Some(h) if h.len() != 64 || !h.chars().all(|c| c.is_ascii_hexdigit()) => {
+                    return Err(ctx.err(
+                        &at,
+                        "`sha256` must be the file's 64 hex digits (`ascrepro logits` prints it)",
+                    ));
+                }
+                _ => {}
             }
         }
         _ => {}
@@ -308,11 +371,6 @@ pub(super) fn earlier_stage(
         .filter_map(|k| serde_json::to_value(k).ok()?.as_str().map(str::to_string))
         .collect();
     match r.stages.iter().position(|t| t.id() == source) {
-        Some(t) if matches!(&r.stages[t], StageSpec::Train(s) if s.for_each.is_some()) => {
-            Err(format!(
-                "`{source}` runs once per split (`for_each`): it makes no single model to read"
-            ))
-        }
         Some(t) if t < i && kinds.contains(&r.stages[t].kind()) => Ok(()),
         // Its system is several models chosen per clip; no stage takes it as one model.
         Some(t) if matches!(&r.stages[t], StageSpec::FinetuneDevices(_)) => {

@@ -210,8 +210,14 @@ pub(crate) fn published_vs_reproduced(
             .values
             .keys()
             .any(|c| matches!(c, PublishedColumn::Split(_)));
-        let system = match (published::row_system(row, systems), &row.reproduced_by) {
-            (Some(s), _) => Some((s.id.clone(), s.label.clone())),
+        let runs = published::row_systems(row, systems);
+        let seeds = runs.len();
+        let system = match (runs.first(), &row.reproduced_by) {
+            (Some(s), _) if seeds == 1 => Some((s.id.clone(), s.label.clone())),
+            (Some(_), Some(stage)) => Some((
+                stage.clone(),
+                format!("`{stage}`: mean of {seeds} training seeds"),
+            )),
             (None, Some(stage)) if per_split => Some((
                 stage.clone(),
                 format!("`{stage}` run once per training split (`{stage}@split…`)"),
@@ -234,6 +240,13 @@ pub(crate) fn published_vs_reproduced(
             Some((id, label)) => {
                 push("reproduced", Some(id), Some(label));
                 push("difference", None, None);
+                // Runs with several training seeds show their spread under the mean.
+                let spread = columns
+                    .iter()
+                    .any(|c| published::seed_sd(row, c, systems).is_some());
+                if spread {
+                    push("seed sd", None, None);
+                }
                 let decimals = table_decimals(&row.table);
                 for (c, v) in columns.iter().zip(values.iter_mut()) {
                     let rep = reproduced_value(row, c, systems);
@@ -242,6 +255,9 @@ pub(crate) fn published_vs_reproduced(
                         (Some(r), Some(p)) => Some(difference(c, r, p, decimals)),
                         _ => None,
                     });
+                    if spread {
+                        v.push(published::seed_sd(row, c, systems).map(clean));
+                    }
                 }
             }
             None => {

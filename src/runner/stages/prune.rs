@@ -35,6 +35,9 @@ pub struct PruneNode {
 
 /// Adds `p` and its evaluation to the graph.
 pub fn add(g: &mut Graph, base: &Base, p: &PruneStage) -> Result<()> {
+    let mut p = p.clone();
+    super::train::pin_logits(&mut p.distill, base)?;
+    let p = &p;
     let run = TrainInputs::add(g, base, &p.training, p.distill.as_ref(), Some(&p.from))?;
     let model = g.add(PruneNode {
         stage: p.clone(),

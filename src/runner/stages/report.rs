@@ -94,6 +94,12 @@ impl ReportStage {
             systems,
             complexity_checks: checks,
             findings,
+            effects: crate::eval::effects::effects(&r.effects, &inputs.systems, |id| {
+                r.stages
+                    .iter()
+                    .find(|s| s.id() == id)
+                    .map_or_else(|| id.to_string(), |s| s.label().to_string())
+            }),
             recipe_text: plan.text.clone(),
         })
     }
@@ -118,6 +124,7 @@ impl Stage for ReportStage {
             "templates/",
             "src/results.rs",
             "src/eval/published.rs",
+            "src/eval/effects.rs",
             "src/compress/complexity.rs",
             "src/runner/stages/report.rs",
         ]

@@ -15,6 +15,7 @@ use crate::runner::graph::{Artefact, Context, Graph, ModelArtefact, NodeId, Outp
 use crate::train::datamodule::TrainAudio;
 use crate::train::init::InitFrom;
 use crate::train::{distill, fit_with, FeatureSet, FitCallback, FitOptions, Fitted};
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -147,7 +148,32 @@ impl AugmentInputs {
 }
 
 /// Adds `t`, its shared inputs and its evaluation to the graph.
+/// `distill` with an unpinned teacher logits file pinned to the SHA-256 of the file there now,
+/// so what the stage reads enters its identity.
+pub(super) fn pin_logits(distill: &mut Option<DistillSpec>, base: &Base) -> Result<()> {
+    if let Some(DistillSpec {
+        teacher: TeacherSpec::Logits {
+            path,
+            sha256: sha @ None,
+        },
+        ..
+    }) = distill
+    {
+        let file = base.data_root.join(&*path);
+        let bytes = crate::fsio::read(&file).map_err(|e| {
+            Error::msg(format!(
+                "{e}. It is the teacher logits file the recipe names (`{path}` under the data root); `ascrepro logits` writes one from a trained stage, or the authors' teachers must be run elsewhere"
+            ))
+        })?;
+        *sha = Some(hex::encode(Sha256::digest(&bytes)));
+    }
+    Ok(())
+}
+
 pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
+    let mut t = t.clone();
+    pin_logits(&mut t.distill, base)?;
+    let t = &t;
     let base = &match (&t.split, &t.split_csv) {
         (Some(name), Some(csv)) => base.on_split(g, name, csv)?,
         _ => base.clone(),
@@ -186,7 +212,9 @@ impl TrainInputs {
         let teacher = match distill.map(|d| &d.teacher) {
             Some(TeacherSpec::Logits { path, sha256 }) => Some(Teacher::File {
                 path: base.data_root.join(path),
-                sha256: sha256.clone(),
+                sha256: sha256
+                    .clone()
+                    .ok_or_else(|| Error::msg(format!("logits file `{path}`: not pinned")))?,
             }),
             Some(spec) => Some(Teacher::Models(
                 spec.stages()
@@ -479,7 +507,11 @@ pub(super) fn describe(t: &TrainStage) -> String {
                     .join(", ")
             ),
             TeacherSpec::Logits { path, sha256 } => {
-                format!("logits file `{path}` (SHA-256 {}…)", &sha256[..12])
+                let sha = sha256.as_deref().unwrap_or_default();
+                format!(
+                    "logits file `{path}` (SHA-256 {}…)",
+                    &sha[..sha.len().min(12)]
+                )
             }
         };
         parts.push(format!("KD from {teacher} ({form}, T={})", d.temperature));
