@@ -11,6 +11,8 @@ TORCH_VERSION := 2.11.0
 PY_DEPS := torch==$(TORCH_VERSION) torchaudio==$(TORCH_VERSION) numpy librosa==0.11.0 resampy==0.4.3
 STAMP := $(VENV)/.deps-$(shell echo '$(PY_DEPS)' | sha256sum | cut -c1-12)
 BIN := target/release/ascrepro
+# Every recipe's demo profile is part of `make demo` and of `make check-reports`.
+RECIPES := $(sort $(wildcard recipes/*.yaml))
 RECIPE := recipes/cai2023_tfsepnet.yaml
 
 .PHONY: setup build demo test fuzz bench bench-demo check-reports clean
@@ -31,8 +33,11 @@ setup: .libtorch
 build: setup
 	cargo build --release --locked
 
+# Each recipe's demo report into reports/<id>/; every run rewrites the site index
+# reports/index.html over them.
 demo: build
-	$(BIN) run $(RECIPE) --profile demo
+	@for r in $(RECIPES); do echo "== $$r"; $(BIN) run $$r --profile demo || exit 1; done
+	$(BIN) verify reports
 
 test: build
 	cargo test --release --locked
@@ -57,12 +62,17 @@ bench: build
 bench-demo: build
 	benches/demo_jobs.sh $(BIN) $(RECIPE)
 
-# Regenerates the committed demo report from scratch and compares its checksums bit for bit.
+# Regenerates every committed demo report from scratch and compares its checksums bit for bit,
+# then checks the site index over them.
 check-reports: build
 	rm -rf .cache/check
-	$(BIN) run $(RECIPE) --profile demo --cache .cache/check/cache --out .cache/check/report --quiet
-	diff reports/cai2023_tfsepnet/SHA256SUMS .cache/check/report/SHA256SUMS
-	@echo "reports/cai2023_tfsepnet regenerates bit for bit"
+	@for r in $(RECIPES); do \
+		id=$$(basename $$r .yaml); echo "== $$id"; \
+		$(BIN) run $$r --profile demo --cache .cache/check/cache --out .cache/check/$$id --quiet || exit 1; \
+		diff reports/$$id/SHA256SUMS .cache/check/$$id/SHA256SUMS || exit 1; \
+		echo "reports/$$id regenerates bit for bit"; \
+	done
+	$(BIN) verify reports
 
 clean:
 	rm -rf target .cache

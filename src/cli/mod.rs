@@ -3,6 +3,7 @@
 use crate::compress::complexity::{count, CountOptions};
 use crate::data::{manifest::Manifest, synth};
 use crate::error::{Error, Result};
+use crate::report::site;
 use crate::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
 use crate::runner::{self, platform, DeviceChoice, ExecutorKind, RunOptions};
 use clap::{Parser, Subcommand};
@@ -156,8 +157,17 @@ enum Command {
         #[arg(long, default_value_t = synth::MultiLabelSynthConfig::default().seed)]
         seed: u64,
     },
-    /// Re-checks a report directory against its SHA256SUMS.
+    /// Re-checks a report directory against its SHA256SUMS; given a site root (a directory of
+    /// reports, e.g. `reports`), every report in it, and that its index.html and
+    /// SHA256SUMS.site are what `ascrepro site` writes now.
     Verify { dir: PathBuf },
+    /// Writes the site index over every report directory in DIR: DIR/index.html (one row per
+    /// report: headline published vs reproduced, findings, checksum status, links) and
+    /// DIR/SHA256SUMS.site. `ascrepro run` rewrites it after writing a report into `reports/`.
+    Site {
+        #[arg(default_value = "reports")]
+        dir: PathBuf,
+    },
     /// Counts parameters and MACs of a model (torchinfo's convention) against the challenge limits.
     Complexity {
         /// Architecture, e.g. tfsepnet23.
@@ -416,8 +426,29 @@ fn execute(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Verify { dir } => {
-            crate::report::verify(&dir)?;
-            println!("{}: every file matches SHA256SUMS", dir.display());
+            match site::verify_dir(&dir)? {
+                site::Verified::Report => {
+                    println!("{}: every file matches SHA256SUMS", dir.display())
+                }
+                site::Verified::Site { reports } => println!(
+                    "{}: all {reports} report(s) match their SHA256SUMS; {} and {} are current",
+                    dir.display(),
+                    site::INDEX,
+                    site::SITE_SUMS
+                ),
+            }
+            Ok(())
+        }
+        Command::Site { dir } => {
+            let written = site::write(&dir)?;
+            println!(
+                "{}: {} report(s) listed",
+                written.index.display(),
+                written.reports
+            );
+            for (report, why) in &written.failing {
+                eprintln!("note: {report} fails its checksums: {why}");
+            }
             Ok(())
         }
         Command::Complexity {

@@ -3,6 +3,7 @@
 //! reproduced ones are compared with ([`published`], their columns typed in [`columns`]).
 
 pub mod columns;
+pub mod consistency;
 pub mod effects;
 pub mod multilabel;
 pub mod published;

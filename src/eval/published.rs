@@ -6,7 +6,7 @@ use crate::compress::complexity::{count, CountOptions};
 use crate::eval::columns::{PublishedColumn, TrainSplit};
 use crate::models::{ModelConfig, ModelSpec};
 use crate::recipe::{instance, PublishedSpec};
-use crate::results::{ComplexityCheck, Finding, PublishedRow, SystemRecord};
+use crate::results::{ComplexityCheck, Finding, PublishedRow, SystemRecord, LIMIT_MACS};
 use std::collections::BTreeMap;
 
 /// The published rows, each linked to the stage reproducing it when this run (of `profile`)
@@ -222,6 +222,10 @@ pub fn complexity_checks(
                         ),
                     });
                 }
+                if let Some(f) = folded_over_limit(p, cfg.as_ref().expect("counted"), input, c.macs)
+                {
+                    findings.push(f);
+                }
                 let status = if ok_p && ok_m { "match" } else { "mismatch" };
                 (Some(c.params), Some(c.macs), status.to_string())
             }
@@ -239,6 +243,34 @@ pub fn complexity_checks(
         });
     }
     (checks, findings)
+}
+
+/// A finding when the network meets the MAC limit as trained but not as deployed: folding each
+/// BatchNorm into the conv before it gives that conv a bias, which torchinfo's convention (the
+/// challenge's) counts once per output element.
+fn folded_over_limit(
+    p: &PublishedSpec,
+    cfg: &ModelConfig,
+    input: [i64; 3],
+    macs: u64,
+) -> Option<Finding> {
+    let fold = CountOptions {
+        fold_bn: true,
+        ..CountOptions::default()
+    };
+    let folded = count(cfg, input, &fold).ok()?;
+    let trained = count(cfg, input, &CountOptions::default()).ok()?;
+    (macs <= LIMIT_MACS && folded.macs > LIMIT_MACS).then(|| Finding {
+        kind: "contradiction".into(),
+        text: format!(
+            "{} ({}): {macs} MACs as trained meets the {LIMIT_MACS} MAC limit, but with every BatchNorm folded into its conv for deployment the convs gain biases, counted once per output element as torchinfo does: {} MACs, above the limit ({} params instead of {}).",
+            p.label,
+            p.table,
+            folded.macs,
+            folded.params,
+            trained.params
+        ),
+    })
 }
 
 /// True when `exact`, rounded or truncated to the decimals of `printed`, gives `printed`

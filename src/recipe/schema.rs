@@ -36,7 +36,29 @@ pub struct Recipe {
     /// the report measures each effect over the training seeds the profile ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub effects: Vec<EffectSpec>,
+    /// Where the report contradicts itself, both statements transcribed; the report flags each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<ConflictSpec>,
     pub profiles: BTreeMap<String, ProfileSpec>,
+}
+
+/// One setting the report states twice, differently.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConflictSpec {
+    /// What the statements are about, e.g. "the learning rate per split".
+    pub about: String,
+    pub statements: Vec<StatementSpec>,
+    /// Which one the recipe follows, and why.
+    pub recipe_uses: String,
+}
+
+/// A statement of the report, where it is and what it says (quoted or transcribed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatementSpec {
+    pub r#where: String,
+    pub says: String,
 }
 
 /// A method the report credits, measured as `with` minus `without` (paired by training seed

@@ -188,7 +188,8 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
     Ok(())
 }
 
-/// `effects`: each compares two different stages of the recipe.
+/// `effects`: each compares two different stages of the recipe; `conflicts`: each quotes two
+/// statements or more.
 fn validate_effects(ctx: &Ctx, r: &Recipe) -> Result<()> {
     for (i, e) in r.effects.iter().enumerate() {
         let idx = i.to_string();
@@ -201,6 +202,14 @@ fn validate_effects(ctx: &Ctx, r: &Recipe) -> Result<()> {
             return Err(ctx.err(
                 &["effects", &idx, "without"],
                 "an effect compares two different stages",
+            ));
+        }
+    }
+    for (i, c) in r.conflicts.iter().enumerate() {
+        if c.statements.len() < 2 {
+            return Err(ctx.err(
+                &["conflicts", &i.to_string(), "statements"],
+                "a contradiction has at least two statements: transcribe each with where it is",
             ));
         }
     }

@@ -18,6 +18,7 @@ mod plots;
 mod pruning;
 mod published;
 mod quantization;
+pub mod site;
 mod sums;
 mod tables;
 
@@ -83,6 +84,8 @@ struct IndexView {
     generator: String,
     plotly_js: &'static str,
     identity: Vec<TableView>,
+    /// The evaluated systems (shown with the results, written with the identity tables).
+    systems_table: TableView,
     complexity: TableView,
     /// Only for runs with prune stages.
     pruning: Option<TableView>,
@@ -100,7 +103,49 @@ struct IndexView {
     comparison_parquet: String,
     contradictions: Vec<String>,
     notes: Vec<String>,
+    effects: Vec<EffectView>,
     recipe_text: String,
+}
+
+/// One method's effect as the report prints it.
+#[derive(Serialize)]
+struct EffectView {
+    method: String,
+    with: String,
+    without: String,
+    claim: String,
+    runs: usize,
+    mean: String,
+    sd: String,
+    interval: String,
+    /// `improves`, `hurts` or `not_established`: the row's colour.
+    verdict: String,
+    statement: String,
+}
+
+fn effect_view(e: &crate::results::EffectRecord) -> EffectView {
+    let signed = |x: f64| format!("{x:+.1}");
+    EffectView {
+        method: e.method.clone(),
+        with: e.with.clone(),
+        without: e.without.clone(),
+        claim: e.claim.clone().unwrap_or_default(),
+        runs: e.pairs.len(),
+        mean: e.mean.map(signed).unwrap_or_else(|| "–".into()),
+        sd: e
+            .sd
+            .map(|s| format!("{s:.1}"))
+            .unwrap_or_else(|| "–".into()),
+        interval: e
+            .ci95
+            .map(|[lo, hi]| format!("{} to {}", signed(lo), signed(hi)))
+            .unwrap_or_else(|| "–".into()),
+        verdict: serde_json::to_value(e.verdict)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        statement: e.statement.clone(),
+    }
 }
 
 #[derive(Serialize)]
@@ -168,10 +213,11 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
 
     let mut identity_tables = content::identity_tables(record)?;
     identity_tables.push(content::systems_table(&record.systems)?);
-    let identity = identity_tables
+    let mut identity = identity_tables
         .into_iter()
         .map(&mut tables_written)
         .collect::<Result<Vec<_>>>()?;
+    let systems_table = identity.pop().expect("the systems table was pushed last");
     let complexity = tables_written(content::complexity_summary(&record.systems)?)?;
     let pruning = match pruning::pruning_table(&record.systems)? {
         Some(t) => Some(tables_written(t)?),
@@ -217,6 +263,7 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
         generator: format!("ascrepro {}", env!("CARGO_PKG_VERSION")),
         plotly_js: PLOTLY_ASSET,
         identity,
+        systems_table,
         complexity,
         pruning,
         quantization,
@@ -233,6 +280,7 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
         comparison_parquet: comparison_files.1,
         contradictions,
         notes,
+        effects: record.effects.iter().map(effect_view).collect(),
         recipe_text: record.recipe_text.clone(),
     };
 
@@ -369,8 +417,10 @@ fn environment() -> Result<Environment<'static>> {
     env.set_formatter(html_formatter);
     let templates = [
         ("macros.html", include_str!("../../templates/macros.html")),
+        ("styles.html", include_str!("../../templates/styles.html")),
         ("index.html", include_str!("../../templates/index.html")),
         ("timings.html", include_str!("../../templates/timings.html")),
+        ("site.html", include_str!("../../templates/site.html")),
     ];
     for (name, source) in templates {
         env.add_template(name, source)

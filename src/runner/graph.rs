@@ -61,6 +61,54 @@ pub trait Stage {
     }
 }
 
+/// A shared input stage made for a narrowed training split (`Base::on_split`): the same stage,
+/// its id prefixed with the split's name, so every node's `kind:id` stays unique (executors
+/// and `ascrepro stage` address nodes by it). Its identity is the stage's own: its inputs
+/// already differ.
+pub struct Scoped<S> {
+    pub scope: Option<String>,
+    pub inner: S,
+}
+
+impl<S: Stage> Stage for Scoped<S> {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn id(&self) -> String {
+        match &self.scope {
+            Some(scope) => format!("{scope}/{}", self.inner.id()),
+            None => self.inner.id(),
+        }
+    }
+    fn needs(&self) -> Vec<NodeId> {
+        self.inner.needs()
+    }
+    fn code(&self) -> &'static [&'static str] {
+        self.inner.code()
+    }
+    fn numeric(&self) -> bool {
+        self.inner.numeric()
+    }
+    fn identity(&self, h: StageHash) -> StageHash {
+        self.inner.identity(h)
+    }
+    fn cached(&self) -> bool {
+        self.inner.cached()
+    }
+    fn reusable(&self, cx: &Context, entry: &Path) -> Result<bool> {
+        self.inner.reusable(cx, entry)
+    }
+    fn produce(&self, cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()> {
+        self.inner.produce(cx, inputs, dir)
+    }
+    fn load(&self, cx: &Context, inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
+        self.inner.load(cx, inputs, dir)
+    }
+    fn systems(&self, own: &Artefact, inputs: &Outputs) -> Result<Vec<SystemRecord>> {
+        self.inner.systems(own, inputs)
+    }
+}
+
 /// The data a run reads: the dataset, its identity, and the impulse responses of its profile.
 pub struct DataArtefact {
     pub dataset: crate::data::Dataset,
@@ -326,5 +374,20 @@ impl Graph {
 
     pub fn stage(&self, n: NodeId) -> &dyn Stage {
         self.nodes[n.0].as_ref()
+    }
+
+    /// Refuses a graph two of whose nodes share a `kind:id` (a registry bug: executors address
+    /// nodes by it).
+    pub fn check_names(&self) -> Result<()> {
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.nodes {
+            let label = format!("{}:{}", s.kind(), s.id());
+            if !seen.insert(label.clone()) {
+                return Err(Error::msg(format!(
+                    "internal error: two nodes of the stage graph are named `{label}`; please report it"
+                )));
+            }
+        }
+        Ok(())
     }
 }

@@ -338,6 +338,10 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
     let report = *p.graph.all().last().expect("the report is the last node");
     let record = outs.report(report).as_ref().clone();
     crate::report::write_timings(&record, &outs.timings, &p.out_dir)?;
+    // A report written into a site (`reports/<id>`): the site index over it is rewritten.
+    if let Some(index) = crate::report::site::update_after_run(&p.out_dir)? {
+        cx.say(&format!("Site index: {}", index.display()));
+    }
     let total = outs.timings.len();
     let cached = total - computed;
     if computed == 0 {

@@ -94,15 +94,96 @@ impl Stage for FeaturesStage {
     }
 
     fn load(&self, _cx: &Context, inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
-        let dir = dir.expect("cached stage");
-        Ok(Artefact::Features(Rc::new(SplitFeatures {
-            devices: inputs.data(self.data).dataset.devices.clone(),
-            train: FeatureSet::load(&dir.join("train.safetensors"))?,
-            test: FeatureSet::load(&dir.join("test.safetensors"))?,
-            validation: match dir.join("validation.safetensors") {
-                p if p.is_file() => Some(FeatureSet::load(&p)?),
-                _ => None,
-            },
-        })))
+        load_split_features(inputs.data(self.data), dir.expect("cached stage"))
     }
+}
+
+/// A named training split's features: the rows of the whole training split's features for the
+/// split's clips (DCASE2024's subsets are subsets of it), the test and validation features
+/// as they are. Nothing is extracted twice, and a split's rows are bit for bit the whole set's.
+pub struct SplitFeaturesStage {
+    pub whole_data: NodeId,
+    pub whole: NodeId,
+    pub split_data: NodeId,
+    pub split: String,
+    /// The front end's id, the node's name.
+    pub frontend: String,
+}
+
+impl Stage for SplitFeaturesStage {
+    fn kind(&self) -> &'static str {
+        "features"
+    }
+
+    fn id(&self) -> String {
+        format!("{}/{}", self.split, self.frontend)
+    }
+
+    fn needs(&self) -> Vec<NodeId> {
+        vec![self.split_data, self.whole]
+    }
+
+    fn code(&self) -> &'static [&'static str] {
+        &["src/train/datamodule.rs", "src/runner/stages/features.rs"]
+    }
+
+    fn identity(&self, h: StageHash) -> StageHash {
+        h
+    }
+
+    fn produce(&self, _cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()> {
+        let whole = inputs.features(self.whole);
+        let all = &inputs.data(self.whole_data).dataset;
+        let split = &inputs.data(self.split_data).dataset;
+        let row: std::collections::HashMap<&str, i64> = all
+            .train
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.file.as_str(), i as i64))
+            .collect();
+        let rows: Vec<i64> = split
+            .train
+            .iter()
+            .map(|c| {
+                row.get(c.file.as_str()).copied().ok_or_else(|| {
+                    crate::error::Error::msg(format!(
+                        "training split `{}`: clip `{}` is not in the profile's training split, so it has no features there; a named split must be a subset of the training split",
+                        self.split, c.file
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        let pick = |v: &[i64]| rows.iter().map(|&r| v[r as usize]).collect::<Vec<_>>();
+        let train = FeatureSet {
+            x: whole
+                .train
+                .x
+                .f_index_select(0, &tch::Tensor::from_slice(&rows))?,
+            y: pick(&whole.train.y),
+            device: pick(&whole.train.device),
+        };
+        train.save(&dir.join("train.safetensors"))?;
+        whole.test.save(&dir.join("test.safetensors"))?;
+        if let Some(v) = &whole.validation {
+            v.save(&dir.join("validation.safetensors"))?;
+        }
+        Ok(())
+    }
+
+    fn load(&self, _cx: &Context, inputs: &Outputs, dir: Option<&Path>) -> Result<Artefact> {
+        load_split_features(inputs.data(self.split_data), dir.expect("cached stage"))
+    }
+}
+
+/// Features of a data artefact's splits from a features entry.
+fn load_split_features(data: &crate::runner::graph::DataArtefact, dir: &Path) -> Result<Artefact> {
+    Ok(Artefact::Features(Rc::new(SplitFeatures {
+        devices: data.dataset.devices.clone(),
+        train: FeatureSet::load(&dir.join("train.safetensors"))?,
+        test: FeatureSet::load(&dir.join("test.safetensors"))?,
+        validation: match dir.join("validation.safetensors") {
+            p if p.is_file() => Some(FeatureSet::load(&p)?),
+            _ => None,
+        },
+    })))
 }

@@ -40,6 +40,8 @@ pub struct Base {
     pub project: PathBuf,
     /// The profile's validation split, whose features every features node makes.
     pub validation_split: Option<String>,
+    /// The named training split this base is narrowed to: scopes the names of its nodes.
+    pub split: Option<String>,
     recipe_seed: u64,
 }
 
@@ -50,7 +52,7 @@ impl Base {
     }
 
     /// This base with its training split narrowed to the named split (shared by the stages
-    /// training on it): the split's data and its features.
+    /// training on it): the split's data and its features (the whole set's rows of its clips).
     pub fn on_split(&self, g: &mut Graph, name: &str, csv: &str) -> Result<Base> {
         let data = g.shared(format!("split {name} {csv}"), |_| {
             Ok(data::SplitDataStage {
@@ -59,19 +61,29 @@ impl Base {
                 csv: csv.to_string(),
             })
         })?;
-        let validation = self.validation_split.clone();
         let features = g.shared(format!("features {data:?}"), |_| {
-            Ok(features::FeaturesStage {
-                data,
-                frontend: self.frontend.clone(),
-                validation,
+            Ok(features::SplitFeaturesStage {
+                whole_data: self.data,
+                whole: self.features,
+                split_data: data,
+                split: name.to_string(),
+                frontend: self.frontend.id().to_string(),
             })
         })?;
         Ok(Base {
             data,
             features,
+            split: Some(name.to_string()),
             ..self.clone()
         })
+    }
+
+    /// `stage`, named within this base's split.
+    pub fn scoped<S: super::graph::Stage>(&self, stage: S) -> super::graph::Scoped<S> {
+        super::graph::Scoped {
+            scope: self.split.clone(),
+            inner: stage,
+        }
     }
 }
 
@@ -99,6 +111,7 @@ pub fn build(
         data_root: data_root.to_path_buf(),
         project: project.to_path_buf(),
         validation_split: plan.profile_spec.data.validation_split.clone(),
+        split: None,
         recipe_seed: plan.recipe.seed,
     };
     for stage in &plan.stages {
@@ -121,6 +134,7 @@ pub fn build(
         frontend: frontend.fingerprint(),
         shown: report::Shown::new(plan, code_version),
     });
+    g.check_names()?;
     Ok(g)
 }
 

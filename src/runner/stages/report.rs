@@ -4,7 +4,7 @@
 
 use super::input_shape;
 use crate::error::{IoContext, Result};
-use crate::eval::published;
+use crate::eval::{consistency, published};
 use crate::recipe::Plan;
 use crate::results::{Finding, RunIdentity, RunRecord};
 use crate::runner::cache::StageHash;
@@ -65,6 +65,8 @@ impl ReportStage {
         let input = input_shape(inputs, self.features);
         let (checks, mut findings) =
             published::complexity_checks(&r.published, &plan.published_models, input);
+        findings.extend(consistency::arithmetic(&r.published));
+        findings.extend(consistency::transcribed(&r.conflicts));
         for s in &systems {
             for n in &s.notes {
                 if n.contains("REJECTED") {
@@ -125,6 +127,7 @@ impl Stage for ReportStage {
             "src/results.rs",
             "src/eval/published.rs",
             "src/eval/effects.rs",
+            "src/eval/consistency.rs",
             "src/compress/complexity.rs",
             "src/runner/stages/report.rs",
         ]

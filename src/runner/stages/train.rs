@@ -62,12 +62,12 @@ impl AugmentInputs {
             Some(spec) => Some(g.shared(
                 format!("devsim {:?} {}", base.data, json(spec)),
                 |_| {
-                    Ok(DevsimStage {
+                    Ok(base.scoped(DevsimStage {
                         data: base.data,
                         spec: spec.clone(),
                         frontend: fe.clone(),
                         seed: base.seed("device_simulation"),
-                    })
+                    }))
                 },
             )?),
             None => None,
@@ -79,22 +79,22 @@ impl AugmentInputs {
                 .is_some_and(|r| r.max_shift_s.is_some());
         let waveforms_at = |g: &mut Graph, rate: Option<u32>| {
             g.shared(format!("waveforms {:?} {rate:?}", base.data), |_| {
-                Ok(WaveformsStage {
+                Ok(base.scoped(WaveformsStage {
                     data: base.data,
                     rate,
                     resampler: fe.resampler().clone(),
-                })
+                }))
             })
         };
         let irs_for = |g: &mut Graph, limit: Option<usize>, waves: NodeId, purpose| {
             g.shared(format!("irs {:?} {limit:?} {waves:?}", base.data), |_| {
-                Ok(ImpulseResponsesStage {
+                Ok(base.scoped(ImpulseResponsesStage {
                     data: base.data,
                     limit,
                     rate: RateOf::Waveforms(waves),
                     resampler: fe.resampler().clone(),
                     purpose,
-                })
+                }))
             })
         };
         // Online waveform augmentations see the clips as the system's loader delivers them
@@ -118,14 +118,14 @@ impl AugmentInputs {
                 let set = irs_for(g, spec.irs, recorded, "energy-driven IR augmentation")?;
                 Some(
                     g.shared(format!("energy_ir {:?} {}", base.data, json(spec)), |_| {
-                        Ok(EnergyIrStage {
+                        Ok(base.scoped(EnergyIrStage {
                             data: base.data,
                             waveforms: recorded,
                             irs: set,
                             spec: spec.clone(),
                             frontend: fe.clone(),
                             seed: base.seed("energy_ir"),
-                        })
+                        }))
                     })?,
                 )
             }
