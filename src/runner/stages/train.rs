@@ -86,17 +86,21 @@ impl AugmentInputs {
                 }))
             })
         };
-        let irs_for = |g: &mut Graph, limit: Option<usize>, waves: NodeId, purpose| {
-            g.shared(format!("irs {:?} {limit:?} {waves:?}", base.data), |_| {
-                Ok(base.scoped(ImpulseResponsesStage {
-                    data: base.data,
-                    limit,
-                    rate: RateOf::Waveforms(waves),
-                    resampler: fe.resampler().clone(),
-                    purpose,
-                }))
-            })
-        };
+        let irs_for =
+            |g: &mut Graph, limit: Option<usize>, waves: (NodeId, Option<u32>), purpose| {
+                g.shared(
+                    format!("irs {:?} {limit:?} {:?}", base.data, waves.0),
+                    |_| {
+                        Ok(base.scoped(ImpulseResponsesStage {
+                            data: base.data,
+                            limit,
+                            rate: RateOf::Waveforms(waves.0, waves.1),
+                            resampler: fe.resampler().clone(),
+                            purpose,
+                        }))
+                    },
+                )
+            };
         // Online waveform augmentations see the clips as the system's loader delivers them
         // (`audio::resample`); offline energy-IR copies are made at the recorded rate.
         let (mut waveforms, mut irs) = (None, None);
@@ -108,14 +112,19 @@ impl AugmentInputs {
                 .then_some(fe.sample_rate());
             let w = waveforms_at(g, rate)?;
             if let Some(d) = &tr.dir_augmentation {
-                irs = Some(irs_for(g, d.irs, w, "DIR augmentation")?);
+                irs = Some(irs_for(g, d.irs, (w, rate), "DIR augmentation")?);
             }
             waveforms = Some(w);
         }
         let energy = match &tr.energy_ir {
             Some(spec) => {
                 let recorded = waveforms_at(g, None)?;
-                let set = irs_for(g, spec.irs, recorded, "energy-driven IR augmentation")?;
+                let set = irs_for(
+                    g,
+                    spec.irs,
+                    (recorded, None),
+                    "energy-driven IR augmentation",
+                )?;
                 Some(
                     g.shared(format!("energy_ir {:?} {}", base.data, json(spec)), |_| {
                         Ok(base.scoped(EnergyIrStage {

@@ -113,10 +113,11 @@ pub struct ImpulseResponsesStage {
     pub purpose: &'static str,
 }
 
-/// The rate of an impulse-response set: fixed, or that of a waveform node.
+/// The rate of an impulse-response set: fixed, or that of a waveform node (whose own rate,
+/// `None` for the recorded one, names the set).
 pub enum RateOf {
     Fixed(u32),
-    Waveforms(NodeId),
+    Waveforms(NodeId, Option<u32>),
 }
 
 impl Stage for ImpulseResponsesStage {
@@ -128,14 +129,15 @@ impl Stage for ImpulseResponsesStage {
         let n = self.limit.map_or("all".to_string(), |n| n.to_string());
         match self.rate {
             RateOf::Fixed(rate) => format!("{n}@{rate}Hz"),
-            RateOf::Waveforms(_) => format!("{n}@clip-rate"),
+            RateOf::Waveforms(_, Some(rate)) => format!("{n}@clips-{rate}Hz"),
+            RateOf::Waveforms(_, None) => format!("{n}@clips-recorded"),
         }
     }
 
     fn needs(&self) -> Vec<NodeId> {
         match self.rate {
             RateOf::Fixed(_) => vec![self.data],
-            RateOf::Waveforms(w) => vec![self.data, w],
+            RateOf::Waveforms(w, _) => vec![self.data, w],
         }
     }
 
@@ -154,7 +156,7 @@ impl Stage for ImpulseResponsesStage {
             .part("resampler", &self.resampler.fingerprint());
         match self.rate {
             RateOf::Fixed(rate) => h.part("rate", &rate.to_string()),
-            RateOf::Waveforms(_) => h,
+            RateOf::Waveforms(..) => h,
         }
     }
 
@@ -178,7 +180,7 @@ impl Stage for ImpulseResponsesStage {
         };
         let rate = match self.rate {
             RateOf::Fixed(rate) => rate,
-            RateOf::Waveforms(w) => inputs.waveforms(w).sample_rate,
+            RateOf::Waveforms(w, _) => inputs.waveforms(w).sample_rate,
         };
         let set = ImpulseResponses::load(dir, self.limit, rate, &self.resampler)?;
         Ok(Artefact::ImpulseResponses(Rc::new(set)))
