@@ -287,7 +287,6 @@ pub(super) fn plan_stages(
                     (src.to_string(), run.to_string())
                 })
                 .collect();
-            let from = |src: &str| rename[src].clone();
             let iid = inst.id(s.id());
             let label = inst.label(s.label(), seeds);
             let planned = plan_one(
@@ -300,7 +299,6 @@ pub(super) fn plan_stages(
                 &inst,
                 iid.clone(),
                 label,
-                &from,
                 &rename,
             )?;
             made.push((inst, iid));
@@ -323,10 +321,11 @@ fn plan_one(
     inst: &Instance,
     id: String,
     label: String,
-    from: &dyn Fn(&str) -> String,
     rename: &BTreeMap<String, String>,
 ) -> Result<PlannedStage> {
     let s = &r.stages[i];
+    // The run of a source this instance reads.
+    let from = |src: &str| rename[src].clone();
     Ok(match s {
         StageSpec::Train(t) => {
             let base = stage_training(ctx, r, i)?;

@@ -72,8 +72,7 @@ pub struct SiteEntry {
     /// The report directory's name under the root.
     pub dir: String,
     pub anchor: String,
-    /// False when `results.json` could not be read: the fields below it are then placeholders.
-    pub readable: bool,
+    /// The record's id and title; the directory's name where `results.json` cannot be read.
     pub recipe_id: String,
     pub title: String,
     pub citation: String,
@@ -82,8 +81,9 @@ pub struct SiteEntry {
     pub headline: Option<Headline>,
     /// Why there is no headline.
     pub no_headline: String,
-    pub contradictions: usize,
-    pub notes: usize,
+    /// Findings by kind; none where `results.json` cannot be read.
+    pub contradictions: Option<usize>,
+    pub notes: Option<usize>,
     /// The first failure of the report's checksums (paths relative to the root); None: verified.
     pub failure: Option<String>,
     pub report_href: String,
@@ -310,7 +310,6 @@ fn entry(root: &Path, name: &str) -> Result<SiteEntry> {
     let mut e = SiteEntry {
         dir: name.to_string(),
         anchor: format!("r-{}", super::content::slug(name)),
-        readable: false,
         recipe_id: name.to_string(),
         title: name.to_string(),
         citation: String::new(),
@@ -318,8 +317,8 @@ fn entry(root: &Path, name: &str) -> Result<SiteEntry> {
         is_demo: false,
         headline: None,
         no_headline: String::new(),
-        contradictions: 0,
-        notes: 0,
+        contradictions: None,
+        notes: None,
         failure,
         report_href: format!("{name}/{INDEX}"),
         findings_href: None,
@@ -332,11 +331,10 @@ fn entry(root: &Path, name: &str) -> Result<SiteEntry> {
                 .iter()
                 .filter(|f| f.kind == "contradiction")
                 .count();
-            e.readable = true;
             e.headline = headline(&r)?;
             e.no_headline = no_headline(&r);
-            e.notes = r.findings.len() - contradictions;
-            e.contradictions = contradictions;
+            e.notes = Some(r.findings.len() - contradictions);
+            e.contradictions = Some(contradictions);
             e.findings_href = Some(format!("{name}/{INDEX}#findings"));
             e.is_demo = r.profile != "paper";
             e.recipe_id = r.recipe_id;
