@@ -33,10 +33,11 @@ setup: .libtorch
 build: setup
 	cargo build --release --locked
 
-# Each recipe's demo report into reports/<id>/; every run rewrites the site index
-# reports/index.html over them.
+# Each recipe's demo report into reports/<id>/, all recipes at once (scripts/demos.sh); then
+# the site index reports/index.html over them, and its check.
 demo: build
-	@for r in $(RECIPES); do echo "== $$r"; $(BIN) run $$r --profile demo || exit 1; done
+	scripts/demos.sh $(BIN) .cache/ascrepro reports $(RECIPES)
+	$(BIN) site reports
 	$(BIN) verify reports
 
 test: build
@@ -66,9 +67,9 @@ bench-demo: build
 # then checks the site index over them.
 check-reports: build
 	rm -rf .cache/check
+	scripts/demos.sh $(BIN) .cache/check/cache .cache/check $(RECIPES)
 	@for r in $(RECIPES); do \
-		id=$$(basename $$r .yaml); echo "== $$id"; \
-		$(BIN) run $$r --profile demo --cache .cache/check/cache --out .cache/check/$$id --quiet || exit 1; \
+		id=$$(basename $$r .yaml); \
 		diff reports/$$id/SHA256SUMS .cache/check/$$id/SHA256SUMS || exit 1; \
 		echo "reports/$$id regenerates bit for bit"; \
 	done

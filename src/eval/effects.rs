@@ -37,6 +37,8 @@ pub enum Method {
     Quantization,
     /// fp16 deployment against the fp32 model.
     HalfPrecision,
+    /// RepConv branches merged into single kernels for deployment, against the trained graph.
+    RepconvMerge,
 }
 
 impl Method {
@@ -53,6 +55,7 @@ impl Method {
             Method::DeviceSpecificFinetuning => "Device-specific fine-tuning with routing",
             Method::Quantization => "INT8 quantization",
             Method::HalfPrecision => "fp16 deployment",
+            Method::RepconvMerge => "RepConv merge",
         }
     }
 }
@@ -155,25 +158,30 @@ fn statement(
     verdict: Verdict,
 ) -> String {
     let name = method.name();
-    match (mean, sd, ci95) {
-        (None, _, _) => format!("{name}: not measured in this profile (no run of both stages)."),
-        (Some(m), _, None) => format!(
+    let Some(m) = mean else {
+        return format!("{name}: not measured in this profile (no run of both stages).");
+    };
+    let (Some(s), Some([lo, hi])) = (sd, ci95) else {
+        return format!(
             "{name}: {m:+.1} points of accuracy from one run of each; one run gives no spread, so the effect is not established at this size."
-        ),
-        (Some(m), Some(s), Some([lo, hi])) => {
-            let what = match verdict {
-                Verdict::Improves => "improves accuracy at this size",
-                Verdict::Hurts => "lowers accuracy at this size",
-                Verdict::NotEstablished => {
-                    "the interval includes zero, so no direction is established at this size"
-                }
-            };
-            format!(
-                "{name}: {m:+.1} points of accuracy (mean of {n} paired runs, sd {s:.1}, 95 % interval {lo:+.1} to {hi:+.1}): {what}."
-            )
-        }
-        (Some(_), None, Some(_)) => unreachable!("an interval needs a spread"),
+        );
+    };
+    // An exact transformation (a RepConv merge) changes no prediction.
+    if m == 0.0 && s == 0.0 {
+        return format!(
+            "{name}: the same accuracy in each of the {n} paired runs: no effect on accuracy."
+        );
     }
+    let what = match verdict {
+        Verdict::Improves => "improves accuracy at this size",
+        Verdict::Hurts => "lowers accuracy at this size",
+        Verdict::NotEstablished => {
+            "the interval includes zero, so no direction is established at this size"
+        }
+    };
+    format!(
+        "{name}: {m:+.1} points of accuracy (mean of {n} paired runs, sd {s:.1}, 95 % interval {lo:+.1} to {hi:+.1}): {what}."
+    )
 }
 
 #[cfg(test)]

@@ -163,26 +163,45 @@ fn macro_average(m: &[Vec<u64>]) -> f64 {
     present.iter().sum::<f64>() / present.len().max(1) as f64
 }
 
-/// The logits of a system that routes each clip by its device: row `i` is copied from the
-/// logits of the model `device_models` assigns to `device[i]` (device index, that model's
-/// logits over the same clips), or from `general` for every other device. Copied rows equal
-/// their model's prediction exactly.
-pub fn route(device: &[i64], device_models: &[(i64, &Tensor)], general: &Tensor) -> Tensor {
-    let mut routed = general.copy();
-    for (d, logits) in device_models {
-        assert_eq!(
-            logits.size(),
-            general.size(),
-            "every routed model predicts the same clips"
-        );
-        let rows: Vec<i64> = (0..device.len() as i64)
-            .filter(|&i| device[i as usize] == *d)
-            .collect();
-        if rows.is_empty() {
-            continue;
+/// The logits of a system routing each clip of `set` by its device id: the clips of each
+/// device in `routes` through that device's model, every other clip through `general`. Each
+/// model runs on its own clips only.
+pub fn predict_routed(
+    set: &FeatureSet,
+    routes: &[(i64, &dyn AscModel)],
+    general: &dyn AscModel,
+    batch: usize,
+    device: Device,
+) -> Tensor {
+    let n = set.len();
+    let mut owner: Vec<Option<&dyn AscModel>> = vec![None; n];
+    for (d, model) in routes {
+        for row in set.rows_of_device(*d) {
+            owner[row as usize] = Some(*model);
         }
-        let rows = Tensor::from_slice(&rows);
-        let _ = tch::no_grad(|| routed.index_copy_(0, &rows, &logits.index_select(0, &rows)));
+    }
+    let mut parts: Vec<(Vec<i64>, Tensor)> = Vec::with_capacity(routes.len() + 1);
+    let general_rows: Vec<i64> = (0..n as i64)
+        .filter(|&i| owner[i as usize].is_none())
+        .collect();
+    for (d, model) in routes {
+        let rows = set.rows_of_device(*d);
+        if !rows.is_empty() {
+            parts.push((
+                rows.clone(),
+                predict(*model, &set.select(&rows), batch, device),
+            ));
+        }
+    }
+    if !general_rows.is_empty() {
+        let logits = predict(general, &set.select(&general_rows), batch, device);
+        parts.push((general_rows, logits));
+    }
+    let classes = parts.first().map_or(0, |(_, l)| l.size()[1]);
+    let mut routed = Tensor::zeros([n as i64, classes], (Kind::Float, Device::Cpu));
+    for (rows, logits) in &parts {
+        let rows = Tensor::from_slice(rows);
+        let _ = tch::no_grad(|| routed.index_copy_(0, &rows, logits));
     }
     routed
 }
@@ -228,19 +247,35 @@ mod tests {
         assert!((e.log_loss - expected).abs() < 1e-5);
     }
 
+    /// Logits `scale * (x + k)` for class k: which model produced a row shows in its values.
+    #[derive(Debug)]
+    struct Affine(f64);
+
+    impl AscModel for Affine {
+        fn forward_t(&self, xs: &Tensor, _train: bool) -> Tensor {
+            let k = Tensor::arange(10, (Kind::Float, Device::Cpu));
+            (xs.reshape([-1, 1]) + k.reshape([1, 10])) * self.0
+        }
+    }
+
     #[test]
-    fn route_takes_each_row_from_its_devices_model_and_others_from_the_general_one() {
-        // Clips of devices 0, 3, 9 (an id beyond the known nine), 0, 6.
-        let device = [0i64, 3, 9, 0, 6];
-        let general = Tensor::arange(50, (Kind::Float, tch::Device::Cpu)).reshape([5, 10]);
-        let model_a = -&general;
-        let model_s1 = &general + 1000.0;
-        let routed = route(&device, &[(0, &model_a), (3, &model_s1)], &general);
+    fn predict_routed_runs_each_model_on_its_devices_clips_and_the_general_one_on_the_rest() {
+        // Clips of devices 0, 3, 9 (an id beyond the known nine), 0, 6; feature = row index.
+        let set = FeatureSet {
+            x: Tensor::arange(5, (Kind::Float, Device::Cpu)).reshape([5, 1, 1, 1]),
+            y: vec![0; 5],
+            device: vec![0, 3, 9, 0, 6],
+        };
+        let (general, model_a, model_s1) = (Affine(1.0), Affine(-1.0), Affine(1000.0));
+        let routes: [(i64, &dyn AscModel); 2] = [(0, &model_a), (3, &model_s1)];
+        let routed = predict_routed(&set, &routes, &general, 2, Device::Cpu);
+        let all = |m: &Affine| predict(m, &set, 5, Device::Cpu);
         let expected = [&model_a, &model_s1, &general, &model_a, &general];
         for (i, m) in expected.iter().enumerate() {
-            assert!(routed.get(i as i64).equal(&m.get(i as i64)), "row {i}");
+            assert!(routed.get(i as i64).equal(&all(m).get(i as i64)), "row {i}");
         }
-        // No device model: the general model's logits unchanged.
-        assert!(route(&device, &[], &general).equal(&general));
+        // No device model: the general model's logits.
+        let alone = predict_routed(&set, &[], &general, 2, Device::Cpu);
+        assert!(alone.equal(&all(&general)));
     }
 }

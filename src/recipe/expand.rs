@@ -397,8 +397,8 @@ fn plan_one(
                             init_from: Some(general_id.clone()),
                             init_classifier: Some(true),
                             select: Select::Last,
-                            split: None,
-                            split_csv: None,
+                            split: general.split.clone(),
+                            split_csv: general.split_csv.clone(),
                             model: general.model.clone(),
                             model_of_init: false,
                             training: training.clone(),
@@ -412,6 +412,10 @@ fn plan_one(
             PlannedStage::FinetuneDevices(Box::new(FinetuneDevicesStage {
                 id,
                 label,
+                general: f
+                    .general
+                    .as_deref()
+                    .map_or_else(|| general_id.clone(), from),
                 from: general_id,
                 models,
             }))
@@ -459,5 +463,25 @@ fn plan_one(
             label,
             from: from(&h.from),
         }),
+        StageSpec::Reparameterize(rp) => {
+            let source_id = from(&rp.from);
+            if let Some(source) = planned_model(out, &source_id) {
+                if crate::compress::reparam::merged_config(&source).is_none() {
+                    return Err(ctx.err(
+                        &["stages", &i.to_string(), "from"],
+                        format!(
+                            "`{}` makes {}, which has no RepConv branches to merge (dsflexinet trained with its branches has)",
+                            rp.from,
+                            source.describe()
+                        ),
+                    ));
+                }
+            }
+            PlannedStage::Reparameterize(ReparameterizeStage {
+                id,
+                label,
+                from: source_id,
+            })
+        }
     })
 }

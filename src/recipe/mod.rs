@@ -52,6 +52,7 @@ pub enum PlannedStage {
     Released(ReleasedStage),
     FinetuneDevices(Box<FinetuneDevicesStage>),
     Prune(Box<PruneStage>),
+    Reparameterize(ReparameterizeStage),
 }
 
 impl PlannedStage {
@@ -64,6 +65,7 @@ impl PlannedStage {
             PlannedStage::Released(s) => &s.id,
             PlannedStage::FinetuneDevices(s) => &s.id,
             PlannedStage::Prune(s) => &s.id,
+            PlannedStage::Reparameterize(s) => &s.id,
         }
     }
 }
@@ -152,8 +154,11 @@ pub struct PruneStage {
 pub struct FinetuneDevicesStage {
     pub id: String,
     pub label: String,
-    /// The train stage of the general model.
+    /// The train stage every device model starts from.
     pub from: String,
+    /// The train stage whose model classifies the clips of every unlisted device (`from`
+    /// unless the recipe names another).
+    pub general: String,
     /// In the recipe's order.
     pub models: Vec<DeviceModel>,
 }
@@ -187,6 +192,15 @@ pub struct QuantizeStage {
 /// stage hash includes.
 #[derive(Debug, Clone)]
 pub struct HalfStage {
+    pub id: String,
+    pub label: String,
+    pub from: String,
+}
+
+/// A re-parameterisation stage as planned: nothing of its own beyond its source, whose identity
+/// the stage hash includes.
+#[derive(Debug, Clone)]
+pub struct ReparameterizeStage {
     pub id: String,
     pub label: String,
     pub from: String,

@@ -80,6 +80,9 @@ pub(super) fn planned_model(out: &[PlannedStage], id: &str) -> Option<ModelConfi
         PlannedStage::Train(t) if t.model_of_init => planned_model(out, t.init_from.as_deref()?),
         PlannedStage::Train(t) => Some(t.model.clone()),
         PlannedStage::Released(rel) => Some(rel.model.clone()),
+        PlannedStage::Reparameterize(r) => {
+            crate::compress::reparam::merged_config(&planned_model(out, &r.from)?)
+        }
         PlannedStage::Prune(p) => match &p.target {
             PruneTargetSpec::Widths { widths } => {
                 let groups = ChannelGroups::of(&planned_model(out, &p.from)?).ok()?;

@@ -34,6 +34,10 @@ pub enum StageSpec {
     /// the network rebuilt at the pruned widths.
     #[serde(rename = "prune")]
     Prune(PruneSpec),
+    /// A stage's model with its RepConv branches merged into single kernels (as deployed),
+    /// evaluated, with the largest logit difference from the unmerged model.
+    #[serde(rename = "reparameterize")]
+    Reparameterize(ReparameterizeSpec),
 }
 
 /// The stage kinds, as `kind:` names them.
@@ -47,6 +51,7 @@ pub enum StageKind {
     Released,
     FinetuneDevices,
     Prune,
+    Reparameterize,
 }
 
 impl StageSpec {
@@ -76,6 +81,9 @@ impl StageSpec {
             }
             StageKind::Released => {
                 StageSpec::Released(serde_norway::from_str(&body).map_err(variant)?)
+            }
+            StageKind::Reparameterize => {
+                StageSpec::Reparameterize(serde_norway::from_str(&body).map_err(variant)?)
             }
             StageKind::FinetuneDevices => {
                 StageSpec::FinetuneDevices(serde_norway::from_str(&body).map_err(variant)?)
@@ -120,6 +128,7 @@ impl StageSpec {
             StageSpec::Released(s) => &s.id,
             StageSpec::FinetuneDevices(s) => &s.id,
             StageSpec::Prune(s) => &s.id,
+            StageSpec::Reparameterize(s) => &s.id,
         }
     }
 
@@ -132,6 +141,7 @@ impl StageSpec {
             StageSpec::Released(_) => StageKind::Released,
             StageSpec::FinetuneDevices(_) => StageKind::FinetuneDevices,
             StageSpec::Prune(_) => StageKind::Prune,
+            StageSpec::Reparameterize(_) => StageKind::Reparameterize,
         }
     }
 
@@ -144,6 +154,7 @@ impl StageSpec {
             StageSpec::Released(s) => &s.label,
             StageSpec::FinetuneDevices(s) => &s.label,
             StageSpec::Prune(s) => &s.label,
+            StageSpec::Reparameterize(s) => &s.label,
         }
     }
 
@@ -158,8 +169,11 @@ impl StageSpec {
                 .collect(),
             StageSpec::Quantize(s) => vec![s.from.as_str()],
             StageSpec::Half(s) => vec![s.from.as_str()],
+            StageSpec::Reparameterize(s) => vec![s.from.as_str()],
             StageSpec::Pretrain(_) | StageSpec::Released(_) => Vec::new(),
-            StageSpec::FinetuneDevices(s) => vec![s.from.as_str()],
+            StageSpec::FinetuneDevices(s) => std::iter::once(s.from.as_str())
+                .chain(s.general.as_deref())
+                .collect(),
             StageSpec::Prune(s) => std::iter::once(s.from.as_str())
                 .chain(s.distill.iter().flat_map(|d| d.teacher.stages()))
                 .collect(),
@@ -173,7 +187,10 @@ impl StageSpec {
             StageSpec::Pretrain(s) => s.training.as_ref(),
             StageSpec::FinetuneDevices(s) => s.training.as_ref(),
             StageSpec::Prune(s) => s.training.as_ref(),
-            StageSpec::Quantize(_) | StageSpec::Half(_) | StageSpec::Released(_) => None,
+            StageSpec::Quantize(_)
+            | StageSpec::Half(_)
+            | StageSpec::Released(_)
+            | StageSpec::Reparameterize(_) => None,
         }
     }
 }
@@ -297,6 +314,10 @@ pub struct FinetuneDevicesSpec {
     pub from: String,
     /// Devices that get their own model, e.g. `[a, b, c, s1, s2, s3]`.
     pub devices: Vec<String>,
+    /// The train stage whose model classifies the clips of every unlisted device, when it is
+    /// not `from` (Zhou et al.'s `unknown` model, fine-tuned like the device models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub general: Option<String>,
     /// Fields replacing those of the recipe's `training` (as a train stage's `training`).
     #[serde(default)]
     pub training: Option<Value>,
@@ -376,6 +397,17 @@ pub struct HalfSpec {
     pub id: String,
     pub label: String,
     /// The train or released stage whose model is deployed at half precision.
+    pub from: String,
+}
+
+/// RepConv re-parameterisation (Ramezanee et al. 2025): the model of `from` with each RepConv2d's
+/// parallel branches summed into one 3x3 kernel, the graph the authors deploy and release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReparameterizeSpec {
+    pub id: String,
+    pub label: String,
+    /// The train or prune stage whose model is merged.
     pub from: String,
 }
 

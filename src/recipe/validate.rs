@@ -144,6 +144,11 @@ pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
                 earlier_stage(r, i, &h.from, &kinds)
                     .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
             }
+            StageSpec::Reparameterize(rp) => {
+                let kinds = [StageKind::Train, StageKind::Prune];
+                earlier_stage(r, i, &rp.from, &kinds)
+                    .map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
+            }
             StageSpec::Quantize(q) => {
                 let kinds = [StageKind::Train, StageKind::Released, StageKind::Prune];
                 earlier_stage(r, i, &q.from, &kinds)
@@ -234,7 +239,7 @@ fn validate_repeats(ctx: &Ctx, r: &Recipe, profile: &str, rep: &RepeatsSpec) -> 
         }
         if matches!(
             stage.kind(),
-            StageKind::Quantize | StageKind::Half | StageKind::Released
+            StageKind::Quantize | StageKind::Half | StageKind::Released | StageKind::Reparameterize
         ) {
             return Err(ctx.err(
                 &at,
@@ -411,6 +416,9 @@ fn validate_finetune_devices(
 ) -> Result<()> {
     let idx = i.to_string();
     earlier_train_stage(r, i, &f.from).map_err(|m| ctx.err(&["stages", &idx, "from"], m))?;
+    if let Some(general) = &f.general {
+        earlier_train_stage(r, i, general).map_err(|m| ctx.err(&["stages", &idx, "general"], m))?;
+    }
     if f.devices.is_empty() {
         return Err(ctx.err(
             &["stages", &idx, "devices"],
@@ -645,7 +653,10 @@ fn validate_sizes(ctx: &Ctx, r: &Recipe) -> Result<()> {
                 Some(d) => ("distill", d.teacher.stages().len()),
                 None => continue,
             },
-            StageSpec::Pretrain(_) | StageSpec::Quantize(_) | StageSpec::Half(_) => continue,
+            StageSpec::Pretrain(_)
+            | StageSpec::Quantize(_)
+            | StageSpec::Half(_)
+            | StageSpec::Reparameterize(_) => continue,
         };
         len(&["stages", &idx, field], n, ranges::NAMES)?;
     }

@@ -84,7 +84,7 @@ impl Stage for EvaluateStage {
 
 /// Evaluation of a routed system (`kind: finetune_devices`): each test clip is classified by
 /// the model of its device, clips of every other device by the general model
-/// ([`eval::route`]). Besides the metrics it keeps the routed logits, clip by clip.
+/// ([`eval::predict_routed`]). Besides the metrics it keeps the routed logits, clip by clip.
 pub struct RoutedEvaluateStage {
     /// The recipe stage that made the device models, and its row label.
     pub id: String,
@@ -130,22 +130,22 @@ impl Stage for RoutedEvaluateStage {
     fn produce(&self, cx: &Context, inputs: &Outputs, dir: &Path) -> Result<()> {
         let features = inputs.features(self.features);
         let test = &features.test;
-        let logits_of = |node: NodeId| -> Result<Tensor> {
-            let (_vs, _cfg, model) = models::load_weights(&inputs.model(node).weights, cx.device)?;
-            Ok(eval::predict(model.as_ref(), test, 256, cx.device))
+        let load = |node: NodeId| -> Result<Box<dyn models::AscModel>> {
+            Ok(models::load_weights(&inputs.model(node).weights, cx.device)?.2)
         };
-        let general = logits_of(self.general)?;
-        let mut routes = Vec::with_capacity(self.devices.len());
+        let general = load(self.general)?;
+        let mut models = Vec::with_capacity(self.devices.len());
         for (device, node) in &self.devices {
             // Its model exists, so the dataset names the device (`DeviceModelNode` checks).
             let index = features
                 .devices
                 .index(device)
                 .expect("a device of the data") as i64;
-            routes.push((index, logits_of(*node)?));
+            models.push((index, load(*node)?));
         }
-        let routes: Vec<(i64, &Tensor)> = routes.iter().map(|(d, l)| (*d, l)).collect();
-        let routed = eval::route(&test.device, &routes, &general);
+        let routes: Vec<(i64, &dyn models::AscModel)> =
+            models.iter().map(|(d, m)| (*d, m.as_ref())).collect();
+        let routed = eval::predict_routed(test, &routes, general.as_ref(), 256, cx.device);
         Tensor::write_safetensors(&[("logits", &routed)], dir.join(ROUTED_LOGITS))?;
         super::write_evaluation(
             dir,

@@ -1,7 +1,8 @@
 //! `kind: finetune_devices`: one model per listed device, each the general model of a train
 //! stage (classifier included) trained further on that device's training clips only, and the
 //! routed system, evaluated by [`RoutedEvaluateStage`]: each test clip classified by its
-//! device's model, clips of every other device by the general model.
+//! device's model, clips of every other device by the general model (the stage's `general`,
+//! else the model the device models start from).
 //!
 //! The routed system is several models, so it is not recorded as a stage's model: no later
 //! stage can take it as one (the recipe refuses such references).
@@ -33,23 +34,28 @@ pub struct DeviceModelNode {
 
 /// Adds the device models of `f` and the routed system's evaluation to the graph.
 pub fn add(g: &mut Graph, base: &Base, f: &FinetuneDevicesStage) -> Result<()> {
-    let general = g.model_of(&f.from)?;
+    let start = g.model_of(&f.from)?;
     let mut devices = Vec::with_capacity(f.models.len());
     for m in &f.models {
+        // A device model learns from the general model's training split (DCASE2025: split25).
+        let base = &match (&m.train.split, &m.train.split_csv) {
+            (Some(name), Some(csv)) => base.on_split(g, name, csv)?,
+            _ => base.clone(),
+        };
         let augment = AugmentInputs::add(g, base, &m.train.training)?;
         let node = g.add(DeviceModelNode {
             device: m.device.clone(),
             train: m.train.clone(),
             base: base.clone(),
             augment,
-            general,
+            general: start,
         });
         devices.push((m.device.clone(), node));
     }
     g.add(RoutedEvaluateStage {
         id: f.id.clone(),
         label: f.label.clone(),
-        general,
+        general: g.model_of(&f.general)?,
         devices,
         features: base.features,
     });

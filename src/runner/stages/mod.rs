@@ -17,6 +17,7 @@ pub mod pretrain;
 pub mod prune;
 pub mod quantize;
 pub mod released;
+pub mod reparameterize;
 pub mod report;
 pub mod train;
 pub mod waveforms;
@@ -123,6 +124,7 @@ pub fn build(
             PlannedStage::Released(r) => released::add(&mut g, &base, r)?,
             PlannedStage::FinetuneDevices(f) => finetune_devices::add(&mut g, &base, f)?,
             PlannedStage::Prune(p) => prune::add(&mut g, &base, p)?,
+            PlannedStage::Reparameterize(r) => reparameterize::add(&mut g, &base, r)?,
         }
     }
     let needs = g.all();

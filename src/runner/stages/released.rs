@@ -21,18 +21,36 @@ pub struct ReleasedNode {
     pub path: PathBuf,
 }
 
+/// With per-device checkpoints, the stage's id names the routed system (as a finetune_devices
+/// stage's does) and its general model is evaluated alone as `<id>/general`; the general model
+/// stays the stage's model for later stages.
 pub fn add(g: &mut Graph, base: &Base, r: &ReleasedStage) -> Result<()> {
+    let routed = !r.devices.is_empty();
+    let general = ReleasedStage {
+        id: if routed {
+            format!("{}/general", r.id)
+        } else {
+            r.id.clone()
+        },
+        label: if routed {
+            format!("{} (general model)", r.label)
+        } else {
+            r.label.clone()
+        },
+        devices: Default::default(),
+        ..r.clone()
+    };
     let model = g.add(ReleasedNode {
-        stage: r.clone(),
         path: base.data_root.join(&r.checkpoint.path),
+        stage: general.clone(),
     });
     let eval = g.add(EvaluateStage {
-        id: r.id.clone(),
+        id: general.id.clone(),
         model,
         features: base.features,
     });
     g.name_model(&r.id, model, Some(eval));
-    if r.devices.is_empty() {
+    if !routed {
         return Ok(());
     }
     let devices = r
@@ -53,8 +71,8 @@ pub fn add(g: &mut Graph, base: &Base, r: &ReleasedStage) -> Result<()> {
         })
         .collect();
     g.add(RoutedEvaluateStage {
-        id: format!("{}_routed", r.id),
-        label: format!("{}, device-specific models routed by device id", r.label),
+        id: r.id.clone(),
+        label: r.label.clone(),
         general: model,
         devices,
         features: base.features,
