@@ -288,14 +288,21 @@ fn agrees_with_pytorch(observer: ObserverKind, name: &str) {
     );
 }
 
+/// The two PyTorch comparisons draw their weights and data from libtorch's global generator
+/// (`case` seeds it): run side by side, their draws interleave and each test sees other data
+/// on every run. One at a time, each always checks the same case.
+static ONE_CASE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn engine_matches_pytorch_quantized_tfsepnet64_minmax() {
+    let _one = ONE_CASE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     tch::set_num_threads(1);
     agrees_with_pytorch(ObserverKind::MinMax, "minmax");
 }
 
 #[test]
 fn engine_matches_pytorch_quantized_tfsepnet64_histogram() {
+    let _one = ONE_CASE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     tch::set_num_threads(1);
     agrees_with_pytorch(ObserverKind::Histogram, "histogram");
 }

@@ -163,6 +163,9 @@ fn prune_with_kd_then_fine_tune_chain_and_deploy() {
 
     // The fine-tuning stage trains the pruned architecture, from the pruned weights.
     let finetuned = system(&sys, "finetuned");
+    // A device model of the pruned network keeps its widths.
+    let per_device = system(&sys, "finetuned_per_device");
+    assert_eq!(per_device["complexity"], finetuned["complexity"]);
     assert_eq!(finetuned["model"], s1().describe());
     assert_eq!(finetuned["complexity"], pruned["complexity"]);
 
@@ -217,7 +220,7 @@ fn killed_prune_stage_resumes_to_the_uninterrupted_model() {
             "    prune_epochs: 3\n    training: {epochs: 5}",
         )
         .replace(
-            "stages: [base, pruned, finetuned, pruned_fp32, pruned_fp16, tf_base, tf_pruned, tf_pruned_int8]",
+            "stages: [base, pruned, finetuned, pruned_fp32, pruned_fp16, tf_base, tf_pruned, tf_pruned_int8, finetuned_per_device]",
             "stages: [base, pruned]",
         );
     assert!(recipe.contains("training: {epochs: 5}") && recipe.contains("stages: [base, pruned]"));

@@ -400,7 +400,8 @@ fn plan_one(
                             split: general.split.clone(),
                             split_csv: general.split_csv.clone(),
                             model: general.model.clone(),
-                            model_of_init: false,
+                            // The general model's architecture, whatever pruning made it.
+                            model_of_init: true,
                             training: training.clone(),
                             distill: None,
                             seed: derive_seed(r.seed, &model_id),

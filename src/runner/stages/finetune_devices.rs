@@ -63,6 +63,15 @@ pub fn add(g: &mut Graph, base: &Base, f: &FinetuneDevicesStage) -> Result<()> {
 }
 
 impl DeviceModelNode {
+    /// The stage as it trains: with the architecture of the general model it starts from (a
+    /// pruned one's widths are known once its prune stage has run).
+    fn planned(&self, inputs: &Outputs) -> TrainStage {
+        TrainStage {
+            model: inputs.model(self.general).config.clone(),
+            ..self.train.clone()
+        }
+    }
+
     /// The device's index in the dataset's device list, and its rows in the training split.
     fn training_rows(&self, inputs: &Outputs) -> Result<(i64, Vec<i64>)> {
         let features = inputs.features(self.base.features);
@@ -142,9 +151,10 @@ impl Stage for DeviceModelNode {
             classifier: true,
         };
         let pb = cx.progress(&format!("finetune {}", self.train.id));
+        let stage = self.planned(inputs);
         let fitted = fit(
             &FitOptions {
-                stage: &self.train,
+                stage: &stage,
                 device: cx.device,
                 checkpoint_dir: &inputs.resume_dir(cx, self.kind()),
                 progress: Some(&pb),
@@ -157,11 +167,7 @@ impl Stage for DeviceModelNode {
             test.as_ref(),
         )?;
         pb.finish_and_clear();
-        models::save_weights(
-            &fitted.vs,
-            &self.train.model,
-            &dir.join("model.safetensors"),
-        )?;
+        models::save_weights(&fitted.vs, &stage.model, &dir.join("model.safetensors"))?;
         super::write_json(&dir.join("curve.json"), &fitted.curve)
     }
 
@@ -170,7 +176,7 @@ impl Stage for DeviceModelNode {
         let (_, rows) = self.training_rows(inputs)?;
         Ok(Artefact::Model(Rc::new(ModelArtefact {
             weights: dir.join("model.safetensors"),
-            config: self.train.model.clone(),
+            config: self.planned(inputs).model,
             curve: super::read_json(&dir.join("curve.json"))?,
             stage: self.train.id.clone(),
             label: self.train.label.clone(),
