@@ -17,20 +17,7 @@ const TAU_ROOT: &str = "TAU-urban-acoustic-scenes-2022-mobile-development";
 /// A TAU-layout dataset at the recipes' data root and its manifest where the recipes name it,
 /// and the released stand-ins at their repository paths; returns {path: SHA-256}.
 fn fixture(d: &Path) -> BTreeMap<String, String> {
-    let cfg = ascrepro::data::synth::SynthConfig {
-        seed: 25,
-        cities: 2,
-        test_only_cities: 1,
-        train_locations_per_city: 1,
-        test_locations_per_city: 1,
-        train_clips_per_class_a: 2,
-        train_clips_per_class_device: 1,
-        test_clips_per_class_device: 1,
-        clips_per_segment: 1,
-        device_sim_irs: 0,
-        ..Default::default()
-    };
-    ascrepro::data::synth::generate(&cfg, &d.join("data").join(TAU_ROOT), None).unwrap();
+    common::tiny_tau_dataset_at(&d.join("data").join(TAU_ROOT), 25, 0);
     std::fs::create_dir_all(d.join("data-manifests")).unwrap();
     ascrepro_ok(
         d,

@@ -200,8 +200,13 @@ pub fn ascrepro_fails(dir: &Path, args: &[&str]) -> String {
 
 /// The smallest TAU-layout synthetic dataset (seed 5) at `dir/data/ds`, with `irs` device IRs.
 pub fn tiny_tau_dataset(dir: &Path, irs: usize) {
+    tiny_tau_dataset_at(&dir.join("data/ds"), 5, irs);
+}
+
+/// The smallest TAU-layout synthetic dataset of `seed` at `root`, with `irs` device IRs.
+pub fn tiny_tau_dataset_at(root: &Path, seed: u64, irs: usize) {
     let cfg = ascrepro::data::synth::SynthConfig {
-        seed: 5,
+        seed,
         cities: 2,
         test_only_cities: 1,
         train_locations_per_city: 1,
@@ -213,7 +218,7 @@ pub fn tiny_tau_dataset(dir: &Path, irs: usize) {
         device_sim_irs: irs,
         ..Default::default()
     };
-    ascrepro::data::synth::generate(&cfg, &dir.join("data/ds"), None).unwrap();
+    ascrepro::data::synth::generate(&cfg, root, None).unwrap();
 }
 
 /// `ascrepro run recipe.yaml` in `dir` (the recipe text written there), one libtorch thread.
