@@ -173,37 +173,27 @@ pub fn predict_routed(
     batch: usize,
     device: Device,
 ) -> Tensor {
-    let n = set.len();
-    let mut owner: Vec<Option<&dyn AscModel>> = vec![None; n];
-    for (d, model) in routes {
-        for row in set.rows_of_device(*d) {
-            owner[row as usize] = Some(*model);
-        }
-    }
-    let mut parts: Vec<(Vec<i64>, Tensor)> = Vec::with_capacity(routes.len() + 1);
-    let general_rows: Vec<i64> = (0..n as i64)
-        .filter(|&i| owner[i as usize].is_none())
+    let general_rows: Vec<i64> = (0..set.len() as i64)
+        .filter(|&i| routes.iter().all(|(d, _)| set.device[i as usize] != *d))
         .collect();
-    for (d, model) in routes {
-        let rows = set.rows_of_device(*d);
-        if !rows.is_empty() {
-            parts.push((
-                rows.clone(),
-                predict(*model, &set.select(&rows), batch, device),
-            ));
-        }
+    let parts: Vec<(Vec<i64>, &dyn AscModel)> = routes
+        .iter()
+        .map(|(d, model)| (set.rows_of_device(*d), *model))
+        .chain([(general_rows, general)])
+        .filter(|(rows, _)| !rows.is_empty())
+        .collect();
+    let mut routed: Option<Tensor> = None;
+    for (rows, model) in parts {
+        let logits = predict(model, &set.select(&rows), batch, device);
+        let out = routed.get_or_insert_with(|| {
+            Tensor::zeros(
+                [set.len() as i64, logits.size()[1]],
+                (Kind::Float, Device::Cpu),
+            )
+        });
+        let _ = tch::no_grad(|| out.index_copy_(0, &Tensor::from_slice(&rows), &logits));
     }
-    if !general_rows.is_empty() {
-        let logits = predict(general, &set.select(&general_rows), batch, device);
-        parts.push((general_rows, logits));
-    }
-    let classes = parts.first().map_or(0, |(_, l)| l.size()[1]);
-    let mut routed = Tensor::zeros([n as i64, classes], (Kind::Float, Device::Cpu));
-    for (rows, logits) in &parts {
-        let rows = Tensor::from_slice(rows);
-        let _ = tch::no_grad(|| routed.index_copy_(0, &rows, logits));
-    }
-    routed
+    routed.unwrap_or_else(|| Tensor::zeros([0, 0], (Kind::Float, Device::Cpu)))
 }
 
 fn class_recalls(m: &[Vec<u64>]) -> Vec<f64> {

@@ -38,10 +38,7 @@ pub fn add(g: &mut Graph, base: &Base, f: &FinetuneDevicesStage) -> Result<()> {
     let mut devices = Vec::with_capacity(f.models.len());
     for m in &f.models {
         // A device model learns from the general model's training split (DCASE2025: split25).
-        let base = &match (&m.train.split, &m.train.split_csv) {
-            (Some(name), Some(csv)) => base.on_split(g, name, csv)?,
-            _ => base.clone(),
-        };
+        let base = &base.for_training(g, &m.train)?;
         let augment = AugmentInputs::add(g, base, &m.train.training)?;
         let node = g.add(DeviceModelNode {
             device: m.device.clone(),

@@ -52,6 +52,15 @@ impl Base {
         recipe::derive_seed(self.recipe_seed, what)
     }
 
+    /// The base a training stage reads: this one narrowed to the stage's named training split
+    /// when it has one.
+    pub fn for_training(&self, g: &mut Graph, t: &recipe::TrainStage) -> Result<Base> {
+        match (&t.split, &t.split_csv) {
+            (Some(name), Some(csv)) => self.on_split(g, name, csv),
+            _ => Ok(self.clone()),
+        }
+    }
+
     /// This base with its training split narrowed to the named split (shared by the stages
     /// training on it): the split's data and its features (the whole set's rows of its clips).
     pub fn on_split(&self, g: &mut Graph, name: &str, csv: &str) -> Result<Base> {

@@ -183,10 +183,7 @@ pub fn add(g: &mut Graph, base: &Base, t: &TrainStage) -> Result<()> {
     let mut t = t.clone();
     pin_logits(&mut t.distill, base)?;
     let t = &t;
-    let base = &match (&t.split, &t.split_csv) {
-        (Some(name), Some(csv)) => base.on_split(g, name, csv)?,
-        _ => base.clone(),
-    };
+    let base = &base.for_training(g, t)?;
     let run = TrainInputs::add(
         g,
         base,
