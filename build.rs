@@ -26,7 +26,7 @@ fn main() {
     println!("cargo:rustc-env=ASCREPRO_LIBTORCH_VERSION={torch_version}");
 
     let mut files = Vec::new();
-    for dir in ["src", "templates"] {
+    for dir in ["src", "crates/results/src", "templates"] {
         println!("cargo:rerun-if-changed={dir}");
         collect(Path::new(dir), &mut files);
     }

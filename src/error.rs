@@ -92,3 +92,18 @@ impl<T> IoContext<T> for std::io::Result<T> {
         self.map_err(|e| Error::io(path, e))
     }
 }
+
+/// The results crate's errors are the same kinds, located the same way.
+impl From<ascrepro_results::Error> for Error {
+    fn from(e: ascrepro_results::Error) -> Self {
+        match e {
+            ascrepro_results::Error::File {
+                path,
+                line,
+                message,
+            } => Error::input(path, line, None, message),
+            ascrepro_results::Error::Io { path, source } => Error::Io { path, source },
+            ascrepro_results::Error::Msg(m) => Error::Msg(m),
+        }
+    }
+}

@@ -5,10 +5,10 @@
 //! evaluation, one stage per training split, and a fully cached second run.
 
 mod common;
-use ascrepro::eval::columns::PublishedColumn;
-use ascrepro::eval::published;
-use ascrepro::results::RunRecord;
 use ascrepro::runner::{run, RunOptions, RunOutcome};
+use ascrepro_results::columns::PublishedColumn;
+use ascrepro_results::published;
+use ascrepro_results::record::RunRecord;
 use common::{ascrepro, ascrepro_fails, run_python};
 use std::path::Path;
 

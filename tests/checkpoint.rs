@@ -7,12 +7,12 @@ use ascrepro::audio::features::extract_file;
 use ascrepro::audio::frontend::{Frontend, FrontendId};
 use ascrepro::audio::resample::ResamplerId;
 use ascrepro::audio::wav::write_wav_24;
-use ascrepro::labels::CLASSES;
 use ascrepro::models::blocks::NormKind;
 use ascrepro::models::checkpoint::{self, fit, DType, Imported, Value};
 use ascrepro::models::{
     dsflexinet, save_weights, sscp_mobile, tfsepnet23, tfsepnet64, ModelConfig, ModelSpec, Net,
 };
+use ascrepro_results::labels::CLASSES;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;

@@ -326,7 +326,7 @@ fn tau_malformed_device_id_names_line_and_field() {
 /// the nine known ones (whose indices never move), and evaluation reports them by name.
 #[test]
 fn tau_new_device_ids_load_and_evaluate_under_their_names() {
-    use ascrepro::labels::KNOWN_DEVICES;
+    use ascrepro_results::labels::KNOWN_DEVICES;
     let meta = format!(
         "{META}audio/bus-paris-1003-40003-0-unknown.wav\tbus\tparis-1003\tunknown\n\
          audio/bus-paris-1003-40003-0-s7.wav\tbus\tparis-1003\ts7\n\

@@ -4,7 +4,7 @@
 use ascrepro::data::manifest::Manifest;
 use ascrepro::data::synth::{generate, SynthConfig};
 use ascrepro::data::tau;
-use ascrepro::labels::{CLASSES, KNOWN_DEVICES};
+use ascrepro_results::labels::{CLASSES, KNOWN_DEVICES};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 

@@ -5,7 +5,7 @@
 
 mod common;
 use ascrepro::models::{load_net, ModelConfig};
-use ascrepro::results::RunRecord;
+use ascrepro_results::record::RunRecord;
 use common::{ascrepro_ok, run_recipe, run_recipe_ok, temp_dir};
 use std::path::Path;
 use tch::Device;
@@ -16,7 +16,7 @@ fn record(out: &Path) -> RunRecord {
     serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap()
 }
 
-fn system<'a>(r: &'a RunRecord, id: &str) -> &'a ascrepro::results::SystemRecord {
+fn system<'a>(r: &'a RunRecord, id: &str) -> &'a ascrepro_results::record::SystemRecord {
     r.systems
         .iter()
         .find(|s| s.id == id)

@@ -3,8 +3,8 @@
 //! error naming the file and the offending line, row, clip or hash.
 
 use ascrepro::data::manifest::hash_file;
-use ascrepro::labels::CLASSES;
 use ascrepro::train::distill::{ensemble_mean, read_logits, write_logits};
+use ascrepro_results::labels::CLASSES;
 use polars::prelude::{Column, DataFrame, ParquetWriter};
 use std::path::{Path, PathBuf};
 use tch::Tensor;

@@ -217,8 +217,9 @@ fn baseline_layers_match_its_published_layer_table() {
             .filter(|l| l.name.starts_with(&format!("{module}.")))
             .collect();
         assert_eq!(rows.len(), 2, "{module}: conv and BatchNorm");
-        let sum =
-            |f: fn(&&ascrepro::results::LayerComplexity) -> u64| rows.iter().map(f).sum::<u64>();
+        let sum = |f: fn(&&ascrepro_results::record::LayerComplexity) -> u64| {
+            rows.iter().map(f).sum::<u64>()
+        };
         assert_eq!(
             (sum(|l| l.params), sum(|l| l.macs)),
             (params, macs),

@@ -2,7 +2,7 @@
 //! manifest text. Bad input is an error, never a panic.
 
 use ascrepro::data::manifest::Manifest;
-use ascrepro::report::parse_sums;
+use ascrepro_results::sums::parse_sums;
 use std::path::Path;
 
 const H: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789ABCDEF";

@@ -6,7 +6,7 @@ mod common;
 use ascrepro::compress::{count, CountOptions};
 use ascrepro::models::cp_blocks::Channels;
 use ascrepro::models::{load_net, sscp_mobile, ModelConfig};
-use ascrepro::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
+use ascrepro_results::record::{LIMIT_MACS, LIMIT_PARAM_BYTES};
 use common::{run_killed_after_epoch, run_recipe_ok, stage_status};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@
 use ascrepro::eval::published;
 use ascrepro::recipe::{self, Plan};
 use ascrepro::report::render;
-use ascrepro::results::*;
+use ascrepro_results::record::*;
 use polars::prelude::{DataFrame, ParquetReader, SerReader};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -133,7 +133,7 @@ const SPLITS: &[&str] = &[
     "split_mean",
 ];
 
-const CLASSES: &[&str] = &ascrepro::labels::CLASSES;
+const CLASSES: &[&str] = &ascrepro_results::labels::CLASSES;
 
 fn plan(profile: &str) -> Plan {
     recipe::load(Path::new(FIXTURE), profile).unwrap_or_else(|e| panic!("{e}"))
@@ -188,7 +188,7 @@ fn every_results_table_of_the_five_reports_is_transcribed_and_validates() {
             "Ramezanee 2025 Table 2",
             "Student model, all samples"
         )
-        .values[&PublishedColumn::DeviceGroup(ascrepro::eval::columns::DeviceGroup::Others)],
+        .values[&PublishedColumn::DeviceGroup(ascrepro_results::columns::DeviceGroup::Others)],
         53.4
     );
 

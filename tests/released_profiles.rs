@@ -7,7 +7,7 @@
 
 mod common;
 
-use ascrepro::results::RunRecord;
+use ascrepro_results::record::RunRecord;
 use common::{ascrepro_ok, run_python, shared, temp_dir};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -94,7 +94,7 @@ fn run_released(d: &Path, id: &str, hashes: &BTreeMap<String, String>) -> RunRec
         .unwrap()
 }
 
-fn system<'a>(r: &'a RunRecord, id: &str) -> &'a ascrepro::results::SystemRecord {
+fn system<'a>(r: &'a RunRecord, id: &str) -> &'a ascrepro_results::record::SystemRecord {
     r.systems
         .iter()
         .find(|s| s.id == id)

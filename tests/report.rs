@@ -1,9 +1,9 @@
 //! Report rendering and checking on a realistic run record (three systems after Cai et al.,
 //! DCASE2023 Table 3): determinism, SHA256SUMS checks, timings exclusion, page content, offline.
 
-use ascrepro::labels::{CLASSES, KNOWN_DEVICES};
 use ascrepro::report::{render, verify};
-use ascrepro::results::*;
+use ascrepro_results::labels::{CLASSES, KNOWN_DEVICES};
+use ascrepro_results::record::*;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

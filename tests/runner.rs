@@ -345,9 +345,9 @@ fn device_models_route_their_devices_clips_and_the_general_model_the_rest() {
 #[test]
 fn a_half_stage_evaluates_the_half_rounded_model_at_two_bytes_per_parameter() {
     use ascrepro::compress::half::HalfModel;
-    use ascrepro::results::Precision;
     use ascrepro::runner::{run, RunOptions};
     use ascrepro::train::FeatureSet;
+    use ascrepro_results::record::Precision;
     use tch::Device;
     let stage = r#"  - id: teacher_fp16
     kind: half

@@ -4,7 +4,7 @@
 //! from its record under another recipe id, with no published row reproduced.
 
 use ascrepro::report::render;
-use ascrepro::results::{RunRecord, StageTiming};
+use ascrepro_results::record::{RunRecord, StageTiming};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -9,7 +9,7 @@ use ascrepro::compress::ptq::{quantize_int8, PtqConfig, QuantizedModel};
 use ascrepro::compress::tuning::{rank, tune};
 use ascrepro::models::blocks::{NormKind, Vb};
 use ascrepro::models::{build_net, tfsepnet23, ModelConfig};
-use ascrepro::results::{FallbackRecord, QuantizationRecord};
+use ascrepro_results::record::{FallbackRecord, QuantizationRecord};
 use common::{eval, perturb_with, Perturb};
 use tch::{nn, Device, Kind, Tensor};
 

@@ -3,7 +3,7 @@
 //! an empty directory). The record is the committed demo report's, so rendering takes moments.
 
 use ascrepro::report::{render, verify};
-use ascrepro::results::{RunRecord, StageTiming};
+use ascrepro_results::record::{RunRecord, StageTiming};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::{Path, PathBuf};

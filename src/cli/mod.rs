@@ -4,8 +4,8 @@ use crate::compress::complexity::{count, CountOptions};
 use crate::data::{manifest::Manifest, synth};
 use crate::error::{Error, Result};
 use crate::report::site;
-use crate::results::{LIMIT_MACS, LIMIT_PARAM_BYTES};
 use crate::runner::{self, platform, DeviceChoice, ExecutorKind, RunOptions};
+use ascrepro_results::record::{LIMIT_MACS, LIMIT_PARAM_BYTES};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -515,7 +515,7 @@ fn parse_shape(s: &str) -> Result<[i64; 3]> {
     }
 }
 
-fn print_complexity(name: &str, c: &crate::results::Complexity) {
+fn print_complexity(name: &str, c: &ascrepro_results::record::Complexity) {
     println!("{name}, input {:?}", c.input);
     println!(
         "{:<40} {:<14} {:>16} {:>16} {:>10} {:>12}",

@@ -6,10 +6,10 @@ use super::model_args::{self, ModelArgs};
 use crate::audio::features::extract_file_with_note;
 use crate::audio::frontend::{Frontend, FrontendId};
 use crate::error::{Error, Result};
-use crate::labels::CLASSES;
 use crate::models::blocks::Ctx;
 use crate::models::{checkpoint, load_net, ModelConfig, Net};
 use crate::runner::platform;
+use ascrepro_results::labels::CLASSES;
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
 

@@ -9,7 +9,7 @@
 use crate::error::{Error, Result};
 use crate::models::blocks::{Ctx, LayerRecord, Probe, Vb};
 use crate::models::{build_net, ModelConfig};
-use crate::results::{Complexity, LayerComplexity};
+use ascrepro_results::record::{Complexity, LayerComplexity};
 use std::cell::RefCell;
 use tch::{nn, Device, Kind, Tensor};
 

@@ -13,7 +13,7 @@ pub mod synth;
 pub mod tau;
 pub mod tree;
 
-use crate::labels::DeviceList;
+use ascrepro_results::labels::DeviceList;
 use std::path::PathBuf;
 
 /// One audio clip of a dataset, as listed in `meta.csv`.
@@ -22,10 +22,10 @@ pub struct Clip {
     /// Path relative to the dataset root, as written in meta.csv, e.g.
     /// `audio/airport-lisbon-1000-40000-0-a.wav`.
     pub file: String,
-    /// Index into [`crate::labels::CLASSES`].
+    /// Index into [`ascrepro_results::labels::CLASSES`].
     pub scene: usize,
     /// Index into its dataset's [`DeviceList`] (the known devices have the same index in every
-    /// dataset: [`crate::labels::known_device_index`]).
+    /// dataset: [`ascrepro_results::labels::known_device_index`]).
     pub device: usize,
     /// Recording location, e.g. `lisbon-1000` (TAU's `identifier` column).
     pub identifier: String,
@@ -36,7 +36,7 @@ pub struct Clip {
 impl Clip {
     /// The scene label, e.g. `airport`.
     pub fn scene_name(&self) -> &'static str {
-        crate::labels::CLASSES[self.scene]
+        ascrepro_results::labels::CLASSES[self.scene]
     }
 }
 

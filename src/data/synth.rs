@@ -37,7 +37,7 @@ pub use multilabel::{generate_multilabel, MultiLabelSynthConfig};
 
 use crate::audio::wav::write_wav_24;
 use crate::error::{Error, IoContext, Result};
-use crate::labels::{CLASSES, KNOWN_DEVICES};
+use ascrepro_results::labels::{CLASSES, KNOWN_DEVICES};
 use dsp::{
     add_into, add_tone, chain, db, normalize, peak, rms, tilt_filters, Compressor, Fdn, Filt, Lfo,
     Rng,

@@ -6,7 +6,7 @@
 
 use crate::data::{check_relative_path, city_of, Clip, Dataset};
 use crate::error::{Error, Result};
-use crate::labels::{class_index, is_device_id, DeviceList, CLASSES};
+use ascrepro_results::labels::{class_index, is_device_id, DeviceList, CLASSES};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 

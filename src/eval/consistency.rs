@@ -3,10 +3,10 @@
 //! that is not the mean of its subsets), and the self-contradictions a recipe transcribes
 //! (`conflicts`: two places of the report stating different values for one setting).
 
-use crate::eval::columns::PublishedColumn;
-use crate::labels::{CLASSES, KNOWN_DEVICES};
 use crate::recipe::{ConflictSpec, PublishedSpec};
-use crate::results::Finding;
+use ascrepro_results::columns::PublishedColumn;
+use ascrepro_results::labels::{CLASSES, KNOWN_DEVICES};
+use ascrepro_results::record::Finding;
 
 /// Decimals a figure was printed with (0–6).
 fn decimals(x: f64) -> i32 {

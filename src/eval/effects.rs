@@ -4,9 +4,9 @@
 //! is claimed only when the 95 % t-interval of the mean paired difference excludes zero; one
 //! run supports none.
 
-use crate::recipe::instance::{self, Instance};
 use crate::recipe::EffectSpec;
-use crate::results::{EffectPair, EffectRecord, SystemRecord, Verdict};
+use ascrepro_results::instance::{self, Instance};
+use ascrepro_results::record::{EffectPair, EffectRecord, SystemRecord, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -1,8 +1,8 @@
 //! Evaluation: logits of a model over a feature set, the DCASE metrics computed from them, the
 //! pre-training stage's multi-label metrics ([`multilabel`]: AP, mAP), and the published figures
-//! reproduced ones are compared with ([`published`], their columns typed in [`columns`]).
+//! reproduced ones are compared with ([`published`]; their columns are typed in
+//! `ascrepro_results::columns`).
 
-pub mod columns;
 pub mod consistency;
 pub mod effects;
 pub mod multilabel;
@@ -10,10 +10,10 @@ pub mod published;
 
 use crate::compress::int8::engine::Program;
 use crate::error::{Error, Result};
-use crate::labels::{DeviceList, CLASSES};
 use crate::models::AscModel;
-use crate::results::{DeviceScore, Evaluation};
 use crate::train::FeatureSet;
+use ascrepro_results::labels::{DeviceList, CLASSES};
+use ascrepro_results::record::{DeviceScore, Evaluation};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};

@@ -28,40 +28,8 @@
 //!   or a non-directory at the output path is refused.
 
 mod dir;
-mod input;
 mod output;
 
+pub use ascrepro_results::files::{kind_name, open, open_nofollow, read, read_to_string};
 pub use dir::StagedDir;
-pub use input::{open, open_nofollow, read, read_to_string};
 pub use output::{check_output, write, OutputFile};
-
-use std::fs::FileType;
-
-/// What a non-regular file is, for error messages.
-pub(crate) fn kind_name(ft: &FileType) -> &'static str {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if ft.is_fifo() {
-            return "a FIFO (named pipe)";
-        }
-        if ft.is_socket() {
-            return "a socket";
-        }
-        if ft.is_char_device() {
-            return "a character device";
-        }
-        if ft.is_block_device() {
-            return "a block device";
-        }
-    }
-    if ft.is_dir() {
-        "a directory"
-    } else if ft.is_symlink() {
-        "a symbolic link"
-    } else if ft.is_file() {
-        "a regular file"
-    } else {
-        "not a regular file"
-    }
-}

@@ -2,10 +2,10 @@
 //! is expanded over and once per training seed (`instance`), and every stage reading another
 //! runs once per run of what it reads, paired with the run of the same split and seed.
 
-use super::instance::Instance;
 use super::prune::{check_prunable, planned_model};
 use super::training::{merge_training, stage_training};
 use super::*;
+use ascrepro_results::instance::Instance;
 use std::collections::BTreeMap;
 
 /// The runs of one planned recipe stage: each instance with its planned id.

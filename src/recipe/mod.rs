@@ -1,7 +1,6 @@
 //! Recipes: loading, validation, and resolution of one profile into a runnable [`Plan`].
 
 mod expand;
-pub mod instance;
 mod locate;
 mod overrides;
 mod prune;

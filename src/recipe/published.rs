@@ -5,7 +5,7 @@ use super::ranges;
 use super::validate::keys;
 use super::{Ctx, Recipe};
 use crate::error::Result;
-use crate::eval::columns::{AccuracyUnit, PublishedColumn};
+use ascrepro_results::columns::{AccuracyUnit, PublishedColumn};
 
 pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
     for (i, p) in r.published.iter().enumerate() {

@@ -1,7 +1,7 @@
 //! The recipe file format: one YAML per technical report. Every struct denies unknown fields so
 //! a typo is an error naming the field and line, never a silently ignored setting.
 
-pub use crate::eval::columns::{AccuracyUnit, PublishedColumn, TrainSplit};
+pub use ascrepro_results::columns::{AccuracyUnit, PublishedColumn, TrainSplit};
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 use std::collections::BTreeMap;

@@ -5,7 +5,7 @@ use super::ranges::{self, Num, Range};
 use super::schema::*;
 use super::Ctx;
 use crate::error::{Error, Result};
-use crate::labels::is_device_id;
+use ascrepro_results::labels::is_device_id;
 use serde_norway::Value;
 
 /// The fields below one path of the recipe, checked against their ranges.

@@ -7,7 +7,7 @@ use super::schema::*;
 use super::training::{merge_training, stage_training, validate_training};
 use super::Ctx;
 use crate::error::Result;
-use crate::labels::is_device_id;
+use ascrepro_results::labels::is_device_id;
 
 pub(super) fn validate(ctx: &Ctx, r: &Recipe) -> Result<()> {
     if r.id.is_empty()

@@ -13,24 +13,21 @@
 //! timings differ run to run and cannot be checksummed, so they are written beside the report
 //! directory, not in it: `<dir>.timings.json` and `<dir>.timings.html`.
 
-mod content;
-mod plots;
-mod pruning;
-mod published;
-mod quantization;
 pub mod site;
 mod sums;
-mod tables;
 
 use crate::error::{Error, IoContext, Result};
-use crate::fsio::{self, StagedDir};
-use crate::results::{RunRecord, StageTiming, SystemRecord};
+use crate::fsio::{self, OutputFile, StagedDir};
+use ascrepro_results::frames::{self, ReportTables};
+use ascrepro_results::record::{RunRecord, StageTiming, SystemRecord};
+use ascrepro_results::table::{self, Table, TableView};
+use ascrepro_results::{figures, sums as check};
 use minijinja::{AutoEscape, Environment, Value};
+use plotly::Plot;
+use polars::prelude::*;
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
-pub use sums::{parse_sums, SumsEntry, SumsError};
-use tables::{write_table, Table, TableView};
 
 /// Where plotly.js goes inside a report.
 const PLOTLY_ASSET: &str = "assets/plotly.min.js";
@@ -42,7 +39,7 @@ const PLOTLY_ASSET: &str = "assets/plotly.min.js";
 /// or a report that passes [`verify`]; anything else is refused, never deleted.
 /// `timings` go beside the report (see [`write_timings`]), as they differ run to run.
 pub fn render(record: &RunRecord, timings: &[StageTiming], out_dir: &Path) -> Result<()> {
-    let staged = StagedDir::new(out_dir, sums::check_replaceable)?;
+    let staged = StagedDir::new(out_dir, replaceable)?;
     write_report(record, staged.path())?;
     sums::write_sums(staged.path())?;
     staged.publish()?;
@@ -52,14 +49,18 @@ pub fn render(record: &RunRecord, timings: &[StageTiming], out_dir: &Path) -> Re
 /// Refuses `out_dir` as the report directory of a run before the run, as [`render`] would
 /// after it: it must be absent, empty, or a report that passes [`verify`].
 pub fn check_out_dir(out_dir: &Path) -> Result<()> {
-    StagedDir::check(out_dir, sums::check_replaceable)
+    StagedDir::check(out_dir, replaceable)
+}
+
+fn replaceable(dir: &Path) -> Result<()> {
+    Ok(check::check_replaceable(dir)?)
 }
 
 /// Re-checks the report in `dir`: only regular files and directories; SHA256SUMS lists every
 /// other file (the marker, index.html and results.json among them) and each hashes the same.
 /// Errors name the first file that changed/went missing/was added.
 pub fn verify(dir: &Path) -> Result<()> {
-    sums::verify(dir)
+    Ok(check::verify(dir)?)
 }
 
 /// Where the timings of the report in `out_dir` go: `<out_dir>.timings.json` and
@@ -123,7 +124,7 @@ struct EffectView {
     statement: String,
 }
 
-fn effect_view(e: &crate::results::EffectRecord) -> EffectView {
+fn effect_view(e: &ascrepro_results::record::EffectRecord) -> EffectView {
     let signed = |x: f64| format!("{x:+.1}");
     EffectView {
         method: e.method.clone(),
@@ -202,43 +203,45 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
         let dir = root.join(sub);
         fs::create_dir_all(&dir).at(&dir)?;
     }
-    write(&root.join(PLOTLY_ASSET), plots::plotly_js()?)?;
+    write(&root.join(PLOTLY_ASSET), figures::plotly_js()?)?;
 
     let mut record_json =
         serde_json::to_string_pretty(record).map_err(|e| json_err("results.json", e))?;
     record_json.push('\n');
     write(&root.join("results.json"), record_json)?;
 
-    let mut tables_written = |mut t: Table| write_table(root, &mut t);
-
-    let mut identity_tables = content::identity_tables(record)?;
-    identity_tables.push(content::systems_table(&record.systems)?);
-    let mut identity = identity_tables
+    let tables = ReportTables::build(record)?;
+    let views = tables
+        .files()
         .into_iter()
-        .map(&mut tables_written)
+        .map(|t| write_table(root, t).map(|v| (t.name.clone(), v)))
         .collect::<Result<Vec<_>>>()?;
-    let systems_table = identity.pop().expect("the systems table was pushed last");
-    let complexity = tables_written(content::complexity_summary(&record.systems)?)?;
-    let pruning = match pruning::pruning_table(&record.systems)? {
-        Some(t) => Some(tables_written(t)?),
-        None => None,
+    let written = |t: &Table| -> TableView {
+        views
+            .iter()
+            .find(|(name, _)| *name == t.name)
+            .map(|(_, v)| v.clone())
+            .expect("every table of the report was written")
     };
-    let quantization = match quantization::quantization_table(&record.systems)? {
-        Some(t) => Some(tables_written(t)?),
-        None => None,
-    };
-    let checks = tables_written(content::complexity_checks(record)?)?;
-    let device_wise = tables_written(content::device_wise(&record.systems, &record.profile)?)?;
-    let class_wise = tables_written(content::class_wise(&record.systems, &record.profile)?)?;
-    let curves = tables_written(content::curves(&record.systems)?)?;
-
-    let slugs = content::system_slugs(&record.systems);
-    let mut systems = Vec::with_capacity(record.systems.len());
-    for (i, (s, slug)) in record.systems.iter().zip(&slugs).enumerate() {
-        systems.push(system_view(s, slug, i, &mut tables_written)?);
-    }
-
-    let (comparisons, comparison_files) = comparison_views(record, &mut tables_written)?;
+    let systems = record
+        .systems
+        .iter()
+        .zip(&tables.per_system)
+        .enumerate()
+        .map(|(i, (s, t))| system_view(s, i, written(&t.layers), written(&t.confusion)))
+        .collect();
+    let combined = written(&tables.published);
+    let comparisons = tables
+        .published_by_table
+        .iter()
+        .map(|t| {
+            let mut v = table::view(&t.df, &t.spec)?;
+            v.csv = combined.csv.clone();
+            v.parquet = combined.parquet.clone();
+            Ok(v)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let curves = written(&tables.curves);
 
     let contradictions: Vec<String> = record
         .findings
@@ -262,22 +265,27 @@ fn write_report(record: &RunRecord, root: &Path) -> Result<()> {
         is_demo: record.profile != "paper",
         generator: format!("ascrepro {}", env!("CARGO_PKG_VERSION")),
         plotly_js: PLOTLY_ASSET,
-        identity,
-        systems_table,
-        complexity,
-        pruning,
-        quantization,
-        checks,
+        identity: tables.identity.iter().map(written).collect(),
+        systems_table: written(&tables.systems),
+        complexity: written(&tables.complexity),
+        pruning: tables.pruning.as_ref().map(written),
+        quantization: tables.quantization.as_ref().map(written),
+        checks: written(&tables.complexity_checks),
         systems,
-        device_wise,
-        class_wise,
-        device_plot: plots::device_bars(&record.systems, "plot-device-bars"),
-        curve_plots: plots::curves(&record.systems, "plot-curves-loss", "plot-curves-accuracy"),
+        device_wise: written(&tables.device_wise),
+        class_wise: written(&tables.class_wise),
+        device_plot: inline(figures::device_bars(&record.systems), "plot-device-bars"),
+        curve_plots: figures::curves(&record.systems).map(|(loss, acc)| {
+            (
+                inline(loss, "plot-curves-loss"),
+                inline(acc, "plot-curves-accuracy"),
+            )
+        }),
         curves_csv: curves.csv.clone().unwrap_or_default(),
         curves_parquet: curves.parquet.clone().unwrap_or_default(),
         comparisons,
-        comparison_csv: comparison_files.0,
-        comparison_parquet: comparison_files.1,
+        comparison_csv: combined.csv.clone().unwrap_or_default(),
+        comparison_parquet: combined.parquet.clone().unwrap_or_default(),
         contradictions,
         notes,
         effects: record.effects.iter().map(effect_view).collect(),
@@ -328,21 +336,21 @@ pub fn write_timings(record: &RunRecord, timings: &[StageTiming], out_dir: &Path
 
 fn system_view(
     s: &SystemRecord,
-    slug: &str,
     index: usize,
-    tables_written: &mut impl FnMut(Table) -> Result<TableView>,
-) -> Result<SystemView> {
+    layers: TableView,
+    confusion: TableView,
+) -> SystemView {
     let c = &s.complexity;
-    let (param_sum, mac_sum) = content::layer_sums(c);
+    let (param_sum, mac_sum) = frames::layer_sums(c);
     let layer_sum_note = (!c.layers.is_empty() && (param_sum != c.params || mac_sum != c.macs))
         .then(|| {
             format!(
                 "the per-layer rows add up to {} params and {} MACs, not the totals above",
-                tables::thousands(param_sum),
-                tables::thousands(mac_sum)
+                table::thousands(param_sum),
+                table::thousands(mac_sum)
             )
         });
-    Ok(SystemView {
+    SystemView {
         anchor: format!("system-{index}"),
         id: s.id.clone(),
         label: s.label.clone(),
@@ -350,64 +358,49 @@ fn system_view(
         training: s.training.clone(),
         precision: s.precision.to_string(),
         notes: s.notes.clone(),
-        params: tables::thousands(c.params),
-        macs: tables::thousands(c.macs),
+        params: table::thousands(c.params),
+        macs: table::thousands(c.macs),
         macs_m: format!("{:.3}", c.macs as f64 / 1e6),
         layer_count: c.layers.len(),
         layer_sum_note,
-        layers: tables_written(content::layers(s, slug)?)?,
-        confusion: tables_written(content::confusion(s, slug)?)?,
-        confusion_plot: plots::confusion(s, &format!("plot-confusion-{index}")),
-    })
+        layers,
+        confusion,
+        confusion_plot: inline(figures::confusion(s), &format!("plot-confusion-{index}")),
+    }
 }
 
-/// One comparison table per published table (`Table 3`, …) for the page; one combined file.
-fn comparison_views(
-    record: &RunRecord,
-    tables_written: &mut impl FnMut(Table) -> Result<TableView>,
-) -> Result<(Vec<TableView>, (String, String))> {
-    let all: Vec<_> = record.published.iter().collect();
-    let combined = tables_written(published::published_vs_reproduced(
-        "published_vs_reproduced",
-        "Published vs reproduced",
-        &all,
-        &record.systems,
-        &record.profile,
-    )?)?;
-    let files = (
-        combined.csv.clone().unwrap_or_default(),
-        combined.parquet.clone().unwrap_or_default(),
-    );
-    let mut names: Vec<&str> = Vec::new();
-    for row in &record.published {
-        if !names.contains(&row.table.as_str()) {
-            names.push(&row.table);
-        }
-    }
-    let mut views = Vec::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
-        let rows: Vec<_> = record
-            .published
-            .iter()
-            .filter(|r| r.table == *name)
-            .collect();
-        let caption = format!(
-            "{name}: published (as printed in the report) vs reproduced in profile `{}`; difference = reproduced − published (accuracies in %, the reproduced value rounded as the report prints; MACs/params: our exact count, flagged beyond ±0.01)",
-            record.profile
-        );
-        let t = published::published_vs_reproduced(
-            &format!("published_{i}"),
-            &caption,
-            &rows,
-            &record.systems,
-            &record.profile,
-        )?;
-        let mut v = tables::view(&t.df, &t.spec)?;
-        v.csv = Some(files.0.clone());
-        v.parquet = Some(files.1.clone());
-        views.push(v);
-    }
-    Ok((views, files))
+/// A figure as the page embeds it: a `<div>` with a fixed id and its inline JSON.
+fn inline(plot: Plot, div_id: &str) -> String {
+    plot.to_inline_html(Some(div_id))
+}
+
+fn polars_err(what: &str, e: PolarsError) -> Error {
+    Error::msg(format!("report table {what}: {e}"))
+}
+
+/// Writes `results/<name>.csv` and `results/<name>.parquet` under `root` and returns the view
+/// with links to both files.
+fn write_table(root: &Path, table: &Table) -> Result<TableView> {
+    let mut df = table.df.clone();
+    let csv_rel = format!("results/{}.csv", table.name);
+    let parquet_rel = format!("results/{}.parquet", table.name);
+    let csv_path = root.join(&csv_rel);
+    let mut csv = OutputFile::create(&csv_path, &[])?;
+    CsvWriter::new(csv.file())
+        .include_header(true)
+        .finish(&mut df)
+        .map_err(|e| polars_err(&csv_rel, e))?;
+    csv.commit()?;
+    let parquet_path = root.join(&parquet_rel);
+    let mut parquet = OutputFile::create(&parquet_path, &[])?;
+    ParquetWriter::new(parquet.file())
+        .finish(&mut df)
+        .map_err(|e| polars_err(&parquet_rel, e))?;
+    parquet.commit()?;
+    let mut v = table::view(&df, &table.spec)?;
+    v.csv = Some(csv_rel);
+    v.parquet = Some(parquet_rel);
+    Ok(v)
 }
 
 /// Templates compiled into the binary, so it renders from any working directory.

@@ -22,16 +22,18 @@
 //! write now. `ascrepro run` calls [`update_after_run`] once it wrote a report: a report
 //! written into a site ([`site_of`]) rewrites the site's index.
 
-use super::published as shown;
-use super::sums::{MARKER, SUMS};
-use super::tables::{self, Table};
-use crate::error::{Error, IoContext, Result};
-use crate::eval::columns::PublishedColumn;
+use crate::error::{Error, Result};
 use crate::fsio;
-use crate::results::{PublishedRow, RunRecord};
+use ascrepro_results::columns::PublishedColumn;
+use ascrepro_results::frames::{self, published_vs_reproduced};
+use ascrepro_results::record::{PublishedRow, RunRecord};
+use ascrepro_results::report::{read_record, RECORD};
+pub use ascrepro_results::site::SITE_SUMS;
+use ascrepro_results::site::{exists, reports_of};
+use ascrepro_results::sums::SUMS;
+use ascrepro_results::table::{self as tables, Table};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::fs;
 use std::path::{Path, PathBuf};
 
 mod check;
@@ -39,12 +41,8 @@ pub use check::{verify, verify_dir, Verified};
 
 /// The site index, at the root.
 pub const INDEX: &str = "index.html";
-/// The site's checksum list, at the root.
-pub const SITE_SUMS: &str = "SHA256SUMS.site";
 /// The element that marks an `index.html` as the site's: [`write`] replaces only such a page.
 const PAGE_MARKER: &str = r#"<meta name="ascrepro-page" content="site">"#;
-/// The report file the site reads.
-const RECORD: &str = "results.json";
 
 /// The published columns a headline compares, most telling first: the overall figures.
 const OVERALL: [PublishedColumn; 3] = [
@@ -136,13 +134,7 @@ pub fn headline(record: &RunRecord) -> Result<Option<Headline>> {
             .iter()
             .position(|r| std::ptr::eq(*r, row))
             .expect("a row is in its own table");
-        let t = shown::published_vs_reproduced(
-            "headline",
-            "",
-            &same,
-            &record.systems,
-            &record.profile,
-        )?;
+        let t = published_vs_reproduced("headline", "", &same, &record.systems, &record.profile)?;
         if let Some(h) = block_headline(&t, k)? {
             return Ok(Some(h));
         }
@@ -220,82 +212,6 @@ fn relative(e: &Error, root: &Path) -> String {
     e.to_string().replace(&prefix, "")
 }
 
-fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
-}
-
-/// Whether `dir` itself is a report (or what is left of one).
-fn is_report(dir: &Path) -> bool {
-    [RECORD, SUMS, MARKER].iter().any(|f| exists(&dir.join(f)))
-}
-
-/// The report directories directly under `root`, sorted by name. Refuses a root that is
-/// missing, not a directory, or itself a report.
-fn report_dirs(root: &Path) -> Result<Vec<String>> {
-    let what = match fs::metadata(root) {
-        Ok(m) if m.is_dir() => None,
-        Ok(_) => Some("is not a directory"),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("does not exist"),
-        Err(e) => return Err(Error::io(root, e)),
-    };
-    if let Some(what) = what {
-        return Err(Error::file(
-            root,
-            format!("{what}: give the directory holding the report directories (e.g. `reports`)"),
-        ));
-    }
-    if is_report(root) {
-        return Err(Error::file(
-            root,
-            "is a report directory, not a site root: give the directory holding report \
-             directories (e.g. `reports`)",
-        ));
-    }
-    let mut dirs = Vec::new();
-    for entry in fs::read_dir(root).at(root)? {
-        let entry = entry.at(root)?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if name.starts_with('.') || !entry.file_type().at(entry.path())?.is_dir() {
-            continue;
-        }
-        if is_report(&entry.path()) {
-            dirs.push(name);
-        }
-    }
-    dirs.sort();
-    Ok(dirs)
-}
-
-/// [`report_dirs`], refusing a root with none.
-fn reports_of(root: &Path) -> Result<Vec<String>> {
-    let dirs = report_dirs(root)?;
-    if dirs.is_empty() {
-        return Err(Error::file(
-            root,
-            format!(
-            "holds no report directory (a directory with {RECORD} and {SUMS}, as `ascrepro run \
-             recipes/<id>.yaml --out {}/<id>` writes it)",
-            root.display()
-            ),
-        ));
-    }
-    Ok(dirs)
-}
-
-fn read_record(path: &Path) -> Result<RunRecord> {
-    let text = fsio::read_to_string(path)?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::input(
-            path,
-            Some(e.line()),
-            None,
-            format!("not a run record this ascrepro reads: {e}"),
-        )
-    })
-}
-
 /// The entry of report directory `name` under `root`.
 fn entry(root: &Path, name: &str) -> Result<SiteEntry> {
     let dir = root.join(name);
@@ -309,7 +225,7 @@ fn entry(root: &Path, name: &str) -> Result<SiteEntry> {
         .unwrap_or_default();
     let mut e = SiteEntry {
         dir: name.to_string(),
-        anchor: format!("r-{}", super::content::slug(name)),
+        anchor: format!("r-{}", frames::slug(name)),
         recipe_id: name.to_string(),
         title: name.to_string(),
         citation: String::new(),
@@ -324,7 +240,7 @@ fn entry(root: &Path, name: &str) -> Result<SiteEntry> {
         findings_href: None,
         timings_href,
     };
-    match read_record(&dir.join(RECORD)) {
+    match read_record(&dir.join(RECORD)).map_err(Error::from) {
         Ok(r) => {
             let contradictions = r
                 .findings
@@ -456,7 +372,7 @@ pub fn update_after_run(out_dir: &Path) -> Result<Option<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::AccuracyUnit;
+    use ascrepro_results::record::AccuracyUnit;
     use std::collections::BTreeMap;
 
     /// The committed demo report's record, with its published rows replaced by `rows`.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 include!(concat!(env!("OUT_DIR"), "/code_files.rs"));
 
 /// Files every stage depends on: the dependency versions (numerics) and the class order.
-const ALWAYS: [&str; 2] = ["Cargo.lock", "src/labels.rs"];
+const ALWAYS: [&str; 2] = ["Cargo.lock", "crates/results/src/labels.rs"];
 
 /// Each source file's SHA-256 by its path in the repository.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,7 +6,7 @@ use super::cache::{Cache, Notice, StageHash};
 use super::code::CodeIndex;
 use super::graph::{Context, Graph, NodeId, Outputs};
 use crate::error::{Error, Result};
-use crate::results::{StageRecord, StageTiming};
+use ascrepro_results::record::{StageRecord, StageTiming};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Instant;

@@ -8,11 +8,11 @@ use crate::audio::augment::ImpulseResponses;
 use crate::error::{Error, Result};
 use crate::models::ModelConfig;
 use crate::recipe::{self, Plan};
-use crate::results::{
-    EpochLog, Evaluation, QuantizationRecord, RunRecord, StageRecord, StageTiming, SystemRecord,
-};
 use crate::train::datamodule::WaveformSet;
 use crate::train::FeatureSet;
+use ascrepro_results::record::{
+    EpochLog, Evaluation, QuantizationRecord, RunRecord, StageRecord, StageTiming, SystemRecord,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -127,7 +127,7 @@ pub struct DataArtefact {
 /// Features of the training and test splits.
 pub struct SplitFeatures {
     /// The dataset's devices: what the sets' device indices point into.
-    pub devices: crate::labels::DeviceList,
+    pub devices: ascrepro_results::labels::DeviceList,
     pub train: FeatureSet,
     pub test: FeatureSet,
     pub validation: Option<FeatureSet>,
@@ -161,7 +161,7 @@ pub struct ModelArtefact {
     /// The named training split it was trained on.
     pub split: Option<String>,
     /// What pruning did, for a prune stage's model.
-    pub pruning: Option<crate::results::PruningRecord>,
+    pub pruning: Option<ascrepro_results::record::PruningRecord>,
 }
 
 /// What flows along the graph's edges.

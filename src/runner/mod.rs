@@ -20,7 +20,7 @@ pub use platform::DeviceChoice;
 
 use crate::error::{Error, Result};
 use crate::recipe::{self, Plan};
-use crate::results::*;
+use ascrepro_results::record::*;
 use executor::Scope;
 use graph::{Context, Graph};
 use run_plan::{PlannedNode, RunPlan};

@@ -7,8 +7,8 @@
 
 use crate::data::csv::split_line;
 use crate::error::{Error, Result};
-use crate::labels::CLASSES;
 use crate::train::FeatureSet;
+use ascrepro_results::labels::CLASSES;
 use polars::prelude::{
     Column, DataFrame, DataType, Float32Chunked, ParquetReader, ParquetWriter, SerReader,
 };

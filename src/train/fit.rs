@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::models::blocks::Vb;
 use crate::models::{self, AscModel, Net};
 use crate::recipe::{Select, TrainStage};
-use crate::results::EpochLog;
+use ascrepro_results::record::EpochLog;
 use indicatif::ProgressBar;
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;

@@ -5,7 +5,7 @@ use super::shared;
 use ascrepro::compress::complexity::{count, CountOptions};
 use ascrepro::models::blocks::Vb;
 use ascrepro::models::{build_net, ModelConfig};
-use ascrepro::results::Complexity;
+use ascrepro_results::record::Complexity;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::process::Command;

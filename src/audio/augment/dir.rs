@@ -10,7 +10,7 @@
 use crate::audio::conv::fft_convolve;
 use crate::audio::{resample::Resampler, wav::read_wav};
 use crate::error::{Error, IoContext, Result};
-use crate::labels::known_device_index;
+use ascrepro_results::labels::known_device_index;
 use rand::Rng;
 use std::path::{Path, PathBuf};
 

@@ -11,7 +11,7 @@
 use super::groups::ChannelGroups;
 use crate::compress::{count, CountOptions};
 use crate::error::{Error, Result};
-use crate::results::{Complexity, LIMIT_MACS, LIMIT_PARAM_BYTES};
+use ascrepro_results::record::{Complexity, LIMIT_MACS, LIMIT_PARAM_BYTES};
 
 /// Complexity limits, measured at one input shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

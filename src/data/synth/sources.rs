@@ -9,7 +9,7 @@ use super::dsp::{
     add_at, add_into, add_tone, ar_env, chain, normalize, rms, Biquad, Filt, Lfo, Rng,
 };
 use super::{City, Location, FS, TOTAL};
-use crate::labels::CLASSES;
+use ascrepro_results::labels::CLASSES;
 use std::f64::consts::PI;
 
 pub(super) const N_LAYERS: usize = 6;

@@ -1,13 +1,11 @@
 //! `ascrepro verify` on a site root: every report, then the index and `SHA256SUMS.site`
 //! against what [`super::write`] would write now.
 
-use super::{
-    exists, index_is_ours, is_report, render, report_dirs, reports_of, sums_text, view, INDEX,
-    SITE_SUMS,
-};
+use super::{index_is_ours, render, sums_text, view, INDEX, SITE_SUMS};
 use crate::error::{Error, Result};
 use crate::fsio;
-use crate::report::sums;
+use ascrepro_results::site::{exists, is_report, report_dirs, reports_of};
+use ascrepro_results::sums;
 use std::path::Path;
 
 /// What `ascrepro verify` checked.

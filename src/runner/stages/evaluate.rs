@@ -5,9 +5,9 @@ use crate::compress::complexity::{count, CountOptions};
 use crate::error::Result;
 use crate::eval;
 use crate::models;
-use crate::results::{Precision, SystemRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, NodeId, Outputs, Stage};
+use ascrepro_results::record::{Precision, SystemRecord};
 use std::path::Path;
 use tch::Tensor;
 
@@ -32,7 +32,12 @@ impl Stage for EvaluateStage {
     }
 
     fn code(&self) -> &'static [&'static str] {
-        &["src/eval/", "src/models/", "src/runner/stages/evaluate.rs"]
+        &[
+            "src/eval/",
+            "crates/results/src/record.rs",
+            "src/models/",
+            "src/runner/stages/evaluate.rs",
+        ]
     }
 
     fn numeric(&self) -> bool {
@@ -115,7 +120,12 @@ impl Stage for RoutedEvaluateStage {
     }
 
     fn code(&self) -> &'static [&'static str] {
-        &["src/eval/", "src/models/", "src/runner/stages/evaluate.rs"]
+        &[
+            "src/eval/",
+            "crates/results/src/record.rs",
+            "src/models/",
+            "src/runner/stages/evaluate.rs",
+        ]
     }
 
     fn numeric(&self) -> bool {

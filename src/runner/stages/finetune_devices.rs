@@ -111,6 +111,7 @@ impl Stage for DeviceModelNode {
             "src/models/",
             "src/audio/",
             "src/eval/",
+            "crates/results/src/record.rs",
             "src/runner/stages/finetune_devices.rs",
         ]
     }

@@ -8,9 +8,9 @@ use crate::error::Result;
 use crate::eval;
 use crate::models;
 use crate::recipe::HalfStage;
-use crate::results::{Precision, SystemRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, NodeId, Outputs, Stage};
+use ascrepro_results::record::{Precision, SystemRecord};
 use std::path::Path;
 
 pub struct HalfNode {
@@ -47,6 +47,7 @@ impl Stage for HalfNode {
             "src/compress/half.rs",
             "src/models/",
             "src/eval/",
+            "crates/results/src/record.rs",
             "src/runner/stages/half.rs",
         ]
     }

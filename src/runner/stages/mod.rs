@@ -156,7 +156,7 @@ fn input_shape(inputs: &Outputs, features: NodeId) -> [i64; 3] {
 }
 
 /// Writes an evaluation stage's result.
-fn write_evaluation(dir: &Path, e: &crate::results::Evaluation) -> Result<()> {
+fn write_evaluation(dir: &Path, e: &ascrepro_results::record::Evaluation) -> Result<()> {
     write_json(&dir.join("evaluation.json"), e)
 }
 

@@ -18,10 +18,10 @@ use crate::compress::prune::{AgpPruner, Budget, ChannelGroups, ChannelMask, Prun
 use crate::error::{Error, Result};
 use crate::models::{self, ModelConfig, Net};
 use crate::recipe::{Importance, PruneStage, PruneTargetSpec, Select, TrainStage};
-use crate::results::{Complexity, PruningRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, ModelArtefact, NodeId, Outputs, Stage};
 use crate::train::FitCallback;
+use ascrepro_results::record::{Complexity, PruningRecord};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::rc::Rc;
@@ -240,6 +240,7 @@ impl Stage for PruneNode {
             "src/models/",
             "src/audio/",
             "src/eval/",
+            "crates/results/src/record.rs",
             "src/compress/",
             "src/runner/stages/train.rs",
             "src/runner/stages/prune.rs",

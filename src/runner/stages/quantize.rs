@@ -17,10 +17,12 @@ use crate::error::Result;
 use crate::eval;
 use crate::models;
 use crate::recipe::QuantizeStage;
-use crate::results::{Evaluation, FallbackRecord, Precision, QuantizationRecord, SystemRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, Graph, NodeId, Outputs, Stage};
 use crate::train::FeatureSet;
+use ascrepro_results::record::{
+    Evaluation, FallbackRecord, Precision, QuantizationRecord, SystemRecord,
+};
 use rand::seq::index::sample;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -88,6 +90,7 @@ impl Stage for QuantizeNode {
             "src/compress/",
             "src/models/",
             "src/eval/",
+            "crates/results/src/record.rs",
             "src/runner/stages/quantize.rs",
         ]
     }

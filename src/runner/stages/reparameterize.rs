@@ -73,6 +73,7 @@ impl Stage for ReparameterizeNode {
             "src/compress/reparam.rs",
             "src/models/",
             "src/eval/",
+            "crates/results/src/record.rs",
             "src/runner/stages/reparameterize.rs",
         ]
     }

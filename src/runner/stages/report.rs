@@ -6,9 +6,9 @@ use super::input_shape;
 use crate::error::{IoContext, Result};
 use crate::eval::{consistency, published};
 use crate::recipe::Plan;
-use crate::results::{Finding, RunIdentity, RunRecord};
 use crate::runner::cache::StageHash;
 use crate::runner::graph::{Artefact, Context, NodeId, Outputs, Stage};
+use ascrepro_results::record::{Finding, RunIdentity, RunRecord};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -124,7 +124,7 @@ impl Stage for ReportStage {
         &[
             "src/report/",
             "templates/",
-            "src/results.rs",
+            "crates/results/src/",
             "src/eval/published.rs",
             "src/eval/effects.rs",
             "src/eval/consistency.rs",

@@ -279,6 +279,7 @@ impl Stage for TrainNode {
             "src/models/",
             "src/audio/",
             "src/eval/",
+            "crates/results/src/record.rs",
             "src/runner/stages/train.rs",
         ]
     }

@@ -4,12 +4,12 @@
 //! the integer engine agrees with the simulated model. Only a run with quantize stages has it.
 
 use super::content::pct;
-use super::tables::{bool_col, f64_col, frame, str_col, u64_col, ColSpec, Fmt, Table, TableSpec};
 use crate::error::Result;
-use crate::results::{QuantizationRecord, SystemRecord, LIMIT_PARAM_BYTES};
+use crate::record::{QuantizationRecord, SystemRecord, LIMIT_PARAM_BYTES};
+use crate::table::{bool_col, f64_col, frame, str_col, u64_col, ColSpec, Fmt, Table, TableSpec};
 
 /// The table of the systems that record quantization; none when no system does.
-pub(crate) fn quantization_table(systems: &[SystemRecord]) -> Result<Option<Table>> {
+pub fn quantization_table(systems: &[SystemRecord]) -> Result<Option<Table>> {
     let quantized: Vec<(&SystemRecord, &QuantizationRecord)> = systems
         .iter()
         .filter_map(|s| s.quantization.as_ref().map(|q| (s, q)))

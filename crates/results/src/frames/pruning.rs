@@ -3,12 +3,12 @@
 //! it (other reports are unchanged).
 
 use super::content::pct;
-use super::tables::{f64_col, frame, str_col, u64_col, ColSpec, Fmt, Table, TableSpec};
 use crate::error::Result;
-use crate::results::{PruningRecord, SystemRecord, LIMIT_MACS};
+use crate::record::{PruningRecord, SystemRecord, LIMIT_MACS};
+use crate::table::{f64_col, frame, str_col, u64_col, ColSpec, Fmt, Table, TableSpec};
 
 /// The table of the systems that record pruning; none when no system does.
-pub(crate) fn pruning_table(systems: &[SystemRecord]) -> Result<Option<Table>> {
+pub fn pruning_table(systems: &[SystemRecord]) -> Result<Option<Table>> {
     let pruned: Vec<(&SystemRecord, &PruningRecord)> = systems
         .iter()
         .filter_map(|s| s.pruning.as_ref().map(|p| (s, p)))

@@ -1,7 +1,7 @@
 //! Plain result records that cross module boundaries: produced by compress/eval/train, stored by
 //! the runner as JSON, rendered by the report. Data only; no behaviour beyond small accessors.
 
-pub use crate::eval::columns::{AccuracyUnit, PublishedColumn, TrainSplit};
+pub use crate::columns::{AccuracyUnit, PublishedColumn, TrainSplit};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -312,7 +312,7 @@ pub struct PublishedRow {
     /// e.g. `Table 3`.
     pub table: String,
     pub label: String,
-    /// Published values as printed, by column (`crate::eval::columns` says what each means).
+    /// Published values as printed, by column (`crate::columns` says what each means).
     pub values: BTreeMap<PublishedColumn, f64>,
     /// The system id that reproduces this row in this profile, if any.
     pub reproduced_by: Option<String>,

@@ -3,12 +3,12 @@
 //! with is the column's own ([`PublishedColumn::reproduced`]); here it is only laid out.
 
 use super::content::{clean, device_group, slug};
-use super::tables::{f64_col, frame, opt_str_col, str_col, ColSpec, Fmt, Table, TableSpec};
+use crate::columns::{AccuracyUnit, DeviceGroup, PublishedColumn};
 use crate::error::Result;
-use crate::eval::columns::{AccuracyUnit, DeviceGroup, PublishedColumn};
-use crate::eval::published;
 use crate::labels::{CLASSES, KNOWN_DEVICES};
-use crate::results::{PublishedRow, SystemRecord};
+use crate::published;
+use crate::record::{PublishedRow, SystemRecord};
+use crate::table::{f64_col, frame, opt_str_col, str_col, ColSpec, Fmt, Table, TableSpec};
 
 /// The columns of `rows`, in the DCASE table order.
 fn columns(rows: &[&PublishedRow]) -> Vec<PublishedColumn> {
@@ -185,8 +185,42 @@ fn column_decimals(rows: &[&PublishedRow], column: &PublishedColumn) -> usize {
         .unwrap_or(0)
 }
 
+/// One published accuracy beside its reproduction, both in %.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccuracyPair {
+    pub table: String,
+    pub label: String,
+    /// The column's key (`a`, `unseen`, `accuracy`, `split25`, ...).
+    pub column: String,
+    pub published: f64,
+    pub reproduced: f64,
+}
+
+/// Every published accuracy of `rows` that this run reproduced, in row and column order.
+pub fn accuracy_pairs(rows: &[&PublishedRow], systems: &[SystemRecord]) -> Vec<AccuracyPair> {
+    let mut pairs = Vec::new();
+    for row in rows {
+        for column in columns(&[row]).iter().filter(|c| c.is_accuracy()) {
+            let (Some(published), Some(reproduced)) = (
+                published_value(row, column),
+                reproduced_value(row, column, systems),
+            ) else {
+                continue;
+            };
+            pairs.push(AccuracyPair {
+                table: row.table.clone(),
+                label: row.label.clone(),
+                column: column.key(),
+                published,
+                reproduced,
+            });
+        }
+    }
+    pairs
+}
+
 /// Published rows beside the systems that reproduce them in `profile`, with differences.
-pub(crate) fn published_vs_reproduced(
+pub fn published_vs_reproduced(
     name: &str,
     caption: &str,
     rows: &[&PublishedRow],

@@ -1,12 +1,15 @@
-//! Plotly figures for the report. Each figure is a `<div>` with a fixed id and its inline JSON
-//! (`Plot::to_inline_html`); plotly.js itself is written once as a local asset, so the page
-//! works offline and the output depends only on the record.
+//! Plotly figures of a run record. The report places each as a `<div>` with a fixed id and its
+//! inline JSON (`Plot::to_inline_html`) over one local copy of plotly.js, so the page works
+//! offline and depends only on the record; a notebook shows the same plots
+//! ([`crate::notebook::Figure`]).
 
 use crate::error::{Error, Result};
+use crate::frames::AccuracyPair;
 use crate::labels::CLASSES;
-use crate::results::SystemRecord;
+use crate::record::{PublishedRow, RunRecord, SystemRecord};
 use plotly::common::{
-    ColorScale, ColorScalePalette, DashType, Font, Line, Marker, Mode, Orientation, Title,
+    ColorScale, ColorScalePalette, DashType, Font, HoverInfo, Line, Marker, Mode, Orientation,
+    Title,
 };
 use plotly::layout::{Annotation, Axis, BarMode, Legend, Margin};
 use plotly::{Bar, Configuration, HeatMap, Layout, Plot, Scatter};
@@ -23,7 +26,7 @@ fn colour(i: usize) -> &'static str {
 
 /// The plotly.js bundled by the `plotly` crate (feature `plotly_embed_js`). The crate exposes it
 /// only wrapped in `<script>` tags together with MathJax; take the first script's body.
-pub(crate) fn plotly_js() -> Result<String> {
+pub fn plotly_js() -> Result<String> {
     let sources = Plot::offline_js_sources();
     let open = "<script type=\"text/javascript\">";
     let body = sources
@@ -64,7 +67,7 @@ fn below() -> Legend {
 
 /// Confusion matrix as a heatmap of row-normalised recall (%), with the clip counts written in
 /// each cell. Rows (true classes) run top to bottom in table order.
-pub(crate) fn confusion(system: &SystemRecord, div_id: &str) -> String {
+pub fn confusion(system: &SystemRecord) -> Plot {
     let matrix = &system.evaluation.confusion;
     let classes: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
     // Plotly draws the first category at the bottom: reverse rows so `airport` is on top.
@@ -122,13 +125,13 @@ pub(crate) fn confusion(system: &SystemRecord, div_id: &str) -> String {
             .annotations(annotations),
     );
     plot.set_configuration(config());
-    plot.to_inline_html(Some(div_id))
+    plot
 }
 
 /// Device-wise accuracy (%), one bar group per device and one bar per system.
-pub(crate) fn device_bars(systems: &[SystemRecord], div_id: &str) -> String {
+pub fn device_bars(systems: &[SystemRecord]) -> Plot {
     let mut plot = Plot::new();
-    let devices = super::content::device_columns(systems);
+    let devices = crate::frames::device_columns(systems);
     for (i, s) in systems.iter().enumerate() {
         let mut x = Vec::new();
         let mut y = Vec::new();
@@ -153,16 +156,12 @@ pub(crate) fn device_bars(systems: &[SystemRecord], div_id: &str) -> String {
             .legend(Legend::new()),
     );
     plot.set_configuration(config());
-    plot.to_inline_html(Some(div_id))
+    plot
 }
 
 /// Training curves: one figure for loss, one for accuracy; solid = training, dashed =
 /// held-out validation when recorded. `None` when no system has a curve.
-pub(crate) fn curves(
-    systems: &[SystemRecord],
-    loss_div: &str,
-    acc_div: &str,
-) -> Option<(String, String)> {
+pub fn curves(systems: &[SystemRecord]) -> Option<(Plot, Plot)> {
     if systems.iter().all(|s| s.curve.is_empty()) {
         return None;
     }
@@ -234,8 +233,86 @@ pub(crate) fn curves(
     );
     loss.set_configuration(config());
     acc.set_configuration(config());
-    Some((
-        loss.to_inline_html(Some(loss_div)),
-        acc.to_inline_html(Some(acc_div)),
-    ))
+    Some((loss, acc))
+}
+
+/// Every published accuracy this run reproduced: published on x, reproduced on y (both in %),
+/// one colour per published table, the diagonal where they agree. `None` when the run
+/// reproduced no published accuracy.
+pub fn published_vs_reproduced(record: &RunRecord) -> Option<Plot> {
+    let rows: Vec<&PublishedRow> = record.published.iter().collect();
+    let pairs = crate::frames::accuracy_pairs(&rows, &record.systems);
+    let mut groups: Vec<(String, Vec<AccuracyPair>)> = Vec::new();
+    for p in pairs {
+        match groups.iter_mut().find(|(t, _)| *t == p.table) {
+            Some((_, of_table)) => of_table.push(p),
+            None => groups.push((p.table.clone(), vec![p])),
+        }
+    }
+    accuracy_scatter(groups)
+}
+
+/// [`published_vs_reproduced`] over several runs, one colour per recipe.
+pub fn published_vs_reproduced_site(records: &[&RunRecord]) -> Option<Plot> {
+    let groups = records
+        .iter()
+        .map(|r| {
+            let rows: Vec<&PublishedRow> = r.published.iter().collect();
+            (
+                r.recipe_id.clone(),
+                crate::frames::accuracy_pairs(&rows, &r.systems),
+            )
+        })
+        .filter(|(_, pairs)| !pairs.is_empty())
+        .collect();
+    accuracy_scatter(groups)
+}
+
+/// Published (x) against reproduced (y) accuracy, one trace per named group, and the
+/// diagonal.
+fn accuracy_scatter(groups: Vec<(String, Vec<AccuracyPair>)>) -> Option<Plot> {
+    let values = groups
+        .iter()
+        .flat_map(|(_, g)| g.iter().flat_map(|p| [p.published, p.reproduced]));
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return None;
+    }
+    let mut plot = Plot::new();
+    for (i, (name, pairs)) in groups.iter().enumerate() {
+        plot.add_trace(
+            Scatter::new(
+                pairs.iter().map(|p| p.published).collect(),
+                pairs.iter().map(|p| p.reproduced).collect(),
+            )
+            .name(name.as_str())
+            .mode(Mode::Markers)
+            .marker(Marker::new().color(colour(i)).size(9))
+            .text_array(
+                pairs
+                    .iter()
+                    .map(|p| format!("{} · {} · {}", p.table, p.label, p.column))
+                    .collect(),
+            )
+            .hover_template("%{text}<br>published %{x:.1f}%, reproduced %{y:.1f}%<extra></extra>"),
+        );
+    }
+    let (lo, hi) = ((lo / 10.0).floor() * 10.0, (hi / 10.0).ceil() * 10.0);
+    plot.add_trace(
+        Scatter::new(vec![lo, hi], vec![lo, hi])
+            .name("reproduced = published")
+            .mode(Mode::Lines)
+            .line(Line::new().color("#999999").dash(DashType::Dot))
+            .hover_info(HoverInfo::Skip),
+    );
+    plot.set_layout(
+        base_layout(460)
+            .legend(below())
+            .x_axis(Axis::new().title(Title::with_text("published accuracy (%)")))
+            .y_axis(Axis::new().title(Title::with_text("reproduced accuracy (%)"))),
+    );
+    plot.set_configuration(config());
+    Some(plot)
 }

@@ -9,7 +9,7 @@
 //! in kB in a table, so there is no memory column.
 
 use crate::labels::{CLASSES, KNOWN_DEVICES, UNSEEN_DEVICES};
-use crate::results::SystemRecord;
+use crate::record::SystemRecord;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;

@@ -1,8 +1,8 @@
-//! Opening the user's files: regular files only, and never a blocking open.
+//! Reading files: regular files only, and never a blocking open. The policy of every file
+//! ascrepro reads (`ascrepro::fsio` re-exports it), reports included.
 
-use super::kind_name;
 use crate::error::{Error, IoContext, Result};
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, FileType, Metadata, OpenOptions};
 use std::io::Read;
 use std::path::Path;
 
@@ -80,4 +80,33 @@ pub fn read_to_string(path: &Path) -> Result<String> {
             ),
         )
     })
+}
+
+/// What a non-regular file is, for error messages.
+pub fn kind_name(ft: &FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if ft.is_socket() {
+            return "a socket";
+        }
+        if ft.is_char_device() {
+            return "a character device";
+        }
+        if ft.is_block_device() {
+            return "a block device";
+        }
+    }
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
 }

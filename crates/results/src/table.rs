@@ -4,14 +4,12 @@
 //! the files keep raw values and the page shows them the way the DCASE reports print them.
 
 use crate::error::{Error, Result};
-use crate::fsio::OutputFile;
 use polars::prelude::*;
 use serde::Serialize;
-use std::path::Path;
 
 /// How one column's values are shown.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Fmt {
+pub enum Fmt {
     Text,
     /// Text left blank when it repeats the previous row's value (groups consecutive rows).
     TextGrouped,
@@ -78,7 +76,7 @@ impl Fmt {
 /// One shown column: which DataFrame column, its header, an optional header group, and its
 /// format (optionally overridden for rows of a given kind, see [`TableSpec::kind_col`]).
 #[derive(Debug, Clone)]
-pub(crate) struct ColSpec {
+pub struct ColSpec {
     pub col: String,
     pub header: String,
     pub group: Option<String>,
@@ -110,7 +108,7 @@ impl ColSpec {
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct TableSpec {
+pub struct TableSpec {
     /// HTML id of the table element.
     pub id: String,
     pub caption: String,
@@ -121,7 +119,7 @@ pub(crate) struct TableSpec {
 }
 
 /// A DataFrame with its name under `results/` and how the page shows it.
-pub(crate) struct Table {
+pub struct Table {
     pub name: String,
     pub df: DataFrame,
     pub spec: TableSpec,
@@ -129,7 +127,7 @@ pub(crate) struct Table {
 
 /// What the template lays out: plain strings and CSS classes only.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct TableView {
+pub struct TableView {
     pub id: String,
     pub caption: String,
     pub csv: Option<String>,
@@ -140,60 +138,36 @@ pub(crate) struct TableView {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct GroupView {
+pub struct GroupView {
     pub label: String,
     pub span: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct HeaderView {
+pub struct HeaderView {
     pub label: String,
     pub class: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct RowView {
+pub struct RowView {
     pub class: String,
     pub cells: Vec<CellView>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct CellView {
+pub struct CellView {
     pub text: String,
     pub class: String,
     pub title: String,
 }
 
-fn polars_err(what: &str, e: PolarsError) -> Error {
+pub(crate) fn polars_err(what: &str, e: PolarsError) -> Error {
     Error::msg(format!("report table {what}: {e}"))
 }
 
-/// Writes `results/<name>.csv` and `results/<name>.parquet` under `root` and returns the view
-/// with links to both files.
-pub(crate) fn write_table(root: &Path, table: &mut Table) -> Result<TableView> {
-    let csv_rel = format!("results/{}.csv", table.name);
-    let parquet_rel = format!("results/{}.parquet", table.name);
-    let csv_path = root.join(&csv_rel);
-    let mut csv = OutputFile::create(&csv_path, &[])?;
-    CsvWriter::new(csv.file())
-        .include_header(true)
-        .finish(&mut table.df)
-        .map_err(|e| polars_err(&csv_rel, e))?;
-    csv.commit()?;
-    let parquet_path = root.join(&parquet_rel);
-    let mut parquet = OutputFile::create(&parquet_path, &[])?;
-    ParquetWriter::new(parquet.file())
-        .finish(&mut table.df)
-        .map_err(|e| polars_err(&parquet_rel, e))?;
-    parquet.commit()?;
-    let mut v = view(&table.df, &table.spec)?;
-    v.csv = Some(csv_rel);
-    v.parquet = Some(parquet_rel);
-    Ok(v)
-}
-
 /// The one DataFrame → HTML table layout function.
-pub(crate) fn view(df: &DataFrame, spec: &TableSpec) -> Result<TableView> {
+pub fn view(df: &DataFrame, spec: &TableSpec) -> Result<TableView> {
     let columns = spec
         .cols
         .iter()
@@ -469,7 +443,7 @@ fn signed(x: f64, decimals: usize) -> String {
     }
 }
 
-pub(crate) fn short_hash(h: &str) -> String {
+pub fn short_hash(h: &str) -> String {
     if h.chars().count() > 16 {
         let head: String = h.chars().take(16).collect();
         format!("{head}…")
@@ -479,7 +453,7 @@ pub(crate) fn short_hash(h: &str) -> String {
 }
 
 /// `1650149` → `1,650,149`.
-pub(crate) fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, ch) in digits.chars().enumerate() {
@@ -492,27 +466,27 @@ pub(crate) fn thousands(n: u64) -> String {
 }
 
 /// Column constructors, so builders read as a list of named columns.
-pub(crate) fn str_col(name: &str, values: Vec<String>) -> Column {
+pub fn str_col(name: &str, values: Vec<String>) -> Column {
     Column::new(name.into(), values)
 }
 
-pub(crate) fn opt_str_col(name: &str, values: Vec<Option<String>>) -> Column {
+pub fn opt_str_col(name: &str, values: Vec<Option<String>>) -> Column {
     Column::new(name.into(), values)
 }
 
-pub(crate) fn f64_col(name: &str, values: Vec<Option<f64>>) -> Column {
+pub fn f64_col(name: &str, values: Vec<Option<f64>>) -> Column {
     Column::new(name.into(), values)
 }
 
-pub(crate) fn u64_col(name: &str, values: Vec<Option<u64>>) -> Column {
+pub fn u64_col(name: &str, values: Vec<Option<u64>>) -> Column {
     Column::new(name.into(), values)
 }
 
-pub(crate) fn bool_col(name: &str, values: Vec<bool>) -> Column {
+pub fn bool_col(name: &str, values: Vec<bool>) -> Column {
     Column::new(name.into(), values)
 }
 
-pub(crate) fn frame(what: &str, columns: Vec<Column>) -> Result<DataFrame> {
+pub fn frame(what: &str, columns: Vec<Column>) -> Result<DataFrame> {
     DataFrame::new_infer_height(columns).map_err(|e| polars_err(what, e))
 }
 

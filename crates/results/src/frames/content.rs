@@ -1,14 +1,14 @@
 //! The report's tables, each built from the run record as a DataFrame plus the spec that lays
 //! it out. Accuracies are stored in % (the unit the DCASE reports print), at full precision.
 
-use super::tables::{bool_col, f64_col, frame, str_col, u64_col, ColSpec, Fmt, Table, TableSpec};
 use crate::error::Result;
 use crate::labels::{DeviceList, CLASSES, SEEN_DEVICES};
-use crate::results::{Complexity, RunRecord, SystemRecord, LIMIT_MACS, LIMIT_PARAM_BYTES};
+use crate::record::{Complexity, RunRecord, SystemRecord, LIMIT_MACS, LIMIT_PARAM_BYTES};
+use crate::table::{bool_col, f64_col, frame, str_col, u64_col, ColSpec, Fmt, Table, TableSpec};
 
 /// Devices a development-set model trained on are "seen"; every other, s4–s6 and the
 /// evaluation set's new ids included, is "unseen".
-pub(super) fn device_group(d: &str) -> &'static str {
+pub(crate) fn device_group(d: &str) -> &'static str {
     if SEEN_DEVICES.contains(&d) {
         "Seen"
     } else {
@@ -18,7 +18,7 @@ pub(super) fn device_group(d: &str) -> &'static str {
 
 /// Columns of the device-wise table: the known devices (always, in table order; "–" where a
 /// system has no clip of one), then every other device a system was evaluated on.
-pub(crate) fn device_columns(systems: &[SystemRecord]) -> Vec<String> {
+pub fn device_columns(systems: &[SystemRecord]) -> Vec<String> {
     DeviceList::with(
         systems
             .iter()
@@ -36,7 +36,7 @@ fn shape(dims: &[usize]) -> String {
 }
 
 /// File-name-safe form of a system id.
-pub(crate) fn slug(id: &str) -> String {
+pub fn slug(id: &str) -> String {
     id.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -49,7 +49,7 @@ pub(crate) fn slug(id: &str) -> String {
 }
 
 /// One slug per system, unique (a clash gets the system's position appended).
-pub(crate) fn system_slugs(systems: &[SystemRecord]) -> Vec<String> {
+pub fn system_slugs(systems: &[SystemRecord]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(systems.len());
     for (i, s) in systems.iter().enumerate() {
         let mut candidate = slug(&s.id);
@@ -85,7 +85,7 @@ fn key_value(
 }
 
 /// Run identity, data manifests, platform and the stage graph.
-pub(crate) fn identity_tables(r: &RunRecord) -> Result<Vec<Table>> {
+pub fn identity_tables(r: &RunRecord) -> Result<Vec<Table>> {
     let id = &r.identity;
     let identity = key_value(
         "identity",
@@ -163,7 +163,7 @@ pub(crate) fn identity_tables(r: &RunRecord) -> Result<Vec<Table>> {
 }
 
 /// The evaluated systems and how each was made.
-pub(crate) fn systems_table(systems: &[SystemRecord]) -> Result<Table> {
+pub fn systems_table(systems: &[SystemRecord]) -> Result<Table> {
     let df = frame(
         "systems",
         vec![
@@ -211,7 +211,7 @@ fn precision(s: &SystemRecord) -> String {
 }
 
 /// Totals and limits per system.
-pub(crate) fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
+pub fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
     let c = |f: fn(&SystemRecord) -> u64| systems.iter().map(|s| Some(f(s))).collect::<Vec<_>>();
     let deployed: Vec<u64> = systems.iter().map(SystemRecord::param_bytes).collect();
     let df = frame(
@@ -282,7 +282,7 @@ pub(crate) fn complexity_summary(systems: &[SystemRecord]) -> Result<Table> {
 }
 
 /// The per-layer table of one system.
-pub(crate) fn layers(system: &SystemRecord, slug: &str) -> Result<Table> {
+pub fn layers(system: &SystemRecord, slug: &str) -> Result<Table> {
     let l = &system.complexity.layers;
     let name = format!("layers_{slug}");
     let df = frame(
@@ -316,14 +316,14 @@ pub(crate) fn layers(system: &SystemRecord, slug: &str) -> Result<Table> {
 }
 
 /// Sums of the per-layer rows, to show beside the totals when they disagree.
-pub(crate) fn layer_sums(c: &Complexity) -> (u64, u64) {
+pub fn layer_sums(c: &Complexity) -> (u64, u64) {
     c.layers
         .iter()
         .fold((0, 0), |(p, m), l| (p + l.params, m + l.macs))
 }
 
 /// Published complexity figures against our count.
-pub(crate) fn complexity_checks(r: &RunRecord) -> Result<Table> {
+pub fn complexity_checks(r: &RunRecord) -> Result<Table> {
     let ch = &r.complexity_checks;
     let diff = |ours: Option<u64>, published: Option<f64>, unit: f64| match (ours, published) {
         (Some(o), Some(p)) => Some(clean(o as f64 / unit - p)),
@@ -385,16 +385,16 @@ pub(crate) fn complexity_checks(r: &RunRecord) -> Result<Table> {
 
 /// Rounds away binary noise (`0.55 * 100 = 55.00000000000001`) so the CSV files read cleanly;
 /// 1e-10 is far below any figure a report prints.
-pub(super) fn clean(x: f64) -> f64 {
+pub(crate) fn clean(x: f64) -> f64 {
     (x * 1e10).round() / 1e10
 }
 
-pub(crate) fn pct(x: f64) -> f64 {
+pub fn pct(x: f64) -> f64 {
     clean(100.0 * x)
 }
 
 /// Device-wise accuracy in the DCASE layout.
-pub(crate) fn device_wise(systems: &[SystemRecord], profile: &str) -> Result<Table> {
+pub fn device_wise(systems: &[SystemRecord], profile: &str) -> Result<Table> {
     let mut cols = vec![
         str_col("system_id", systems.iter().map(|s| s.id.clone()).collect()),
         str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
@@ -450,7 +450,7 @@ pub(crate) fn device_wise(systems: &[SystemRecord], profile: &str) -> Result<Tab
 }
 
 /// Class-wise accuracy (recall per class) in the DCASE layout.
-pub(crate) fn class_wise(systems: &[SystemRecord], profile: &str) -> Result<Table> {
+pub fn class_wise(systems: &[SystemRecord], profile: &str) -> Result<Table> {
     let mut cols = vec![
         str_col("system_id", systems.iter().map(|s| s.id.clone()).collect()),
         str_col("system", systems.iter().map(|s| s.label.clone()).collect()),
@@ -489,7 +489,7 @@ pub(crate) fn class_wise(systems: &[SystemRecord], profile: &str) -> Result<Tabl
 }
 
 /// Confusion matrix counts of one system (rows = true class).
-pub(crate) fn confusion(system: &SystemRecord, slug: &str) -> Result<Table> {
+pub fn confusion(system: &SystemRecord, slug: &str) -> Result<Table> {
     let m = &system.evaluation.confusion;
     let name = format!("confusion_{slug}");
     let mut cols = vec![str_col(
@@ -523,8 +523,8 @@ pub(crate) fn confusion(system: &SystemRecord, slug: &str) -> Result<Table> {
 }
 
 /// Per-epoch training curves of every system, long format.
-pub(crate) fn curves(systems: &[SystemRecord]) -> Result<Table> {
-    let rows: Vec<(&SystemRecord, &crate::results::EpochLog)> = systems
+pub fn curves(systems: &[SystemRecord]) -> Result<Table> {
+    let rows: Vec<(&SystemRecord, &crate::record::EpochLog)> = systems
         .iter()
         .flat_map(|s| s.curve.iter().map(move |e| (s, e)))
         .collect();
