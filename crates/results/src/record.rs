@@ -1,5 +1,6 @@
-//! Plain result records that cross module boundaries: produced by compress/eval/train, stored by
-//! the runner as JSON, rendered by the report. Data only; no behaviour beyond small accessors.
+//! The run record (`results.json`) and the records it is made of: produced by ascrepro's
+//! compress, eval and train stages, stored by its runner as JSON, rendered by its report and
+//! read back by [`crate::Report`]. Data only; no behaviour beyond small accessors.
 
 pub use crate::columns::{AccuracyUnit, PublishedColumn, TrainSplit};
 use serde::{Deserialize, Serialize};
