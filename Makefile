@@ -15,7 +15,7 @@ BIN := target/release/ascrepro
 RECIPES := $(sort $(wildcard recipes/*.yaml))
 RECIPE := recipes/cai2023_tfsepnet.yaml
 
-.PHONY: setup build demo test fuzz bench bench-demo check-reports clean
+.PHONY: setup build demo test fuzz bench bench-demo check-reports notebooks notebooks-serve clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -74,6 +74,35 @@ check-reports: build
 		echo "reports/$$id regenerates bit for bit"; \
 	done
 	$(BIN) verify reports
+
+# Rust notebooks (notebooks/*.ipynb) over the committed reports, through the results crate
+# (crates/results, no libtorch). Installs what is missing: Jupyter from PyPI into .venv, the
+# evcxr kernel with `cargo install --locked` into .tools/evcxr, its kernel spec inside .venv
+# (scripts/notebooks.sh); then executes every notebook headless into target/notebooks/
+# (.ipynb and .html), failing on any cell error.
+NB_PY_DEPS := jupyter==1.1.1
+NB_STAMP := $(VENV)/.nb-$(shell echo '$(NB_PY_DEPS)' | sha256sum | cut -c1-12)
+EVCXR_VERSION := 0.22.0
+EVCXR := .tools/evcxr/bin/evcxr_jupyter
+KERNEL := $(VENV)/share/jupyter/kernels/rust/kernel.json
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+
+$(NB_STAMP): | $(PY)
+	$(PY) -m pip install --quiet --disable-pip-version-check $(NB_PY_DEPS)
+	touch $@
+
+$(EVCXR):
+	cargo install --locked --quiet evcxr_jupyter --version $(EVCXR_VERSION) --root .tools/evcxr
+
+$(KERNEL): $(EVCXR) $(NB_STAMP) scripts/notebooks.sh
+	scripts/notebooks.sh kernel $(EVCXR)
+
+notebooks: $(KERNEL)
+	scripts/notebooks.sh execute $(NOTEBOOKS)
+
+# JupyterLab on the notebooks, with the same kernel (open the URL it prints).
+notebooks-serve: $(KERNEL)
+	JUPYTER_PREFER_ENV_PATH=1 $(VENV)/bin/jupyter lab --notebook-dir=notebooks --no-browser
 
 clean:
 	rm -rf target .cache

@@ -116,6 +116,43 @@ impl Site {
         self.reports.iter().find(|r| r.id() == id)
     }
 
+    /// One row per report: recipe, title, profile, systems, published rows, the published
+    /// accuracies it reproduced, contradictions and notes.
+    pub fn overview(&self) -> Result<DataFrame> {
+        let count = |f: &dyn Fn(&Report) -> usize| -> Vec<u64> {
+            self.reports.iter().map(|r| f(r) as u64).collect()
+        };
+        let findings = |kind_is_contradiction: bool| {
+            count(&|r: &Report| {
+                r.record()
+                    .findings
+                    .iter()
+                    .filter(|f| (f.kind == "contradiction") == kind_is_contradiction)
+                    .count()
+            })
+        };
+        let text = |f: &dyn Fn(&Report) -> String| -> Vec<String> {
+            self.reports.iter().map(f).collect()
+        };
+        DataFrame::new_infer_height(vec![
+            Column::new("recipe".into(), text(&|r| r.id().to_string())),
+            Column::new("title".into(), text(&|r| r.record().title.clone())),
+            Column::new("profile".into(), text(&|r| r.record().profile.clone())),
+            Column::new("systems".into(), count(&|r| r.record().systems.len())),
+            Column::new("published_rows".into(), count(&|r| r.record().published.len())),
+            Column::new(
+                "reproduced_accuracies".into(),
+                count(&|r| {
+                    let rows: Vec<_> = r.record().published.iter().collect();
+                    accuracy_pairs(&rows, &r.record().systems).len()
+                }),
+            ),
+            Column::new("contradictions".into(), findings(true)),
+            Column::new("notes".into(), findings(false)),
+        ])
+        .map_err(|e| polars_err("overview", e))
+    }
+
     /// Every report's device-wise table, one row per system, a `recipe` column first; a
     /// device one report has no clip of is null there.
     pub fn device_wise(&self) -> Result<DataFrame> {

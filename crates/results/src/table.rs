@@ -119,6 +119,7 @@ pub struct TableSpec {
 }
 
 /// A DataFrame with its name under `results/` and how the page shows it.
+#[derive(Clone)]
 pub struct Table {
     pub name: String,
     pub df: DataFrame,
