@@ -58,10 +58,7 @@ fn every_committed_report_loads_and_its_frames_are_the_files_it_wrote() {
         let systems = report.record().systems.len();
         assert_eq!(report.device_wise().height(), systems);
         assert_eq!(report.class_wise().height(), systems);
-        assert_eq!(
-            report.findings().height(),
-            report.record().findings.len()
-        );
+        assert_eq!(report.findings().height(), report.record().findings.len());
         let first = &report.record().systems[0].id;
         assert_eq!(report.confusion(first).unwrap().height(), 10);
         assert!(report.confusion("no such system").is_err());
@@ -103,6 +100,15 @@ fn the_site_loads_and_compares_the_reports() {
         assert!(devices.column(d).is_ok(), "device column {d}");
     }
     assert_eq!(site.class_wise().unwrap().height(), rows);
+    // Each report reproduces published rows; the filter keeps exactly its systems.
+    let reproducing = site.reproducing(&devices).unwrap();
+    let expected: usize = site
+        .reports()
+        .iter()
+        .map(|r| r.reproducing_systems().len())
+        .sum();
+    assert!(expected >= 5);
+    assert_eq!(reproducing.height(), expected);
     let pairs = site.accuracy_pairs().unwrap();
     assert!(pairs.height() > 0);
     assert!(site.published_vs_reproduced_figure().is_some());
@@ -130,7 +136,11 @@ fn a_tampered_file_is_refused_naming_it() {
     // The record itself, re-listed in SHA256SUMS: the site's list still catches it.
     let json = dir.join("results.json");
     let record = fs::read_to_string(&json).unwrap();
-    fs::write(&json, record.replacen("\"accuracy\": 0.", "\"accuracy\": 0.9", 1)).unwrap();
+    fs::write(
+        &json,
+        record.replacen("\"accuracy\": 0.", "\"accuracy\": 0.9", 1),
+    )
+    .unwrap();
     let e = Report::open(&dir).unwrap_err().to_string();
     assert!(e.contains("results.json"), "{e}");
     let sums = dir.join("SHA256SUMS");
@@ -154,9 +164,15 @@ fn a_tampered_file_is_refused_naming_it() {
     fs::write(&sums, listed).unwrap();
     fs::write(dir.join("results/extra.csv"), "x\n").unwrap();
     let e = Report::open(&dir).unwrap_err().to_string();
-    assert!(e.contains("results/extra.csv") && e.contains("not listed"), "{e}");
+    assert!(
+        e.contains("results/extra.csv") && e.contains("not listed"),
+        "{e}"
+    );
     fs::remove_file(dir.join("results/extra.csv")).unwrap();
     fs::remove_file(dir.join("results/class_wise.parquet")).unwrap();
     let e = Report::open(&dir).unwrap_err().to_string();
-    assert!(e.contains("results/class_wise.parquet") && e.contains("missing"), "{e}");
+    assert!(
+        e.contains("results/class_wise.parquet") && e.contains("missing"),
+        "{e}"
+    );
 }

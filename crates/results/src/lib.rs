@@ -33,6 +33,9 @@ pub mod table;
 pub use error::{Error, IoContext, Result};
 pub use report::Report;
 pub use site::Site;
+/// The versions this crate builds with, for notebooks that make their own frames and figures
+/// (no second `:dep` to keep in step).
+pub use {plotly, polars};
 
 /// What a notebook's first cell imports: the loaders, the display trait, polars.
 pub mod prelude {

@@ -143,6 +143,21 @@ impl Report {
         self.tables.effects.df.clone()
     }
 
+    /// The systems reproducing a published row, the first training seed's of each, in row
+    /// order, each once.
+    pub fn reproducing_systems(&self) -> Vec<&str> {
+        let r = &self.record;
+        let mut ids: Vec<&str> = Vec::new();
+        for row in &r.published {
+            if let Some(s) = crate::published::row_systems(row, &r.systems).first() {
+                if !ids.contains(&s.id.as_str()) {
+                    ids.push(&s.id);
+                }
+            }
+        }
+        ids
+    }
+
     fn system_index(&self, system_id: &str) -> Result<usize> {
         let systems = &self.record.systems;
         systems

@@ -131,15 +131,17 @@ impl Site {
                     .count()
             })
         };
-        let text = |f: &dyn Fn(&Report) -> String| -> Vec<String> {
-            self.reports.iter().map(f).collect()
-        };
+        let text =
+            |f: &dyn Fn(&Report) -> String| -> Vec<String> { self.reports.iter().map(f).collect() };
         DataFrame::new_infer_height(vec![
             Column::new("recipe".into(), text(&|r| r.id().to_string())),
             Column::new("title".into(), text(&|r| r.record().title.clone())),
             Column::new("profile".into(), text(&|r| r.record().profile.clone())),
             Column::new("systems".into(), count(&|r| r.record().systems.len())),
-            Column::new("published_rows".into(), count(&|r| r.record().published.len())),
+            Column::new(
+                "published_rows".into(),
+                count(&|r| r.record().published.len()),
+            ),
             Column::new(
                 "reproduced_accuracies".into(),
                 count(&|r| {
@@ -182,6 +184,30 @@ impl Site {
     /// Every report's method effects, a `recipe` column first.
     pub fn effects(&self) -> Result<DataFrame> {
         self.stacked("effects", Report::effects)
+    }
+
+    /// The rows of a site table (a `recipe` and a `system_id` column, as [`Site::device_wise`]
+    /// has) whose system reproduces a published row ([`Report::reproducing_systems`]).
+    pub fn reproducing(&self, frame: &DataFrame) -> Result<DataFrame> {
+        let err = |e| polars_err("reproducing", e);
+        let recipe = frame
+            .column("recipe")
+            .and_then(|c| c.str().cloned())
+            .map_err(err)?;
+        let system = frame
+            .column("system_id")
+            .and_then(|c| c.str().cloned())
+            .map_err(err)?;
+        let mask: BooleanChunked = (0..frame.height())
+            .map(|i| {
+                let (Some(r), Some(s)) = (recipe.get(i), system.get(i)) else {
+                    return false;
+                };
+                self.report(r)
+                    .is_some_and(|report| report.reproducing_systems().contains(&s))
+            })
+            .collect();
+        frame.filter(&mask).map_err(err)
     }
 
     /// Every published accuracy a report reproduced, one row each: recipe, published table,
