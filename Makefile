@@ -41,7 +41,7 @@ demo: build
 	$(BIN) verify reports
 
 test: build
-	cargo test --release --locked
+	cargo test --release --locked --workspace
 
 # Long fuzz runs (`make test` runs a bounded number of inputs per reader): MINUTES per reader,
 # READERS a comma-separated list or all (`ascrepro-fuzz list`), JOBS readers at once, SEED the

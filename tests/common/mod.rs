@@ -113,8 +113,12 @@ pub fn perturb_with(
     rule: impl Fn(&str, &Tensor, &HashMap<String, Tensor>) -> Perturb,
 ) {
     let vars = vs.variables();
+    // In name order: the map's own order differs run to run, and so would the draws.
+    let mut names: Vec<&String> = vars.keys().collect();
+    names.sort();
     tch::no_grad(|| {
-        for (name, v) in &vars {
+        for name in names {
+            let v = &vars[name];
             let draw = || Tensor::rand(v.size(), (Kind::Float, Device::Cpu));
             let new = match rule(name, v, &vars) {
                 Perturb::Keep => continue,

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Rows of a DataFrame an HTML display shows (the rest is counted).
 const MAX_ROWS: usize = 60;
 
-/// Prints one display: each `(mime type, content)` as an evcxr MIME block.
-fn emit(parts: &[(&str, &str)]) {
+/// One display: each `(mime type, content)` as an evcxr MIME block.
+fn bundle(parts: &[(&str, &str)]) -> String {
     let mut out = String::new();
     for (mime, content) in parts {
         let _ = write!(
@@ -26,7 +26,7 @@ fn emit(parts: &[(&str, &str)]) {
             "EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT\n"
         );
     }
-    print!("{out}");
+    out
 }
 
 /// `s` safe as HTML text or a quoted attribute value.
@@ -166,25 +166,30 @@ pub fn table_html(t: &Table) -> String {
 /// evcxr's display of values this crate does not own (polars' DataFrame): import it with
 /// `use ascrepro_results::prelude::*;`.
 pub trait NotebookDisplay {
-    fn evcxr_display(&self);
-}
+    /// What [`NotebookDisplay::evcxr_display`] prints: the value's evcxr MIME blocks.
+    fn mime_bundle(&self) -> String;
 
-impl NotebookDisplay for DataFrame {
     fn evcxr_display(&self) {
-        emit(&[
-            ("text/html", &dataframe_html(self)),
-            ("text/plain", &self.to_string()),
-        ]);
+        print!("{}", self.mime_bundle());
     }
 }
 
-impl Table {
-    /// Shows the table as the report lays it out (a terminal gets the raw frame).
-    pub fn evcxr_display(&self) {
-        emit(&[
+impl NotebookDisplay for DataFrame {
+    fn mime_bundle(&self) -> String {
+        bundle(&[
+            ("text/html", &dataframe_html(self)),
+            ("text/plain", &self.to_string()),
+        ])
+    }
+}
+
+/// A report table shows as the report lays it out (a terminal gets the raw frame).
+impl NotebookDisplay for Table {
+    fn mime_bundle(&self) -> String {
+        bundle(&[
             ("text/html", &table_html(self)),
             ("text/plain", &format!("{}\n{}", self.spec.caption, self.df)),
-        ]);
+        ])
     }
 }
 
@@ -258,13 +263,15 @@ impl Figure {
     pub fn write_html(&self, path: impl AsRef<std::path::Path>) {
         self.plot.write_html(path)
     }
+}
 
-    pub fn evcxr_display(&self) {
+impl NotebookDisplay for Figure {
+    fn mime_bundle(&self) -> String {
         let plain = format!(
             "Figure: {} (plotly; shown in Jupyter, or write it with .write_html(path))",
             self.title
         );
-        emit(&[("text/html", &self.to_html()), ("text/plain", &plain)]);
+        bundle(&[("text/html", &self.to_html()), ("text/plain", &plain)])
     }
 }
 
@@ -276,8 +283,8 @@ pub fn plotly() -> crate::Result<PlotlyJs> {
     figures::plotly_js().map(PlotlyJs)
 }
 
-impl PlotlyJs {
-    pub fn evcxr_display(&self) {
+impl NotebookDisplay for PlotlyJs {
+    fn mime_bundle(&self) -> String {
         // Notebook pages may carry require.js, under which plotly.js registers an AMD module
         // instead of `window.Plotly`: hide `define` while it loads.
         let html = format!(
@@ -285,14 +292,72 @@ impl PlotlyJs {
              <script type=\"text/javascript\">{}</script>\n\
              <script type=\"text/javascript\">window.define = window.__ascreproDefine;</script>\n\
              <small>plotly.js loaded from ascrepro-results (offline)</small>",
-            self.0
+            self.0.replace("</script", "<\\/script")
         );
-        emit(&[
+        bundle(&[
             ("text/html", &html),
             (
                 "text/plain",
                 "plotly.js is loaded in Jupyter (a terminal shows no figures)",
             ),
-        ]);
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The MIME blocks of a bundle, as evcxr reads them from stdout.
+    fn blocks(bundle: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut rest = bundle;
+        while let Some(start) = rest.find("EVCXR_BEGIN_CONTENT ") {
+            let after = &rest[start + "EVCXR_BEGIN_CONTENT ".len()..];
+            let (mime, body) = after.split_once('\n').unwrap();
+            let end = body.find("\nEVCXR_END_CONTENT").unwrap();
+            out.push((mime.to_string(), body[..end].to_string()));
+            rest = &body[end..];
+        }
+        out
+    }
+
+    #[test]
+    fn a_dataframe_shows_as_html_in_jupyter_and_as_text_in_a_terminal() {
+        let df = DataFrame::new_infer_height(vec![
+            Column::new("system".into(), ["<b>a & b</b>", "c"]),
+            Column::new("acc".into(), [Some(54.123456), None]),
+        ])
+        .unwrap();
+        let b = blocks(&df.mime_bundle());
+        assert_eq!(b.len(), 2);
+        assert_eq!(b[0].0, "text/html");
+        assert!(
+            b[0].1.contains("&lt;b&gt;a &amp; b&lt;/b&gt;"),
+            "{}",
+            b[0].1
+        );
+        assert!(b[0].1.contains(">54.1235<") && b[0].1.contains(">null<"));
+        assert_eq!(b[1], ("text/plain".to_string(), df.to_string()));
+    }
+
+    #[test]
+    fn a_figure_draws_once_plotly_is_loaded_and_names_itself_in_a_terminal() {
+        let mut plot = Plot::new();
+        plot.add_trace(plotly::Scatter::new(vec![1, 2], vec![3, 4]).name("</script><x>"));
+        let b = blocks(&Figure::new("curves", plot).mime_bundle());
+        assert_eq!(b[0].0, "text/html");
+        assert!(b[0].1.contains("Plotly.newPlot"));
+        // The trace name cannot close the script element early.
+        assert_eq!(b[0].1.matches("</script>").count(), 1);
+        assert_eq!(b[1].0, "text/plain");
+        assert!(b[1].1.starts_with("Figure: curves"));
+        let js = plotly().unwrap().mime_bundle();
+        assert_eq!(
+            js.matches("</script>").count(),
+            3,
+            "plotly.js is inlined whole"
+        );
+        assert!(js.contains("Plotly"));
     }
 }
