@@ -1,8 +1,10 @@
 //! The HTML report of a run and its checksums.
 //!
 //! As in mdBook, the Rust side builds a view model and the templates (in `templates/`, compiled
-//! into the binary) only lay it out. Every table is a polars DataFrame first: it is written to
-//! `results/<name>.csv` and `.parquet` and shown through one generic table layout. Plots are
+//! into the binary) only lay it out. The tables and figures come from the results crate
+//! (`ascrepro_results::frames::ReportTables`, `ascrepro_results::figures`), which a notebook
+//! loads too, so the two cannot disagree. Every table is a polars DataFrame first: it is written
+//! to `results/<name>.csv` and `.parquet` and shown through one generic table layout. Plots are
 //! plotly divs with inline JSON and fixed ids over one local copy of plotly.js, so the report
 //! works offline and the same record always gives byte-identical files.
 //!
