@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::frames::AccuracyPair;
 use crate::labels::CLASSES;
-use crate::record::{PublishedRow, RunRecord, SystemRecord};
+use crate::record::{PublishedRow, RunRecord, SystemRecord, LIMIT_MACS};
 use plotly::common::{
     ColorScale, ColorScalePalette, DashType, Font, HoverInfo, Line, Marker, Mode, Orientation,
     Title,
@@ -315,4 +315,62 @@ fn accuracy_scatter(groups: Vec<(String, Vec<AccuracyPair>)>) -> Option<Plot> {
     );
     plot.set_configuration(config());
     Some(plot)
+}
+
+/// Accuracy (%) against MACs per clip (millions) of every system of every run, one colour per
+/// run, each point's hover naming the system, its parameter memory as deployed and its
+/// precision; the DCASE 2024/2025 limit of 30 M MACs dashed.
+pub fn accuracy_against_macs(records: &[&RunRecord]) -> Plot {
+    let mut plot = Plot::new();
+    let mut top = 0f64;
+    for (i, r) in records.iter().enumerate() {
+        let systems = &r.systems;
+        let y: Vec<f64> = systems
+            .iter()
+            .map(|s| 100.0 * s.evaluation.accuracy)
+            .collect();
+        top = y.iter().copied().fold(top, f64::max);
+        plot.add_trace(
+            Scatter::new(
+                systems
+                    .iter()
+                    .map(|s| s.complexity.macs as f64 / 1e6)
+                    .collect(),
+                y,
+            )
+            .name(r.recipe_id.as_str())
+            .mode(Mode::Markers)
+            .marker(Marker::new().color(colour(i)).size(8))
+            .text_array(
+                systems
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} · {:.1} kB at {}",
+                            s.label,
+                            s.param_bytes() as f64 / 1e3,
+                            s.precision
+                        )
+                    })
+                    .collect(),
+            )
+            .hover_template("%{text}<br>%{x:.2f} M MACs, accuracy %{y:.1f}%<extra></extra>"),
+        );
+    }
+    let limit = LIMIT_MACS as f64 / 1e6;
+    plot.add_trace(
+        Scatter::new(vec![limit, limit], vec![0.0, (top / 10.0).ceil() * 10.0])
+            .name("30 M MACs limit")
+            .mode(Mode::Lines)
+            .line(Line::new().color("#999999").dash(DashType::Dash))
+            .hover_info(HoverInfo::Skip),
+    );
+    plot.set_layout(
+        base_layout(460)
+            .legend(below())
+            .x_axis(Axis::new().title(Title::with_text("MACs per clip (millions)")))
+            .y_axis(Axis::new().title(Title::with_text("accuracy (%)"))),
+    );
+    plot.set_configuration(config());
+    plot
 }

@@ -203,6 +203,14 @@ impl Report {
         })
     }
 
+    /// Accuracy against MACs of every system.
+    pub fn accuracy_against_macs_figure(&self) -> Figure {
+        Figure::new(
+            format!("{}: accuracy against MACs", self.id()),
+            figures::accuracy_against_macs(&[&self.record]),
+        )
+    }
+
     /// Training loss and accuracy curves; `None` when no system recorded one.
     pub fn curve_figures(&self) -> Option<(Figure, Figure)> {
         figures::curves(&self.record.systems).map(|(loss, acc)| {

@@ -254,6 +254,15 @@ impl Site {
             .map(|plot| Figure::new("published vs reproduced accuracy, every report", plot))
     }
 
+    /// Accuracy against MACs of every system of every report, one colour per report.
+    pub fn accuracy_against_macs_figure(&self) -> Figure {
+        let records: Vec<_> = self.reports.iter().map(Report::record).collect();
+        Figure::new(
+            "accuracy against MACs, every system of every report",
+            figures::accuracy_against_macs(&records),
+        )
+    }
+
     /// One frame per report stacked under a `recipe` column; columns in order of first
     /// appearance, null where a report lacks one.
     fn stacked(&self, what: &str, frame: impl Fn(&Report) -> DataFrame) -> Result<DataFrame> {
