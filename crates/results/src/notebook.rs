@@ -5,7 +5,7 @@
 //! lays them out, figures as interactive plotly.
 //!
 //! Figures draw with the plotly.js this crate bundles, never one from the network: display
-//! [`plotly`] once in a notebook (its first cell) to load it.
+//! [`plotly()`] once in a notebook (its first cell) to load it.
 
 use crate::figures;
 use crate::table::{self, Table};
@@ -82,7 +82,7 @@ fn trim_float(x: f64) -> String {
     s.strip_suffix('.').unwrap_or(s).to_string()
 }
 
-/// A DataFrame as an HTML table: column names with types, the first [`MAX_ROWS`] rows.
+/// A DataFrame as an HTML table: column names with types, the first 60 rows.
 pub fn dataframe_html(df: &DataFrame) -> String {
     let mut h = String::from(TABLE_STYLE);
     let _ = write!(
@@ -227,7 +227,7 @@ impl Figure {
     }
 
     /// A `<div>` and the script that draws the figure into it once plotly.js is loaded
-    /// ([`plotly`]); it says so in the div if plotly.js never loads.
+    /// ([`plotly()`]); it says so in the div if plotly.js never loads.
     pub fn to_html(&self) -> String {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -254,7 +254,8 @@ fn check(dir: &Path, layout: Layout, purpose: Purpose) -> Result<()> {
     Ok(())
 }
 
-/// `ascrepro verify`: see [`check`].
+/// `ascrepro verify`: only regular files and directories; every file but `SHA256SUMS` listed
+/// there and hashing as listed; the marker, `index.html` and `results.json` among them.
 pub fn verify(dir: &Path) -> Result<()> {
     check(dir, Layout::Current, Purpose::Verify)
 }
