@@ -113,7 +113,11 @@ fn the_site_loads_and_compares_the_reports() {
     assert!(pairs.height() > 0);
     assert!(site.published_vs_reproduced_figure().is_some());
     let macs = site.accuracy_against_macs_figure().to_html();
-    assert_eq!(macs.matches("\"type\":\"scatter\"").count(), 6, "five reports and the limit");
+    assert_eq!(
+        macs.matches("\"type\":\"scatter\"").count(),
+        6,
+        "five reports and the limit"
+    );
     assert!(site.findings().unwrap().height() > 0);
 }
 
