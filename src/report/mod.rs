@@ -433,17 +433,7 @@ fn html_formatter(
 ) -> std::result::Result<(), minijinja::Error> {
     match (state.auto_escape(), value.as_str()) {
         (AutoEscape::Html, Some(s)) if !value.is_safe() => {
-            let mut escaped = String::with_capacity(s.len());
-            for ch in s.chars() {
-                match ch {
-                    '&' => escaped.push_str("&amp;"),
-                    '<' => escaped.push_str("&lt;"),
-                    '>' => escaped.push_str("&gt;"),
-                    '"' => escaped.push_str("&quot;"),
-                    '\'' => escaped.push_str("&#39;"),
-                    c => escaped.push(c),
-                }
-            }
+            let escaped = table::escape_html(s);
             out.write_str(&escaped).map_err(|e| {
                 minijinja::Error::new(minijinja::ErrorKind::WriteFailure, e.to_string())
             })

@@ -8,7 +8,7 @@
 //! [`plotly()`] once in a notebook (its first cell) to load it.
 
 use crate::figures;
-use crate::table::{self, Table};
+use crate::table::{self, escape_html as escape, Table};
 use plotly::Plot;
 use polars::prelude::*;
 use std::fmt::Write as _;
@@ -25,22 +25,6 @@ fn bundle(parts: &[(&str, &str)]) -> String {
             out,
             "EVCXR_BEGIN_CONTENT {mime}\n{content}\nEVCXR_END_CONTENT\n"
         );
-    }
-    out
-}
-
-/// `s` safe as HTML text or a quoted attribute value.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
     }
     out
 }

@@ -198,13 +198,19 @@ impl Site {
             .column("system_id")
             .and_then(|c| c.str().cloned())
             .map_err(err)?;
+        let reproducing: Vec<(&str, Vec<&str>)> = self
+            .reports
+            .iter()
+            .map(|r| (r.id(), r.reproducing_systems()))
+            .collect();
         let mask: BooleanChunked = (0..frame.height())
             .map(|i| {
                 let (Some(r), Some(s)) = (recipe.get(i), system.get(i)) else {
                     return false;
                 };
-                self.report(r)
-                    .is_some_and(|report| report.reproducing_systems().contains(&s))
+                reproducing
+                    .iter()
+                    .any(|(id, systems)| *id == r && systems.contains(&s))
             })
             .collect();
         frame.filter(&mask).map_err(err)

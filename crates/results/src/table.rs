@@ -453,6 +453,23 @@ pub fn short_hash(h: &str) -> String {
     }
 }
 
+/// `s` safe as HTML text or a quoted attribute value (`/` left alone, so paths read as
+/// written).
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `1650149` → `1,650,149`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
